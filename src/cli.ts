@@ -1,0 +1,129 @@
+/**
+ * The subcommands. Each returns an exit code from EXIT_CODES; `main.ts` only wires signals.
+ */
+import http from 'node:http';
+import { createApp } from './app.js';
+import { describeConfig, loadConfig, type Env } from './config/load.js';
+import { EXIT_CODES, SidecarError, toSidecarError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+
+export const USAGE = `Usage: infisical-sidecar [command]
+
+Commands:
+  run          (default) sync now, serve /healthz, keep the files fresh until SIGTERM
+  once         sync once and exit: 0 on success, a distinct code per failure (init containers)
+  check        validate config, log in, fetch, show what would be written (no values); write nothing
+  healthcheck  GET the local /healthz; exit 0 when healthy, 1 otherwise (Docker HEALTHCHECK)
+  help         show this text
+
+Configuration is read from the environment; see docs/configuration.md.
+Exit codes: 0 ok, 1 unexpected, 64 usage, 65 missing key, 69 fetch, 73 write, 75 deadline, 77 auth, 78 config.`;
+
+export interface CliIo {
+  readonly env: Env;
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  /** Resolves when SIGTERM/SIGINT arrive (`run` waits on it). */
+  readonly shutdown: Promise<void>;
+}
+
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const [command = 'run', ...rest] = argv;
+  if (rest.length > 0 && command !== 'help') return usage(io, `unexpected argument: ${rest[0]}`);
+  switch (command) {
+    case 'run':
+    case 'once':
+    case 'check':
+      return withConfig(command, io);
+    case 'healthcheck':
+      return healthcheck(io.env);
+    case 'help':
+    case '--help':
+    case '-h':
+      io.stdout(USAGE);
+      return EXIT_CODES.ok;
+    default:
+      return usage(io, `unknown command: ${command}`);
+  }
+}
+
+function usage(io: CliIo, problem: string): number {
+  io.stderr(`infisical-sidecar: ${problem}\n\n${USAGE}`);
+  return EXIT_CODES.usage;
+}
+
+async function withConfig(command: 'run' | 'once' | 'check', io: CliIo): Promise<number> {
+  let log: Logger | undefined;
+  try {
+    const config = loadConfig(io.env);
+    log = createLogger(config.logLevel);
+    log.info({ command, config: describeConfig(config) }, 'starting');
+    const app = createApp(config, log);
+    if (command === 'once') {
+      const outcome = await app.once();
+      if (outcome.ok) {
+        log.info({ revision: outcome.revision, keyCount: outcome.keyCount }, 'once: secrets are in place');
+        return EXIT_CODES.ok;
+      }
+      throw outcome.error;
+    }
+    if (command === 'check') {
+      const { outcome, files } = await app.check();
+      io.stdout(formatCheck(config.outputDir, outcome, files));
+      if (!outcome.ok) throw outcome.error;
+      return EXIT_CODES.ok;
+    }
+    await app.start();
+    await io.shutdown;
+    log.info('stopping');
+    await app.stop();
+    return EXIT_CODES.ok;
+  } catch (thrown) {
+    const error = toSidecarError(thrown);
+    report(error, log, io);
+    return error.exitCode;
+  }
+}
+
+/** Config errors go to stderr as plain text (no logger yet); the rest as one JSON log line. */
+function report(error: SidecarError, log: Logger | undefined, io: CliIo): void {
+  if (log) log.error({ code: error.code, err: error.message, hint: error.hint, status: error.status }, 'exiting');
+  else io.stderr(`infisical-sidecar: ${error.code}: ${error.message}\nhint: ${error.hint}`);
+}
+
+function formatCheck(outputDir: string, outcome: Awaited<ReturnType<ReturnType<typeof createApp>['check']>>['outcome'], files: readonly { path: string; content: Buffer }[]): string {
+  const lines = [`infisical-sidecar check: ${outcome.ok ? 'OK' : `FAILED (${outcome.error?.code})`}`, 'folders:'];
+  for (const folder of outcome.folders) {
+    lines.push(`  ${folder.path.padEnd(32)} ${folder.ok ? `${folder.secretCount} secret(s)` : `error ${folder.error?.code}: ${folder.error?.message}`}`);
+  }
+  if (outcome.missingKeys.length > 0) lines.push(`missing required keys: ${outcome.missingKeys.join(', ')}`);
+  if (outcome.ok) {
+    lines.push(`keys (${outcome.keyCount}, values not shown):`);
+    const jsonFile = files.find((file) => file.path.endsWith('.json'));
+    const keys = jsonFile ? Object.keys(JSON.parse(jsonFile.content.toString('utf8')) as object) : [];
+    for (const key of keys) lines.push(`  ${JSON.stringify(key).slice(1, -1)}`);
+    lines.push(`files that would be written to ${outputDir}:`);
+    for (const file of files) lines.push(`  ${file.path.padEnd(40)} ${file.content.length} bytes`);
+    for (const { key, output, reason } of outcome.skipped) lines.push(`  note: ${JSON.stringify(key)} left out of ${output} (${reason})`);
+  } else if (outcome.error) {
+    lines.push(`error: ${outcome.error.message}`, `hint: ${outcome.error.hint}`);
+  }
+  lines.push('nothing was written');
+  return lines.join('\n');
+}
+
+/** Exit 0 when the local /healthz answers 200 within 2 s; no curl needed in the image. */
+function healthcheck(env: Env): Promise<number> {
+  const port = Number(env.SIDECAR_HEALTH_PORT ?? 8080);
+  return new Promise((resolve) => {
+    const request = http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (response) => {
+      response.resume();
+      resolve(response.statusCode === 200 ? 0 : 1);
+    });
+    request.on('error', () => resolve(1));
+    request.on('timeout', () => {
+      request.destroy();
+      resolve(1);
+    });
+  });
+}

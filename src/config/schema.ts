@@ -1,0 +1,311 @@
+/**
+ * Every environment variable the sidecar reads, with its default, unit and meaning.
+ *
+ * This table is the single source for validation (`load.ts`) and for the configuration reference
+ * (`docs/configuration.md`, checked by a test). Names follow the Infisical CLI where it has one, so
+ * scripts written for `infisical export` keep working.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+export type VariableGroup = 'infisical' | 'sidecar' | 'output' | 'health';
+
+export interface VariableSpec<T = unknown> {
+  /** Parses the raw text (undefined when unset and there is no default). */
+  readonly schema: z.ZodType<T>;
+  readonly group: VariableGroup;
+  /** Default as an operator writes it; undefined = required or optional without default. */
+  readonly default?: string;
+  readonly required?: boolean;
+  /** Also readable from a file named by `<NAME>_FILE` (Compose secrets). */
+  readonly fileForm?: boolean;
+  /** Never logged or shown; `check` prints `<set>` / `<missing>`. */
+  readonly secret?: boolean;
+  readonly doc: string;
+  readonly example?: string;
+}
+
+const text = z.string().trim().min(1, 'must not be empty');
+const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
+
+function duration(min: number, minText: string) {
+  return z.string().transform((raw, ctx) => {
+    const ms = parseDuration(raw);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `"${raw}" is not a duration; write it with a unit, e.g. 30s, 5m, 1h, 1h30m` });
+      return z.NEVER;
+    }
+    if (ms < min) {
+      ctx.addIssue({ code: 'custom', message: `${raw} is below the minimum of ${minText}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+const commaList = z.string().transform((raw) =>
+  raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0),
+);
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'must be true or false')
+  .transform((v) => ['true', '1', 'yes'].includes(v));
+
+const port = z.coerce.number().int('must be a whole number').min(0).max(65_535, 'must be 0–65535');
+
+const octalMode = z
+  .string()
+  .trim()
+  .regex(/^0?[0-7]{3}$/, 'must be an octal file mode such as 0440 or 0640')
+  .transform((v) => Number.parseInt(v, 8))
+  .refine((mode) => (mode & 0o007) === 0, 'must not grant access to "other" users (last digit 0): secrets are never world-readable');
+
+const id = z.coerce.number().int('must be a whole number').min(0).max(4_294_967_294);
+
+const OUTPUT_FORMATS = ['env', 'dotenv', 'json', 'files'] as const;
+
+/** The variable table. Order here is the order in docs/configuration.md. */
+export const VARIABLES = {
+  INFISICAL_SITE_URL: {
+    group: 'infisical',
+    schema: z.string().trim(),
+    default: 'https://app.infisical.com',
+    doc: 'Base URL of the Infisical instance, without `/api`. `INFISICAL_API_URL` (the CLI\'s name, with `/api`) is accepted too. `http://` is refused except on loopback unless SIDECAR_ALLOW_INSECURE_HTTP=true.',
+    example: 'https://infisical.example.com',
+  },
+  INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: {
+    group: 'infisical',
+    schema: text,
+    required: true,
+    fileForm: true,
+    doc: 'Client ID of the Universal Auth machine identity.',
+  },
+  INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: {
+    group: 'infisical',
+    schema: text,
+    required: true,
+    fileForm: true,
+    secret: true,
+    doc: 'Client secret of the machine identity. Prefer the `_FILE` form with a Compose secret.',
+  },
+  INFISICAL_AUTH_ORGANIZATION_SLUG: {
+    group: 'infisical',
+    schema: optionalText,
+    doc: 'Optional sub-organization slug to scope the login to (as the Infisical CLI).',
+  },
+  INFISICAL_PROJECT_ID: {
+    group: 'infisical',
+    schema: text,
+    required: true,
+    doc: 'Project ID (not the slug): Project Settings → Copy Project ID.',
+    example: '6a0b3c1e-9d2f-4e5a-8b7c-1f2e3d4c5b6a',
+  },
+  INFISICAL_ENVIRONMENT: {
+    group: 'infisical',
+    schema: text,
+    required: true,
+    doc: 'Environment slug.',
+    example: 'prod',
+  },
+  INFISICAL_SECRET_PATHS: {
+    group: 'infisical',
+    schema: commaList,
+    default: '/',
+    doc: 'Comma-separated folders to fetch, all in every refresh. On a duplicate key the **later** folder wins (a warning names the key).',
+    example: '/glitchtip/database,/glitchtip/application',
+  },
+  INFISICAL_INCLUDE_IMPORTS: {
+    group: 'infisical',
+    schema: bool,
+    default: 'true',
+    doc: 'Include secrets imported into the folders (a folder\'s own secrets win over imports; among imports the last one wins, as the Infisical CLI).',
+  },
+  INFISICAL_EXPAND_SECRET_REFERENCES: {
+    group: 'infisical',
+    schema: bool,
+    default: 'true',
+    doc: 'Let the server expand `${KEY}` references.',
+  },
+  SIDECAR_OUTPUT_DIR: {
+    group: 'output',
+    schema: text,
+    default: '/secrets',
+    doc: 'Directory the files are written into (mount a tmpfs volume here). Probed for writability at start.',
+  },
+  SIDECAR_OUTPUTS: {
+    group: 'output',
+    schema: commaList.pipe(z.array(z.enum(OUTPUT_FORMATS, { message: `each must be one of ${OUTPUT_FORMATS.join(', ')}` })).min(1, 'name at least one output')),
+    default: 'env,dotenv,json,files',
+    doc: 'Which outputs to write: `env` → secrets.env (POSIX sh), `dotenv` → secrets.dotenv, `json` → secrets.json, `files` → keys/<KEY>. A config file can rename them.',
+  },
+  SIDECAR_FILE_MODE: {
+    group: 'output',
+    schema: octalMode,
+    default: '0440',
+    doc: 'Mode of every written file (octal). The "other" digit must be 0.',
+  },
+  SIDECAR_FILE_UID: {
+    group: 'output',
+    schema: id.optional(),
+    doc: 'Owner uid for written files (needs CAP_CHOWN unless it is the process uid). Default: the process uid.',
+  },
+  SIDECAR_FILE_GID: {
+    group: 'output',
+    schema: id.optional(),
+    doc: 'Group gid for written files (the process must be a member). Default: the process gid — run with `user: "65532:5000"` to share with GlitchTip\'s group.',
+  },
+  SIDECAR_CONFIG_FILE: {
+    group: 'output',
+    schema: optionalText,
+    doc: 'Optional JSON file: `{"outputs":[{"format":"env","path":"glitchtip.env"}],"derived":{"DATABASE_URL":"postgres://u:{{ POSTGRES_PASSWORD | url }}@db/app"}}`.',
+  },
+  SIDECAR_DERIVE_: {
+    group: 'output',
+    schema: optionalText,
+    doc: 'Prefix: each `SIDECAR_DERIVE_<NAME>=<template>` adds the key NAME rendered from fetched keys, e.g. `SIDECAR_DERIVE_DATABASE_URL=postgres://glitchtip_maintainer:{{ POSTGRES_PASSWORD | url }}@postgres:5432/glitchtip`. Filters: url, json, base64, shell, trim.',
+  },
+  SIDECAR_REQUIRED_KEYS: {
+    group: 'sidecar',
+    schema: commaList,
+    default: '',
+    doc: 'Comma-separated keys that must be present after merging; if one is missing nothing is written and the service stays unready, naming the key.',
+    example: 'POSTGRES_PASSWORD,SECRET_KEY,EMAIL_URL,DEFAULT_FROM_EMAIL',
+  },
+  SIDECAR_REFRESH_INTERVAL: {
+    group: 'sidecar',
+    schema: duration(1_000, '1s'),
+    default: '5m',
+    doc: 'Time between refreshes (±SIDECAR_REFRESH_JITTER).',
+  },
+  SIDECAR_REFRESH_JITTER: {
+    group: 'sidecar',
+    schema: z.coerce.number().min(0, 'must be 0–0.5').max(0.5, 'must be 0–0.5'),
+    default: '0.1',
+    doc: 'Random spread of each interval as a fraction (0.1 = ±10%), so many sidecars do not refresh in step.',
+  },
+  SIDECAR_MAX_STALENESS: {
+    group: 'sidecar',
+    schema: duration(1_000, '1s'),
+    default: '30m',
+    doc: '`/healthz` turns 503 when the last complete sync is older than this. Must exceed SIDECAR_REFRESH_INTERVAL.',
+  },
+  SIDECAR_BACKOFF_MAX: {
+    group: 'sidecar',
+    schema: duration(100, '100ms'),
+    default: '5m',
+    doc: 'Cap of the exponential backoff after failures (starts at 1s, doubles, with jitter; never longer than the refresh interval when that is shorter).',
+  },
+  SIDECAR_REQUEST_TIMEOUT: {
+    group: 'sidecar',
+    schema: duration(100, '100ms'),
+    default: '10s',
+    doc: 'Deadline for each Infisical request (login or one folder). The SDK also aborts any single request after 10s, so longer values have no effect.',
+  },
+  SIDECAR_ONCE_DEADLINE: {
+    group: 'sidecar',
+    schema: duration(1_000, '1s'),
+    default: '2m',
+    doc: '`once` mode: give up (exit 75) when no complete sync succeeded by then.',
+  },
+  SIDECAR_ALLOW_INSECURE_HTTP: {
+    group: 'sidecar',
+    schema: bool,
+    default: 'false',
+    doc: 'Allow an `http://` INFISICAL_SITE_URL that is not loopback (credentials and secrets then cross the network in clear text).',
+  },
+  SIDECAR_LOG_LEVEL: {
+    group: 'sidecar',
+    schema: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], { message: 'must be one of trace, debug, info, warn, error, fatal, silent' }),
+    default: 'info',
+    doc: 'pino log level.',
+  },
+  SIDECAR_HEALTH_HOST: {
+    group: 'health',
+    schema: text,
+    default: '0.0.0.0',
+    doc: 'Address `/healthz` listens on. Use 127.0.0.1 to keep it inside the container.',
+  },
+  SIDECAR_HEALTH_PORT: {
+    group: 'health',
+    schema: port,
+    default: '8080',
+    doc: 'Port of `/healthz`, `/readyz`, `/livez`.',
+  },
+} satisfies Record<string, VariableSpec>;
+
+export type VariableName = keyof typeof VARIABLES;
+
+/** The optional JSON config file: outputs with custom names, derived values. Unknown keys are errors. */
+export const ConfigFileSchema = z
+  .object({
+    outputs: z
+      .array(
+        z
+          .object({
+            format: z.enum(OUTPUT_FORMATS),
+            path: z
+              .string()
+              .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]*$/, 'must be a plain file name (letters, digits, . _ -), not a path'),
+          })
+          .strict(),
+      )
+      .min(1)
+      .optional(),
+    derived: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'derived names must be environment variable names'), z.string()).optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.output<typeof ConfigFileSchema>;
+
+export interface OutputTarget {
+  readonly format: (typeof OUTPUT_FORMATS)[number];
+  readonly path: string;
+}
+
+/** The validated, frozen configuration every stage receives. */
+export interface Config {
+  readonly siteUrl: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** Where the credentials came from, so a rotated file can be re-read (undefined = environment). */
+  readonly clientIdFile: string | undefined;
+  readonly clientSecretFile: string | undefined;
+  readonly organizationSlug: string | undefined;
+  readonly projectId: string;
+  readonly environment: string;
+  readonly secretPaths: readonly string[];
+  readonly includeImports: boolean;
+  readonly expandSecretReferences: boolean;
+  readonly outputDir: string;
+  readonly outputs: readonly OutputTarget[];
+  readonly fileMode: number;
+  readonly fileUid: number | undefined;
+  readonly fileGid: number | undefined;
+  readonly configFile: string | undefined;
+  /** Derived key → template source, parsed by the render stage. */
+  readonly derived: ReadonlyMap<string, string>;
+  readonly requiredKeys: readonly string[];
+  readonly refreshIntervalMs: number;
+  readonly refreshJitter: number;
+  readonly maxStalenessMs: number;
+  readonly backoffMaxMs: number;
+  readonly requestTimeoutMs: number;
+  readonly onceDeadlineMs: number;
+  readonly allowInsecureHttp: boolean;
+  readonly logLevel: string;
+  readonly healthHost: string;
+  readonly healthPort: number;
+}
+
+export const DEFAULT_OUTPUT_PATHS: Readonly<Record<OutputTarget['format'], string>> = {
+  env: 'secrets.env',
+  dotenv: 'secrets.dotenv',
+  json: 'secrets.json',
+  files: 'keys',
+};

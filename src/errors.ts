@@ -1,0 +1,183 @@
+/**
+ * Every error the sidecar reports, in one catalogue.
+ *
+ * Each code has a one-line meaning and a hint that says what to do; `docs/errors.md` documents the
+ * same table and a test fails when the two drift apart. Messages name the object (variable, URL,
+ * path) but never carry a secret value.
+ */
+
+/** Process exit codes (sysexits.h where one fits), one per failure class, so scripts can branch on them. */
+export const EXIT_CODES = Object.freeze({
+  ok: 0,
+  unexpected: 1,
+  usage: 64, // EX_USAGE: unknown subcommand or flag
+  missingKeys: 65, // EX_DATAERR: a required key is absent from the fetched secrets
+  fetch: 69, // EX_UNAVAILABLE: Infisical unreachable, 5xx, 404, rate-limited until the deadline
+  write: 73, // EX_CANTCREAT: output directory missing, read-only, full
+  deadline: 75, // EX_TEMPFAIL: `once` ran out of time while retrying
+  auth: 77, // EX_NOPERM: login refused, or access denied
+  config: 78, // EX_CONFIG: bad or missing setting
+});
+
+export type ExitCodeName = keyof typeof EXIT_CODES;
+
+interface CatalogueEntry {
+  readonly exit: ExitCodeName;
+  readonly meaning: string;
+  readonly hint: string;
+}
+
+/** The error catalogue. Keys are the stable codes shown in logs, `/healthz` and `docs/errors.md`. */
+export const ERROR_CATALOGUE = {
+  SIDECAR_CONFIG_INVALID: {
+    exit: 'config',
+    meaning: 'One or more settings are missing or malformed; every problem is listed in the message.',
+    hint: 'Fix each variable named in the message (see docs/configuration.md) and start again.',
+  },
+  SIDECAR_CONFIG_FILE_UNREADABLE: {
+    exit: 'config',
+    meaning: 'A file named by a *_FILE variable or SIDECAR_CONFIG_FILE cannot be read.',
+    hint: 'Check the path, and that the file is mounted and readable by the sidecar user (uid 65532 in the image).',
+  },
+  SIDECAR_USAGE: {
+    exit: 'usage',
+    meaning: 'Unknown subcommand or option.',
+    hint: 'Run `infisical-sidecar help` for the subcommands: run, once, check, healthcheck, status.',
+  },
+  SIDECAR_AUTH_INVALID_CREDENTIALS: {
+    exit: 'auth',
+    meaning: 'Infisical refused the Universal Auth login (wrong client id or secret, expired or used-up client secret, locked out).',
+    hint: 'Check INFISICAL_UNIVERSAL_AUTH_CLIENT_ID / _CLIENT_SECRET (or their _FILE forms) against the machine identity; create a new client secret if it expired.',
+  },
+  SIDECAR_AUTH_FORBIDDEN: {
+    exit: 'auth',
+    meaning: 'Infisical denied access after a fresh login (missing permission, IP not trusted, project not shared with the identity).',
+    hint: "Give the machine identity read access to the project, environment and folders, and check the identity's trusted IPs.",
+  },
+  SIDECAR_FETCH_NOT_FOUND: {
+    exit: 'fetch',
+    meaning: 'Infisical answered 404: the project, environment or folder does not exist.',
+    hint: 'Check INFISICAL_PROJECT_ID (the project id, not its slug), INFISICAL_ENVIRONMENT (the slug, e.g. prod) and INFISICAL_SECRET_PATHS.',
+  },
+  SIDECAR_FETCH_RATE_LIMITED: {
+    exit: 'fetch',
+    meaning: 'Infisical answered 429; the sidecar waits for retry-after before the next request.',
+    hint: 'Raise SIDECAR_REFRESH_INTERVAL, or use the webhook push instead of short polling.',
+  },
+  SIDECAR_FETCH_TIMEOUT: {
+    exit: 'fetch',
+    meaning: 'An Infisical request did not answer within SIDECAR_REQUEST_TIMEOUT.',
+    hint: 'Check the network path to INFISICAL_SITE_URL; raise SIDECAR_REQUEST_TIMEOUT for a slow server.',
+  },
+  SIDECAR_FETCH_UNAVAILABLE: {
+    exit: 'fetch',
+    meaning: 'Infisical could not be reached or answered with a server error (5xx, reset, malformed body).',
+    hint: 'Check INFISICAL_SITE_URL, DNS and TLS (custom CAs go in NODE_EXTRA_CA_CERTS); the sidecar keeps the last good files and retries with backoff.',
+  },
+  SIDECAR_FETCH_REJECTED: {
+    exit: 'fetch',
+    meaning: 'Infisical rejected the request as malformed (400 or 422).',
+    hint: 'Check INFISICAL_PROJECT_ID, INFISICAL_ENVIRONMENT and INFISICAL_SECRET_PATHS for typos; report a bug if they are right.',
+  },
+  SIDECAR_MISSING_REQUIRED_KEYS: {
+    exit: 'missingKeys',
+    meaning: 'A key listed in SIDECAR_REQUIRED_KEYS is absent from every configured folder; nothing was written.',
+    hint: 'Create the key in Infisical in one of INFISICAL_SECRET_PATHS, or remove it from SIDECAR_REQUIRED_KEYS.',
+  },
+  SIDECAR_TEMPLATE_INVALID: {
+    exit: 'config',
+    meaning: 'A derived-value template is malformed or names an unknown filter.',
+    hint: 'Write templates as {{ KEY }} or {{ KEY | url }}; filters: url, json, base64, shell, trim.',
+  },
+  SIDECAR_TEMPLATE_MISSING_KEY: {
+    exit: 'missingKeys',
+    meaning: 'A derived-value template refers to a key that was not fetched; nothing was written.',
+    hint: 'Create the key in Infisical, or fix the template (names are case-sensitive).',
+  },
+  SIDECAR_OUTPUT_UNWRITABLE: {
+    exit: 'write',
+    meaning: 'The output directory is missing, read-only, full, or owned by another user.',
+    hint: 'Mount a writable volume at SIDECAR_OUTPUT_DIR owned by the sidecar user (tmpfs volume with uid=65532), with room for the secrets.',
+  },
+  SIDECAR_ONCE_DEADLINE: {
+    exit: 'deadline',
+    meaning: '`once` did not complete a sync before SIDECAR_ONCE_DEADLINE; the last error is in the message.',
+    hint: 'Fix the last error shown, or raise SIDECAR_ONCE_DEADLINE.',
+  },
+  SIDECAR_UNEXPECTED: {
+    exit: 'unexpected',
+    meaning: 'A bug or an unforeseen condition.',
+    hint: 'Report it with the log lines around it (they carry no secret values).',
+  },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Base class: a stable `code`, a `hint` for the operator, and the exit code it maps to. */
+export class SidecarError extends Error {
+  override readonly name: string = 'SidecarError';
+  readonly code: ErrorCode;
+  readonly hint: string;
+  /** HTTP status, when the error came from an Infisical response. */
+  readonly status: number | undefined;
+  /** Whether a later attempt may succeed without operator action (network, 5xx, 429, timeout). */
+  readonly retryable: boolean;
+  /** For 429: how long the server asked us to wait, in milliseconds. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; status?: number; retryable?: boolean; retryAfterMs?: number; hint?: string } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint ?? ERROR_CATALOGUE[code].hint;
+    this.status = options.status;
+    this.retryable = options.retryable ?? false;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+
+  get exitCode(): number {
+    return EXIT_CODES[ERROR_CATALOGUE[this.code].exit];
+  }
+
+  /** What logs, `/healthz` and metrics show: code, message, hint. Never the cause chain (it may hold request bodies). */
+  toJSON(): { code: ErrorCode; message: string; hint: string; status?: number } {
+    return { code: this.code, message: this.message, hint: this.hint, ...(this.status === undefined ? {} : { status: this.status }) };
+  }
+}
+
+export class ConfigError extends SidecarError {
+  override readonly name = 'ConfigError';
+  /** Every problem found, one line each, as `VARIABLE: problem — fix`. */
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[], code: ErrorCode = 'SIDECAR_CONFIG_INVALID') {
+    super(code, `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n  - ${problems.join('\n  - ')}`);
+    this.problems = problems;
+  }
+}
+
+export class AuthError extends SidecarError {
+  override readonly name = 'AuthError';
+}
+export class FetchError extends SidecarError {
+  override readonly name = 'FetchError';
+}
+export class RenderError extends SidecarError {
+  override readonly name = 'RenderError';
+}
+export class WriteError extends SidecarError {
+  override readonly name = 'WriteError';
+}
+
+export function isSidecarError(error: unknown): error is SidecarError {
+  return error instanceof SidecarError;
+}
+
+/** Wraps anything thrown into a SidecarError, so callers deal with one shape. */
+export function toSidecarError(error: unknown): SidecarError {
+  if (isSidecarError(error)) return error;
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new SidecarError('SIDECAR_UNEXPECTED', message, { cause: error });
+}

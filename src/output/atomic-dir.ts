@@ -1,0 +1,291 @@
+/**
+ * All-or-nothing writes of a whole set of files, as kubelet's AtomicWriter does for Secret volumes.
+ *
+ *   OUTPUT_DIR/
+ *     ..rev-000007-k3J9aQ/      one complete version: secrets.env, secrets.json, keys/…
+ *     ..data -> ..rev-000007-k3J9aQ
+ *     secrets.env -> ..data/secrets.env      (one stable symlink per top-level name)
+ *     keys -> ..data/keys
+ *
+ * A new version is written into a fresh directory (each file: create with O_EXCL, write, chmod and
+ * chown before it is visible, fsync), then `..data` is replaced by a rename, which is atomic. A
+ * reader therefore sees the old set or the new set, never a mix or a torn file, provided it resolves
+ * `..data` once (a single-file reader always does). The previous version is kept until the next
+ * change, so a reader that resolved `..data` just before a swap can still finish. Consumers must
+ * mount the *directory*: a single-file bind mount pins the old inode.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { WriteError } from '../errors.js';
+
+export interface FileToWrite {
+  /** Relative, posix separators, no `..` segments: `secrets.env`, `keys/SECRET_KEY`. */
+  readonly path: string;
+  readonly content: Buffer;
+}
+
+export interface WriteOptions {
+  readonly mode: number;
+  readonly uid?: number | undefined;
+  readonly gid?: number | undefined;
+}
+
+export interface WriteResult {
+  /** False when the set on disk already matched byte for byte: nothing was written. */
+  readonly changed: boolean;
+  /** Counts up by one per written version; survives restarts (it is part of the directory name). */
+  readonly revision: number;
+  readonly bytesWritten: number;
+  readonly filesWritten: number;
+  /** Paths whose bytes differ from the previous version (added, changed or removed). */
+  readonly changedPaths: readonly string[];
+}
+
+const DATA_LINK = '..data';
+const VERSION_PREFIX = '..rev-';
+const VERSION_NAME = /^\.\.rev-(\d{6,})-[A-Za-z0-9_-]+$/;
+
+export class AtomicDirWriter {
+  private readonly dir: string;
+  /** What the current version holds, so an unchanged refresh costs no disk reads. */
+  private current: { version: string; revision: number; files: Map<string, Buffer> } | undefined;
+
+  constructor(outputDir: string) {
+    this.dir = path.resolve(outputDir);
+  }
+
+  /** The directory `..data` points to, or undefined before the first write. */
+  get currentVersionDir(): string | undefined {
+    return this.current ? path.join(this.dir, this.current.version) : undefined;
+  }
+
+  get revision(): number {
+    return this.current?.revision ?? 0;
+  }
+
+  /**
+   * Writes `files` as the new complete set, unless it equals what is on disk. On any error the
+   * previous set stays exactly as it was and the partial new version is removed.
+   */
+  async write(files: readonly FileToWrite[], options: WriteOptions): Promise<WriteResult> {
+    assertRelativePaths(files);
+    this.current ??= await this.loadCurrent();
+    const previous = this.current;
+    const next = new Map(files.map((file) => [file.path, file.content]));
+    const changedPaths = diffPaths(previous?.files, next);
+    if (previous && changedPaths.length === 0 && (await this.linksIntact(previous.version, next))) {
+      return { changed: false, revision: previous.revision, bytesWritten: 0, filesWritten: 0, changedPaths: [] };
+    }
+
+    const revision = (previous?.revision ?? 0) + 1;
+    const version = `${VERSION_PREFIX}${String(revision).padStart(6, '0')}-${randomBytes(6).toString('base64url')}`;
+    const versionDir = path.join(this.dir, version);
+    const dirMode = directoryModeFor(options.mode);
+    let bytesWritten = 0;
+    try {
+      await mkdir(versionDir, { mode: dirMode });
+      await this.applyOwnership(versionDir, dirMode, options);
+      const subdirs = new Set<string>();
+      for (const file of files) {
+        const parent = path.posix.dirname(file.path);
+        if (parent !== '.' && !subdirs.has(parent)) {
+          await mkdir(path.join(versionDir, parent), { recursive: true, mode: dirMode });
+          await this.applyOwnership(path.join(versionDir, parent), dirMode, options);
+          subdirs.add(parent);
+        }
+        await writeDurably(path.join(versionDir, file.path), file.content, options);
+        bytesWritten += file.content.length;
+      }
+      for (const subdir of subdirs) await fsyncPath(path.join(versionDir, subdir));
+      await fsyncPath(versionDir);
+      await this.swapDataLink(version);
+      await this.syncTopLevelLinks(next);
+      await fsyncPath(this.dir);
+    } catch (error) {
+      await rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
+      throw writeError(error, versionDir);
+    }
+    this.current = { version, revision, files: next };
+    await this.removeOldVersions(version, previous?.version);
+    return { changed: true, revision, bytesWritten, filesWritten: files.length, changedPaths };
+  }
+
+  /** Removes leftovers of a crash mid-write (temp links, unreferenced versions). Called at start. */
+  async cleanUp(): Promise<void> {
+    const target = await readLinkOrUndefined(path.join(this.dir, DATA_LINK));
+    for (const entry of await readdir(this.dir)) {
+      if (entry.startsWith(`${DATA_LINK}.tmp`) || (entry.startsWith(VERSION_PREFIX) && entry !== target)) {
+        await rm(path.join(this.dir, entry), { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** Reads the version `..data` points to (after a restart the tmpfs may still hold it). */
+  private async loadCurrent(): Promise<{ version: string; revision: number; files: Map<string, Buffer> } | undefined> {
+    const version = await readLinkOrUndefined(path.join(this.dir, DATA_LINK));
+    const match = version === undefined ? null : VERSION_NAME.exec(version);
+    if (!version || !match) return undefined;
+    try {
+      const files = new Map<string, Buffer>();
+      await readTree(path.join(this.dir, version), '', files);
+      return { version, revision: Number(match[1]), files };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async linksIntact(version: string, files: Map<string, Buffer>): Promise<boolean> {
+    if ((await readLinkOrUndefined(path.join(this.dir, DATA_LINK))) !== version) return false;
+    for (const name of topLevelNames(files)) {
+      if ((await readLinkOrUndefined(path.join(this.dir, name))) !== `${DATA_LINK}/${name}`) return false;
+    }
+    try {
+      await stat(path.join(this.dir, version));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private async swapDataLink(version: string): Promise<void> {
+    await replaceSymlink(path.join(this.dir, DATA_LINK), version);
+  }
+
+  /** One stable symlink per top-level name; names that disappeared lose theirs after the swap. */
+  private async syncTopLevelLinks(files: Map<string, Buffer>): Promise<void> {
+    const wanted = topLevelNames(files);
+    for (const name of wanted) {
+      const link = path.join(this.dir, name);
+      if ((await readLinkOrUndefined(link)) !== `${DATA_LINK}/${name}`) await replaceSymlink(link, `${DATA_LINK}/${name}`);
+    }
+    for (const entry of await readdir(this.dir)) {
+      if (entry.startsWith('..') || wanted.has(entry)) continue;
+      const target = await readLinkOrUndefined(path.join(this.dir, entry));
+      if (target?.startsWith(`${DATA_LINK}/`)) await unlink(path.join(this.dir, entry));
+    }
+  }
+
+  private async removeOldVersions(current: string, previous: string | undefined): Promise<void> {
+    for (const entry of await readdir(this.dir)) {
+      if (entry.startsWith(VERSION_PREFIX) && entry !== current && entry !== previous) {
+        await rm(path.join(this.dir, entry), { recursive: true, force: true });
+      }
+    }
+  }
+
+  private async applyOwnership(target: string, mode: number, options: WriteOptions): Promise<void> {
+    const handle = await open(target, fsConstants.O_RDONLY | fsConstants.O_DIRECTORY);
+    try {
+      await handle.chmod(mode);
+      if (options.uid !== undefined || options.gid !== undefined) await handle.chown(options.uid ?? -1, options.gid ?? -1);
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** Writes a new file and makes it durable; mode and owner are set before anyone can see it. */
+async function writeDurably(target: string, content: Buffer, options: WriteOptions): Promise<void> {
+  const handle = await open(target, fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  try {
+    await handle.writeFile(content);
+    await handle.chmod(options.mode);
+    if (options.uid !== undefined || options.gid !== undefined) await handle.chown(options.uid ?? -1, options.gid ?? -1);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** `ln -sfn` done right: a temp link renamed over the old one, so the name never disappears. */
+async function replaceSymlink(link: string, target: string): Promise<void> {
+  const temp = `${path.join(path.dirname(link), DATA_LINK)}.tmp-${randomBytes(6).toString('hex')}`;
+  await symlink(target, temp);
+  try {
+    await rename(temp, link);
+  } catch (error) {
+    await unlink(temp).catch(() => undefined);
+    throw error;
+  }
+}
+
+async function fsyncPath(target: string): Promise<void> {
+  const handle = await open(target, fsConstants.O_RDONLY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function readLinkOrUndefined(link: string): Promise<string | undefined> {
+  try {
+    return await readlink(link);
+  } catch {
+    return undefined;
+  }
+}
+
+async function readTree(root: string, prefix: string, into: Map<string, Buffer>): Promise<void> {
+  for (const entry of await readdir(path.join(root, prefix), { withFileTypes: true })) {
+    const relative = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+    if (entry.isDirectory()) await readTree(root, relative, into);
+    else if (entry.isFile()) into.set(relative, await readFile(path.join(root, relative)));
+  }
+}
+
+function topLevelNames(files: Map<string, Buffer>): Set<string> {
+  return new Set([...files.keys()].map((file) => file.split('/')[0]!));
+}
+
+function diffPaths(previous: Map<string, Buffer> | undefined, next: Map<string, Buffer>): string[] {
+  const changed = new Set<string>();
+  for (const [file, content] of next) {
+    if (!previous?.get(file)?.equals(content)) changed.add(file);
+  }
+  for (const file of previous?.keys() ?? []) if (!next.has(file)) changed.add(file);
+  return [...changed].sort();
+}
+
+/** Directories need the execute bit wherever the files grant read: 0440 → 0550, 0640 → 0750. */
+function directoryModeFor(fileMode: number): number {
+  let mode = 0o700;
+  if (fileMode & 0o070) mode |= 0o050;
+  return mode;
+}
+
+function assertRelativePaths(files: readonly FileToWrite[]): void {
+  for (const file of files) {
+    const segments = file.path.split('/');
+    if (file.path === '' || file.path.startsWith('/') || segments.some((s) => s === '' || s === '.' || s === '..' || s.startsWith('..') || s.includes('\0'))) {
+      throw new WriteError('SIDECAR_UNEXPECTED', `refusing to write outside the output directory: ${JSON.stringify(file.path)}`);
+    }
+  }
+}
+
+function writeError(error: unknown, where: string): WriteError {
+  if (error instanceof WriteError) return error;
+  const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+  const syscall = (error as NodeJS.ErrnoException).syscall ?? 'write';
+  return new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `${syscall} ${where}: ${code}${code === 'ENOSPC' ? ' (volume full)' : ''}`, { cause: error, retryable: true });
+}
+
+/**
+ * Start-up probe: the output directory exists, is a directory, and accepts a file. Fails fast with
+ * a hint instead of on the first sync.
+ */
+export async function assertWritableDir(outputDir: string): Promise<void> {
+  const dir = path.resolve(outputDir);
+  try {
+    const info = await lstat(dir);
+    if (!info.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR', syscall: 'stat' });
+    const probe = path.join(dir, `..probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await writeDurably(probe, Buffer.from('probe'), { mode: 0o600 });
+    await unlink(probe);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
+    throw new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `SIDECAR_OUTPUT_DIR ${dir} is not writable: ${code}`, { cause: error });
+  }
+}

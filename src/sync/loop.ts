@@ -1,0 +1,128 @@
+/**
+ * The refresh loop for `run`, and the bounded retry for `once`.
+ *
+ * Every wait is cancellable (shutdown) and can be cut short by `trigger()` (webhook push, a file
+ * someone deleted). Triggers coalesce: any number arriving during a pass cause one more pass, and
+ * never earlier than `minTriggerGapMs` after the previous one, nor during a 429's retry-after, so a
+ * burst cannot make the sidecar hammer Infisical.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SidecarError } from '../errors.js';
+import { delayAfterFailure, nextRefreshDelay, type RetryPolicy } from './retry.js';
+import type { SyncOutcome } from './sync-once.js';
+
+export interface LoopOptions {
+  readonly policy: RetryPolicy;
+  readonly syncOnce: (signal: AbortSignal) => Promise<SyncOutcome>;
+  /** Called after every pass, with when the next one is due. */
+  readonly onOutcome: (outcome: SyncOutcome, nextAttemptAt: number) => void;
+  readonly signal: AbortSignal;
+  readonly minTriggerGapMs?: number;
+  readonly now?: () => number;
+}
+
+export interface RefreshLoop {
+  /** Resolves when the signal aborts and the pass in flight (if any) has finished. */
+  readonly done: Promise<void>;
+  /** Asks for a pass as soon as allowed (coalesced). */
+  trigger(reason: string): void;
+  /** Why the last trigger fired, for logs. */
+  readonly lastTriggerReason: string | undefined;
+}
+
+export function startRefreshLoop(options: LoopOptions): RefreshLoop {
+  const now = options.now ?? Date.now;
+  const minGap = options.minTriggerGapMs ?? 1_000;
+  let pending = false;
+  let reason: string | undefined;
+  let wake: (() => void) | undefined;
+  let honourUntil = 0; // no triggered pass before this time (429 retry-after, minimum gap)
+
+  const trigger = (why: string): void => {
+    pending = true;
+    reason = why;
+    wake?.();
+  };
+
+  /** Sleeps until `ms` passes, the loop is stopped, or a trigger is allowed to fire. */
+  async function wait(ms: number): Promise<void> {
+    const deadline = now() + ms;
+    while (!options.signal.aborted) {
+      const earliestTriggered = Math.max(honourUntil, now());
+      if (pending && earliestTriggered < deadline) {
+        await sleep(earliestTriggered - now(), undefined, { signal: options.signal }).catch(() => undefined);
+        return;
+      }
+      const remaining = deadline - now();
+      if (remaining <= 0) return;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      await Promise.race([sleep(remaining, undefined, { signal: options.signal }).catch(() => undefined), woken]);
+      wake = undefined;
+    }
+  }
+
+  const done = (async () => {
+    let failures = 0;
+    while (!options.signal.aborted) {
+      pending = false;
+      const outcome = await options.syncOnce(options.signal);
+      if (options.signal.aborted) break;
+      let delay: number;
+      if (outcome.ok) {
+        failures = 0;
+        delay = nextRefreshDelay(options.policy);
+        honourUntil = now() + minGap;
+      } else {
+        failures++;
+        delay = delayAfterFailure(outcome.error ?? new SidecarError('SIDECAR_UNEXPECTED', 'sync failed'), failures, options.policy);
+        honourUntil = now() + Math.max(minGap, outcome.error?.retryAfterMs ?? 0);
+      }
+      options.onOutcome(outcome, now() + delay);
+      await wait(delay);
+    }
+  })();
+
+  return {
+    done,
+    trigger,
+    get lastTriggerReason() {
+      return reason;
+    },
+  };
+}
+
+/**
+ * `once`: retry retryable failures with backoff until one pass succeeds, a failure needs an
+ * operator (auth, 404, missing key), or the deadline passes.
+ */
+export async function syncUntilDone(options: {
+  readonly policy: RetryPolicy;
+  readonly deadlineMs: number;
+  readonly syncOnce: (signal: AbortSignal) => Promise<SyncOutcome>;
+  readonly onOutcome: (outcome: SyncOutcome) => void;
+  readonly signal?: AbortSignal;
+}): Promise<SyncOutcome> {
+  const deadline = AbortSignal.timeout(options.deadlineMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
+  let failures = 0;
+  for (;;) {
+    const outcome = await options.syncOnce(signal);
+    options.onOutcome(outcome);
+    if (outcome.ok || !outcome.error?.retryable) return outcome;
+    if (signal.aborted) return deadlineOutcome(outcome, options.deadlineMs);
+    failures++;
+    const delay = delayAfterFailure(outcome.error, failures, options.policy);
+    const slept = await sleep(delay, true, { signal }).catch(() => false);
+    if (!slept) return deadlineOutcome(outcome, options.deadlineMs);
+  }
+}
+
+function deadlineOutcome(last: SyncOutcome, deadlineMs: number): SyncOutcome {
+  const cause = last.error;
+  const error = new SidecarError(
+    'SIDECAR_ONCE_DEADLINE',
+    `no complete sync within ${Math.round(deadlineMs / 1000)}s; last error: ${cause ? `${cause.code}: ${cause.message}` : 'none'}`,
+    { cause },
+  );
+  return { ...last, ok: false, error };
+}

@@ -1,0 +1,158 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config/load.js';
+import { formatDuration, parseDuration } from '../src/config/duration.js';
+import { ConfigError, EXIT_CODES } from '../src/errors.js';
+
+const BASE = {
+  INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: 'id',
+  INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: 'secret',
+  INFISICAL_PROJECT_ID: 'project',
+  INFISICAL_ENVIRONMENT: 'prod',
+};
+
+function problemsOf(env: Record<string, string>, readReal = false): string[] {
+  try {
+    loadConfig(env, readReal ? undefined : () => {
+      throw Object.assign(new Error('nope'), { code: 'ENOENT' });
+    });
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).exitCode).toBe(EXIT_CODES.config);
+    return [...(error as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('applies documented defaults and freezes the result', () => {
+    const config = loadConfig(BASE);
+    expect(config).toMatchObject({
+      siteUrl: 'https://app.infisical.com',
+      secretPaths: ['/'],
+      outputDir: '/secrets',
+      refreshIntervalMs: 300_000,
+      maxStalenessMs: 1_800_000,
+      requestTimeoutMs: 10_000,
+      fileMode: 0o440,
+      healthPort: 8080,
+      includeImports: true,
+      outputs: [
+        { format: 'env', path: 'secrets.env' },
+        { format: 'dotenv', path: 'secrets.dotenv' },
+        { format: 'json', path: 'secrets.json' },
+        { format: 'files', path: 'keys' },
+      ],
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.secretPaths)).toBe(true);
+  });
+
+  it('reports every problem at once, each naming its variable and the fix', () => {
+    const problems = problemsOf({
+      INFISICAL_ENVIRONMENT: 'prod',
+      SIDECAR_REFRESH_INTERVAL: '300',
+      SIDECAR_HEALTH_PORT: '70000',
+      SIDECAR_FILE_MODE: '0644',
+      SIDECAR_REFRESH_INTERVALL: '5m',
+    });
+    expect(problems).toEqual([
+      expect.stringMatching(/^INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: not set — set INFISICAL_UNIVERSAL_AUTH_CLIENT_ID or INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE/),
+      expect.stringMatching(/^INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: not set/),
+      expect.stringMatching(/^INFISICAL_PROJECT_ID: not set .*Copy Project ID/),
+      expect.stringMatching(/^SIDECAR_FILE_MODE: must not grant access to "other" users/),
+      expect.stringMatching(/^SIDECAR_REFRESH_INTERVAL: "300" is not a duration; write it with a unit, e\.g\. 30s, 5m/),
+      expect.stringMatching(/^SIDECAR_HEALTH_PORT: must be 0–65535/),
+      'SIDECAR_REFRESH_INTERVALL: unknown setting — did you mean SIDECAR_REFRESH_INTERVAL?',
+    ]);
+  });
+
+  it('reads credentials from _FILE forms and drops one trailing newline', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cfg-'));
+    writeFileSync(path.join(dir, 'id'), 'file-id\n');
+    writeFileSync(path.join(dir, 'secret'), 'file-secret\n');
+    const config = loadConfig({
+      ...BASE,
+      INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: undefined,
+      INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: undefined,
+      INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE: path.join(dir, 'id'),
+      INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: path.join(dir, 'secret'),
+    });
+    expect(config.clientId).toBe('file-id');
+    expect(config.clientSecret).toBe('file-secret');
+    expect(config.clientSecretFile).toBe(path.join(dir, 'secret'));
+  });
+
+  it('refuses both a variable and its _FILE form, and unreadable files, by name', () => {
+    const problems = problemsOf({ ...BASE, INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE: '/nope/id', INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: '', INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: '/run/secrets/missing' });
+    expect(problems[0]).toMatch(/^INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: both INFISICAL_UNIVERSAL_AUTH_CLIENT_ID and INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE are set/);
+    expect(problems[1]).toMatch(/^INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: cannot read \/run\/secrets\/missing \(ENOENT\)/);
+  });
+
+  it('accepts the CLI form INFISICAL_API_URL with its /api suffix', () => {
+    expect(loadConfig({ ...BASE, INFISICAL_API_URL: 'https://eu.infisical.com/api' }).siteUrl).toBe('https://eu.infisical.com');
+    expect(loadConfig({ ...BASE, INFISICAL_SITE_URL: 'https://h.example/prefix/' }).siteUrl).toBe('https://h.example/prefix');
+  });
+
+  it('refuses clear-text http except on loopback or when explicitly allowed', () => {
+    expect(problemsOf({ ...BASE, INFISICAL_SITE_URL: 'http://infisical.internal:8080' })[0]).toMatch(
+      /^INFISICAL_SITE_URL: http:\/\/ to infisical\.internal would send credentials .* set SIDECAR_ALLOW_INSECURE_HTTP=true/,
+    );
+    expect(loadConfig({ ...BASE, INFISICAL_SITE_URL: 'http://127.0.0.1:8090' }).siteUrl).toBe('http://127.0.0.1:8090');
+    expect(loadConfig({ ...BASE, INFISICAL_SITE_URL: 'http://fake:8090', SIDECAR_ALLOW_INSECURE_HTTP: 'true' }).siteUrl).toBe('http://fake:8090');
+    expect(problemsOf({ ...BASE, INFISICAL_SITE_URL: 'infisical.example.com' })[0]).toMatch(/is not a URL — write it with its scheme/);
+  });
+
+  it('requires the staleness bound to exceed the refresh interval', () => {
+    expect(problemsOf({ ...BASE, SIDECAR_REFRESH_INTERVAL: '10m', SIDECAR_MAX_STALENESS: '5m' })[0]).toMatch(
+      /^SIDECAR_MAX_STALENESS: must be longer than SIDECAR_REFRESH_INTERVAL \(5m ≤ 10m\)/,
+    );
+  });
+
+  it('validates folders and collects SIDECAR_DERIVE_ templates', () => {
+    expect(problemsOf({ ...BASE, INFISICAL_SECRET_PATHS: 'glitchtip/database,/a/../b' })).toEqual([
+      'INFISICAL_SECRET_PATHS: "glitchtip/database" must start with / — e.g. /glitchtip/database',
+      'INFISICAL_SECRET_PATHS: "/a/../b" must not contain . or .. segments',
+    ]);
+    const config = loadConfig({ ...BASE, INFISICAL_SECRET_PATHS: ' /glitchtip/database , /glitchtip/application/ ', SIDECAR_DERIVE_DATABASE_URL: 'postgres://u:{{ POSTGRES_PASSWORD | url }}@db/app' });
+    expect(config.secretPaths).toEqual(['/glitchtip/database', '/glitchtip/application']);
+    expect([...config.derived]).toEqual([['DATABASE_URL', 'postgres://u:{{ POSTGRES_PASSWORD | url }}@db/app']]);
+    expect(problemsOf({ ...BASE, 'SIDECAR_DERIVE_DATABASE-URL': 'x' })[0]).toMatch(/^SIDECAR_DERIVE_DATABASE-URL: "DATABASE-URL" is not an environment variable name/);
+  });
+
+  it('reads outputs and derived values from a strict JSON config file', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cfg-'));
+    const file = path.join(dir, 'sidecar.json');
+    writeFileSync(file, JSON.stringify({ outputs: [{ format: 'env', path: 'glitchtip.env' }], derived: { A: '{{ B }}' } }));
+    const config = loadConfig({ ...BASE, SIDECAR_CONFIG_FILE: file });
+    expect(config.outputs).toEqual([{ format: 'env', path: 'glitchtip.env' }]);
+    expect(config.derived.get('A')).toBe('{{ B }}');
+
+    writeFileSync(file, JSON.stringify({ outputs: [{ format: 'env', path: '../escape.env' }], extra: 1 }));
+    const problems = problemsOf({ ...BASE, SIDECAR_CONFIG_FILE: file }, true);
+    expect(problems.join('\n')).toMatch(/outputs\.0\.path: must be a plain file name/);
+    expect(problems.join('\n')).toMatch(/Unrecognized key.*extra/);
+  });
+});
+
+describe('durations', () => {
+  it.each([
+    ['500ms', 500],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h30m', 5_400_000],
+    ['1.5s', 1_500],
+    ['2d', 172_800_000],
+  ])('parses %s', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+  it.each(['300', '', '5 minutes', 'm5', '-1s'])('refuses %j', (text) => {
+    expect(parseDuration(text)).toBeUndefined();
+  });
+  it('formats back', () => {
+    expect(formatDuration(5_400_000)).toBe('1h30m');
+    expect(formatDuration(1_500)).toBe('1s500ms');
+  });
+});
