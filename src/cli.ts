@@ -5,6 +5,7 @@ import http from 'node:http';
 import { createApp } from './app.js';
 import { describeConfig, loadConfig, type Env } from './config/load.js';
 import { EXIT_CODES, SidecarError, toSidecarError } from './errors.js';
+import type { DestinationStream } from 'pino';
 import { createLogger, type Logger } from './log.js';
 
 export const USAGE = `Usage: infisical-sidecar [command]
@@ -25,6 +26,8 @@ export interface CliIo {
   readonly stderr: (text: string) => void;
   /** Resolves when SIGTERM/SIGINT arrive (`run` waits on it). */
   readonly shutdown: Promise<void>;
+  /** Where JSON logs go; default stdout. Tests capture them here. */
+  readonly logDestination?: DestinationStream;
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -56,7 +59,7 @@ async function withConfig(command: 'run' | 'once' | 'check', io: CliIo): Promise
   let log: Logger | undefined;
   try {
     const config = loadConfig(io.env);
-    log = createLogger(config.logLevel);
+    log = createLogger(config.logLevel, io.logDestination);
     log.info({ command, config: describeConfig(config) }, 'starting');
     const app = createApp(config, log);
     if (command === 'once') {

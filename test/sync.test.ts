@@ -1,0 +1,263 @@
+/**
+ * The whole main job against the fake Infisical server over real HTTP, into real temp directories.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
+import { loadConfig } from '../src/config/load.js';
+import { EXIT_CODES } from '../src/errors.js';
+import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
+import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
+import { makeTempDir } from './helpers/temp-dir.js';
+
+async function appFor(env: Record<string, string>) {
+  const { log, logs } = testLogger();
+  const app = createApp(loadConfig(env), log);
+  return { app, logs };
+}
+
+/** A snapshot of every file under the output dir (following the links), to prove nothing changed. */
+function readOutputs(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string) => {
+    for (const entry of readdirSync(path.join(dir, rel), { withFileTypes: true })) {
+      const relative = rel ? `${rel}/${entry.name}` : entry.name;
+      if (entry.name.startsWith('..')) continue;
+      const full = path.join(dir, relative);
+      if (statSync(full).isDirectory()) walk(relative);
+      else out[relative] = readFileSync(full, 'utf8');
+    }
+  };
+  walk('');
+  return out;
+}
+
+describe('first sync', () => {
+  it('writes every output, derived DATABASE_URL included, with mode 0440', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', "p@ss w'rd:%/");
+    const { app } = await appFor(glitchtipEnv(fake, dir));
+
+    const outcome = await app.once();
+    expect(outcome).toMatchObject({ ok: true, revision: 1, changed: true, keyCount: 5 });
+    expect(readdirSync(dir).sort()).toEqual(['..data', readlinkSync(path.join(dir, '..data')), 'keys', 'secrets.dotenv', 'secrets.env', 'secrets.json'].sort());
+
+    const json = JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as Record<string, string>;
+    expect(Object.keys(json)).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
+    expect(json.DATABASE_URL).toBe('postgres://glitchtip_maintainer:p%40ss%20w%27rd%3A%25%2F@postgres:5432/glitchtip');
+    expect(readFileSync(path.join(dir, 'keys', 'POSTGRES_PASSWORD'), 'utf8')).toBe("p@ss w'rd:%/");
+    for (const file of ['secrets.env', 'secrets.dotenv', 'secrets.json', 'keys/POSTGRES_PASSWORD', 'keys/SECRET_KEY']) {
+      expect(statSync(path.join(dir, file)).mode & 0o777, file).toBe(0o440);
+    }
+  });
+
+  it('produces an env file that /bin/sh sources back to the exact values', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const hostile = {
+      POSTGRES_PASSWORD: `it's "quoted" $HOME \`id\` $(id) \\n back\\slash`,
+      SECRET_KEY: 'line one\nline two\r\n\ttabbed  ',
+      EMAIL_URL: 'smtp://glitchtip%40app:p%2Bw@smtp.example.test:2525',
+      DEFAULT_FROM_EMAIL: ' glitchtip@example.test ',
+    };
+    for (const [key, value] of Object.entries(hostile)) {
+      fake.setSecret(DEMO_ENVIRONMENT, key === 'POSTGRES_PASSWORD' ? DEMO_DATABASE_PATH : DEMO_APPLICATION_PATH, key, value);
+    }
+    const { app } = await appFor(glitchtipEnv(fake, dir));
+    expect((await app.once()).ok).toBe(true);
+
+    for (const [key, value] of Object.entries(hostile)) {
+      const seen = execFileSync('/bin/sh', ['-c', `set -a; . "$1"; set +a; printf '%s' "$${key}"`, 'sh', path.join(dir, 'secrets.env')], { encoding: 'utf8' });
+      expect(seen, key).toBe(value);
+    }
+  });
+});
+
+describe('refresh failures keep the last good files', () => {
+  it('writes nothing when one folder fails while the other succeeds', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const { app, logs } = await appFor(glitchtipEnv(fake, dir, { SIDECAR_ONCE_DEADLINE: '1s' }));
+    expect((await app.once()).ok).toBe(true);
+    const before = readOutputs(dir);
+
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', 'rotated-but-must-not-appear');
+    fake.faults.add({ route: 'list', path: DEMO_APPLICATION_PATH, kind: 'status', status: 500 });
+    const outcome = await app.once();
+
+    expect(outcome.ok).toBe(false);
+    expect(outcome.folders.map((f) => [f.path, f.ok])).toEqual([
+      [DEMO_DATABASE_PATH, true],
+      [DEMO_APPLICATION_PATH, false],
+    ]);
+    expect(readOutputs(dir)).toEqual(before);
+    expect(logs.text()).toContain('sync failed; last good files kept');
+  });
+
+  it('re-logs in exactly once when the token expires, in the 401 and in the 403 form', async () => {
+    for (const form of ['401', '403'] as const) {
+      const fake = await startFake({ expiredTokenForm: form });
+      const dir = makeTempDir();
+      const { app } = await appFor(glitchtipEnv(fake, dir));
+      expect((await app.once()).ok).toBe(true);
+      fake.expireTokens(form);
+      fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', `after-expiry-${form}`);
+      fake.clearRequests();
+
+      const outcome = await app.once();
+      expect(outcome.ok, form).toBe(true);
+      expect(outcome.changedKeys).toEqual(['SECRET_KEY']);
+      const logins = fake.requests.filter((r) => r.path.includes('/auth/universal-auth/login'));
+      expect(logins, form).toHaveLength(1);
+      expect(app.client.stats.relogins).toBe(1);
+      expect(readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8')).toBe(`after-expiry-${form}`);
+    }
+  });
+
+  it('does not loop when access is denied after a fresh login', async () => {
+    const fake = await startFake();
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir()));
+    fake.faults.add({ route: 'list', kind: 'status', status: 403, body: { reqId: 'req-aaaaaaaaaaaaaa', statusCode: 403, message: 'You do not have permission to read secret values', error: 'ForbiddenError' } });
+    const outcome = await app.once();
+    expect(outcome.error).toMatchObject({ code: 'SIDECAR_AUTH_FORBIDDEN', exitCode: EXIT_CODES.auth });
+    expect(outcome.error?.message).toMatch(/403 You do not have permission to read secret values \(again after a fresh login\)/);
+    expect(fake.requests.filter((r) => r.path.includes('login'))).toHaveLength(2);
+  });
+
+  it('waits for retry-after on 429 before asking again', async () => {
+    const fake = await startFake();
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { INFISICAL_SECRET_PATHS: DEMO_DATABASE_PATH, SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD', SIDECAR_DERIVE_DATABASE_URL: '{{ POSTGRES_PASSWORD }}' }));
+    fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 1, times: 1 });
+
+    const outcome = await app.once();
+    expect(outcome.ok).toBe(true);
+    const lists = fake.requests.filter((r) => r.path.startsWith('/api/v3/secrets/raw'));
+    expect(lists.map((r) => r.status)).toEqual([429, 200]);
+    expect(lists[1]!.at - lists[0]!.at).toBeGreaterThanOrEqual(1_000);
+    expect(app.client.stats.rateLimited).toBe(1);
+  });
+
+  it('turns a hanging server into a deadline error instead of hanging', async () => {
+    const fake = await startFake();
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REQUEST_TIMEOUT: '300ms', SIDECAR_ONCE_DEADLINE: '1s' }));
+    fake.faults.add({ route: 'list', kind: 'hang' });
+    const started = Date.now();
+    const outcome = await app.once();
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(outcome.error).toMatchObject({ code: 'SIDECAR_ONCE_DEADLINE', exitCode: EXIT_CODES.deadline });
+    expect(outcome.error?.message).toMatch(/last error: SIDECAR_FETCH_TIMEOUT: GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/secrets\/raw \(folder \/glitchtip\/\w+\): no answer within 300 ms/);
+  });
+});
+
+describe('health', () => {
+  it('is 503 naming the key while a required key is missing, and 200 once it exists', async () => {
+    const fake = await startFake();
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD,SENTRY_DSN' }));
+    const before = await app.server.inject('/healthz');
+    expect(before.statusCode).toBe(503);
+    expect(before.json()).toMatchObject({ status: 'starting', ready: false });
+
+    expect((await app.once()).error?.code).toBe('SIDECAR_MISSING_REQUIRED_KEYS');
+    const missing = await app.server.inject('/healthz');
+    expect(missing.statusCode).toBe(503);
+    expect(missing.json()).toMatchObject({ status: 'missing_keys', missingKeys: ['SENTRY_DSN'], lastError: { code: 'SIDECAR_MISSING_REQUIRED_KEYS' } });
+    expect(missing.json().lastError.message).toMatch(/required key missing from .*: SENTRY_DSN/);
+
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SENTRY_DSN', 'https://key@sentry.example.test/1');
+    expect((await app.once()).ok).toBe(true);
+    const healthy = await app.server.inject('/healthz');
+    expect(healthy.statusCode).toBe(200);
+    expect(healthy.json()).toMatchObject({
+      status: 'ok',
+      ready: true,
+      revision: 1,
+      keyCount: 6,
+      folders: [
+        { path: DEMO_DATABASE_PATH, secretCount: 1, lastError: null },
+        { path: DEMO_APPLICATION_PATH, secretCount: 4, lastError: null },
+      ],
+    });
+    expect((await app.server.inject('/readyz')).statusCode).toBe(200);
+    expect((await app.server.inject('/livez')).statusCode).toBe(200);
+  });
+});
+
+describe('run mode', () => {
+  it('serves /healthz, refreshes on the interval, and stops cleanly on shutdown', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const { app } = await appFor(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '3s', SIDECAR_REFRESH_JITTER: '0' }));
+    await app.start();
+    try {
+      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200);
+      fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-in-run');
+      await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'rotated-in-run', 3_000);
+      const report = (await app.server.inject('/healthz')).json();
+      expect(report).toMatchObject({ status: 'ok', revision: 2, changedKeys: ['SECRET_KEY'] });
+
+      // Infisical goes away: files stay, health goes stale after the bound, and recovers after.
+      const before = readOutputs(dir);
+      fake.faults.add({ kind: 'status', status: 503 });
+      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 503, 6_000);
+      expect((await app.server.inject('/healthz')).json()).toMatchObject({ status: 'stale', lastError: { code: 'SIDECAR_FETCH_UNAVAILABLE' } });
+      expect(readOutputs(dir)).toEqual(before);
+      fake.faults.clear();
+      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 3_000);
+    } finally {
+      await app.stop();
+    }
+  }, 20_000);
+});
+
+describe('once and check through the CLI', () => {
+  it('exits with a distinct code per failure', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const env = glitchtipEnv(fake, dir);
+    expect((await runCommand(['once'], env)).code).toBe(EXIT_CODES.ok);
+    expect((await runCommand(['once'], { ...env, INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: 'wrong' })).code).toBe(EXIT_CODES.auth);
+    expect((await runCommand(['once'], { ...env, INFISICAL_SECRET_PATHS: '/nope' })).code).toBe(EXIT_CODES.fetch);
+    expect((await runCommand(['once'], { ...env, SIDECAR_REQUIRED_KEYS: 'NOT_THERE' })).code).toBe(EXIT_CODES.missingKeys);
+    expect((await runCommand(['once'], { ...env, SIDECAR_OUTPUT_DIR: path.join(dir, 'missing') })).code).toBe(EXIT_CODES.write);
+    expect((await runCommand(['once'], { ...env, SIDECAR_REFRESH_INTERVAL: 'soon' })).code).toBe(EXIT_CODES.config);
+    expect((await runCommand(['once'], { ...env, SIDECAR_DERIVE_X: '{{ A | nope }}' })).code).toBe(EXIT_CODES.config);
+    expect((await runCommand(['frobnicate'], env)).code).toBe(EXIT_CODES.usage);
+    fake.faults.add({ route: 'list', kind: 'status', status: 502 });
+    expect((await runCommand(['once'], { ...env, SIDECAR_ONCE_DEADLINE: '1s' })).code).toBe(EXIT_CODES.deadline);
+  }, 20_000);
+
+  it('prints the config problem to stderr, naming the variable', async () => {
+    const result = await runCommand(['once'], { INFISICAL_ENVIRONMENT: 'prod' });
+    expect(result.code).toBe(EXIT_CODES.config);
+    expect(result.stderr).toMatch(/^infisical-sidecar: SIDECAR_CONFIG_INVALID: invalid configuration \(3 problems\):\n  - INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: not set/);
+  });
+
+  it('check shows folders, key names and files, writes nothing and prints no value', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const result = await runCommand(['check'], glitchtipEnv(fake, dir));
+    expect(result.code).toBe(EXIT_CODES.ok);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(result.stdout).toContain('infisical-sidecar check: OK');
+    expect(result.stdout).toMatch(/\/glitchtip\/application\s+3 secret\(s\)/);
+    expect(result.stdout).toMatch(/keys \(5, values not shown\):\n  DATABASE_URL\n  DEFAULT_FROM_EMAIL/);
+    expect(result.stdout).toMatch(/secrets\.env\s+\d+ bytes/);
+    expect(result.stdout).toContain('nothing was written');
+  });
+});
+
+async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 3_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await condition()) return;
+    } catch {
+      // not yet (e.g. the file does not exist yet)
+    }
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
