@@ -1,0 +1,85 @@
+/**
+ * Renders the configuration reference and the error catalogue as Markdown from the code's own
+ * tables, so the docs cannot drift: `npm run docs` writes them, a test fails when they differ.
+ */
+import { ERROR_CATALOGUE, EXIT_CODES } from '../errors.js';
+import { VARIABLES, type VariableSpec } from './schema.js';
+
+const GROUP_TITLES: Record<VariableSpec['group'], string> = {
+  infisical: 'Infisical access',
+  sidecar: 'Refresh, health and behaviour',
+  output: 'Output files',
+  health: 'Health server',
+};
+
+function cell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+export function renderConfigurationReference(): string {
+  const lines = [
+    '# Configuration reference',
+    '',
+    '<!-- Generated from src/config/schema.ts by `npm run docs`; a test fails when this file is out of date. -->',
+    '',
+    'Every setting is an environment variable. Durations take units (`500ms`, `30s`, `5m`, `1h`, `1h30m`); a bare number is refused.',
+    'Variables marked *file* can instead be given as `<NAME>_FILE`, the path of a file holding the value (Compose `secrets:`); one trailing newline is dropped.',
+    'All problems are reported at once, each naming its variable and the fix, and the process exits with code 78.',
+    'An unknown `SIDECAR_*` variable is an error too (typos would otherwise be silently ignored).',
+    '',
+  ];
+  const groups = [...new Set(Object.values(VARIABLES).map((spec) => spec.group))];
+  for (const group of groups) {
+    lines.push(`## ${GROUP_TITLES[group]}`, '', '| Variable | Default | Meaning |', '| --- | --- | --- |');
+    for (const [name, spec] of Object.entries(VARIABLES) as [string, VariableSpec][]) {
+      if (spec.group !== group) continue;
+      const label = name.endsWith('_') ? `\`${name}<NAME>\`` : `\`${name}\``;
+      const flags = [spec.required ? '**required**' : '', spec.fileForm ? '*file*' : '', spec.secret ? '*secret*' : ''].filter(Boolean).join(', ');
+      const defaultText = spec.default === undefined ? '—' : spec.default === '' ? '(empty)' : `\`${spec.default}\``;
+      const example = spec.example ? ` Example: \`${spec.example}\`.` : '';
+      lines.push(`| ${label}${flags ? ` (${flags})` : ''} | ${defaultText} | ${cell(spec.doc)}${cell(example)} |`);
+    }
+    lines.push('');
+  }
+  lines.push(
+    '## Config file (`SIDECAR_CONFIG_FILE`)',
+    '',
+    'Optional JSON; unknown keys are errors. `outputs` replaces `SIDECAR_OUTPUTS` (each `path` is a plain file name in the output directory; for `files` it names the sub-directory). `derived` adds keys rendered from templates; `SIDECAR_DERIVE_<NAME>` variables win over the file.',
+    '',
+    '```json',
+    '{',
+    '  "outputs": [',
+    '    { "format": "env", "path": "glitchtip.env" },',
+    '    { "format": "files", "path": "keys" }',
+    '  ],',
+    '  "derived": { "DATABASE_URL": "postgres://glitchtip_maintainer:{{ POSTGRES_PASSWORD | url }}@postgres:5432/glitchtip" }',
+    '}',
+    '```',
+    '',
+  );
+  return lines.join('\n');
+}
+
+export function renderErrorCatalogue(): string {
+  const lines = [
+    '# Errors and exit codes',
+    '',
+    '<!-- Generated from src/errors.ts by `npm run docs`; a test fails when this file is out of date. -->',
+    '',
+    'Every failure has a stable code. It appears in logs (`code`), in `/healthz` (`lastError.code`, per folder too) and, for `once` and `check`, as the process exit code below.',
+    '',
+    '## Exit codes',
+    '',
+    '| Exit code | Meaning |',
+    '| --- | --- |',
+    ...Object.entries(EXIT_CODES).map(([name, code]) => `| ${code} | ${name} |`),
+    '',
+    '## Error codes',
+    '',
+    '| Code | Exit | Meaning | How to fix |',
+    '| --- | --- | --- | --- |',
+    ...Object.entries(ERROR_CATALOGUE).map(([code, entry]) => `| \`${code}\` | ${EXIT_CODES[entry.exit]} | ${cell(entry.meaning)} | ${cell(entry.hint)} |`),
+    '',
+  ];
+  return lines.join('\n');
+}
