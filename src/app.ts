@@ -12,7 +12,12 @@ import { createInfisicalClient, type Credentials, type InfisicalClient } from '.
 import type { Logger } from './log.js';
 import { AtomicDirWriter, assertWritableDir, type FileToWrite } from './output/atomic-dir.js';
 import { parseTemplate, type Template } from './render/index.js';
+import { registerWebhook } from './health/webhook.js';
+import { commandAction, httpAction } from './reload/actions.js';
+import { dockerRestartAction } from './reload/docker.js';
+import { ReloadScheduler, type ReloadAction } from './reload/scheduler.js';
 import { startRefreshLoop, syncUntilDone, type RefreshLoop } from './sync/loop.js';
+import { startWatching, type Watcher } from './sync/watch.js';
 import type { RetryPolicy } from './sync/retry.js';
 import { createSyncer, type SyncOutcome } from './sync/sync-once.js';
 
@@ -32,22 +37,94 @@ export interface App {
   check(): Promise<{ outcome: SyncOutcome; files: readonly FileToWrite[] }>;
 }
 
-export function createApp(config: Config, log: Logger, options: { readonly fetchClient?: InfisicalClient } = {}): App {
-  const derived = parseDerivedTemplates(config);
+export interface AppOptions {
+  readonly fetchClient?: InfisicalClient;
+  /** Re-reads the configuration (same environment, new SIDECAR_CONFIG_FILE content) for hot reload. */
+  readonly reloadConfig?: () => Config;
+}
+
+export function createApp(config: Config, log: Logger, options: AppOptions = {}): App {
+  // Outputs and derived values can change at run time (config file hot reload); the rest cannot.
+  const live = { config, derived: parseDerivedTemplates(config) };
   const client = options.fetchClient ?? createInfisicalClient({ ...config, credentials: () => readCredentials(config) });
   const writer = new AtomicDirWriter(config.outputDir);
-  const syncer = createSyncer({ config, client, writer, derived });
+  const syncer = createSyncer({
+    get config() {
+      return live.config;
+    },
+    get derived() {
+      return live.derived;
+    },
+    client,
+    writer,
+    previousSnapshot: () => previousSnapshotOnDisk(writer, config),
+  });
   const health = new HealthState(config);
-  const server = buildHealthServer({ state: health });
+  const reloadLog = log.child({ component: 'reload' });
+  const reloads = new ReloadScheduler({ actions: reloadActions(config), debounceMs: config.reloadDebounceMs, cooldownMs: config.reloadCooldownMs, log: reloadLog });
   const policy: RetryPolicy = config;
   const syncLog = log.child({ component: 'sync' });
   const stopping = new AbortController();
   let loop: RefreshLoop | undefined;
+  let watcher: Watcher | undefined;
+  const trigger = (reason: string) => loop?.trigger(reason);
+
+  const server = buildHealthServer({
+    state: health,
+    register: (app) => {
+      if (config.webhookSecret === undefined) return;
+      registerWebhook(app, {
+        secret: config.webhookSecret,
+        toleranceMs: config.webhookToleranceMs,
+        projectId: config.projectId,
+        environment: config.environment,
+        secretPaths: config.secretPaths,
+        onTrigger: trigger,
+        log: log.child({ component: 'webhook' }),
+      });
+    },
+  });
 
   const record = (outcome: SyncOutcome, nextAttemptAt?: number) => {
     health.record(outcome, nextAttemptAt);
     logOutcome(syncLog, outcome, nextAttemptAt);
+    // Revision 1 is the first content this volume ever held: nobody consumed an older value.
+    if (outcome.ok && outcome.changed && (outcome.revision > 1 || config.reloadOnFirstWrite)) {
+      reloads.notify({ revision: outcome.revision, changedKeys: outcome.changedKeys });
+    }
   };
+
+  const writeOptions = { mode: config.fileMode, uid: config.fileUid, gid: config.fileGid };
+  function watchInputs(): Watcher {
+    const watchLog = log.child({ component: 'watch' });
+    return startWatching({
+      outputDir: config.outputDir,
+      credentialFiles: [config.clientIdFile, config.clientSecretFile].filter((file): file is string => file !== undefined),
+      configFile: config.configFile,
+      log: watchLog,
+      async onOutputEvent() {
+        const damaged = await writer.repair(writeOptions);
+        if (damaged.length > 0) watchLog.warn({ damaged }, 'output files were deleted or modified by someone else; restored from the last good set');
+      },
+      onCredentialsChanged() {
+        watchLog.info('credential file changed; logging in again');
+        client.invalidate();
+        trigger('credentials changed');
+      },
+      onConfigChanged() {
+        if (!options.reloadConfig) return;
+        try {
+          const next = options.reloadConfig();
+          live.derived = parseDerivedTemplates(next);
+          live.config = next;
+          watchLog.info({ outputs: next.outputs.map((o) => `${o.format}:${o.path}`), derivedKeys: [...next.derived.keys()] }, 'config file changed; applied');
+          trigger('config changed');
+        } catch (error) {
+          watchLog.error({ code: (error as SidecarError).code, err: (error as Error).message }, 'config file changed but is invalid; keeping the previous config');
+        }
+      },
+    });
+  }
 
   async function prepareOutputDir(): Promise<void> {
     await assertWritableDir(config.outputDir);
@@ -64,15 +141,19 @@ export function createApp(config: Config, log: Logger, options: { readonly fetch
       const address = await server.listen({ host: config.healthHost, port: config.healthPort });
       log.child({ component: 'health' }).info({ address }, 'health server listening');
       loop = startRefreshLoop({ policy, signal: stopping.signal, syncOnce: (signal) => syncer.syncOnce(signal), onOutcome: record });
+      if (config.watch) {
+        watcher = watchInputs();
+        await watcher.ready;
+      }
     },
     async stop() {
       stopping.abort();
       await loop?.done;
+      await watcher?.close();
+      await reloads.stop();
       await server.close();
     },
-    trigger(reason) {
-      loop?.trigger(reason);
-    },
+    trigger,
     async once() {
       await prepareOutputDir();
       return syncUntilDone({ policy, deadlineMs: config.onceDeadlineMs, syncOnce: (signal) => syncer.syncOnce(signal), onOutcome: (o) => record(o), signal: stopping.signal });
@@ -86,11 +167,30 @@ export function createApp(config: Config, log: Logger, options: { readonly fetch
           return { changed: true, revision: 0, bytesWritten: 0, filesWritten: 0, changedPaths: [] };
         },
       };
-      const dry = createSyncer({ config, client, writer: dryWriter, derived });
+      const dry = createSyncer({ config, client, writer: dryWriter, derived: live.derived });
       const outcome = await dry.syncOnce(stopping.signal);
       return { outcome, files: captured };
     },
   };
+}
+
+/** Reads the JSON output an earlier run left (when JSON is among the outputs) back into a snapshot. */
+async function previousSnapshotOnDisk(writer: AtomicDirWriter, config: Config): Promise<Map<string, string> | undefined> {
+  const jsonOutput = config.outputs.find((output) => output.format === 'json');
+  const content = jsonOutput && (await writer.readCurrent())?.get(jsonOutput.path);
+  if (!content) return undefined;
+  const parsed = JSON.parse(content.toString('utf8')) as Record<string, unknown>;
+  return new Map(Object.entries(parsed).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+function reloadActions(config: Config): ReloadAction[] {
+  const actions: ReloadAction[] = [];
+  if (config.reloadCommand) actions.push(commandAction(config.reloadCommand, config.reloadTimeoutMs));
+  if (config.reloadUrl) actions.push(httpAction(config.reloadUrl, config.reloadTimeoutMs));
+  if (config.restartServices.length > 0) {
+    actions.push(dockerRestartAction({ endpoint: config.dockerHost, services: config.restartServices, timeoutMs: config.reloadTimeoutMs }));
+  }
+  return actions;
 }
 
 /** Templates are checked once at start, so a typo fails with the config exit code, not at the first sync. */

@@ -61,7 +61,7 @@ async function withConfig(command: 'run' | 'once' | 'check', io: CliIo): Promise
     const config = loadConfig(io.env);
     log = createLogger(config.logLevel, io.logDestination);
     log.info({ command, config: describeConfig(config) }, 'starting');
-    const app = createApp(config, log);
+    const app = createApp(config, log, { reloadConfig: () => loadConfig(io.env) });
     if (command === 'once') {
       const outcome = await app.once();
       if (outcome.ok) {

@@ -72,6 +72,7 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
   const secretPaths = values.get('INFISICAL_SECRET_PATHS') as string[] | undefined;
   if (secretPaths !== undefined) checkSecretPaths(secretPaths, problems);
 
+  checkReloadSettings(values.get('SIDECAR_RELOAD_COMMAND') as string | undefined, values.get('SIDECAR_RELOAD_URL') as string | undefined, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const derived = new Map<string, string>(Object.entries(configFile?.derived ?? {}));
@@ -110,10 +111,22 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
     logLevel: values.get('SIDECAR_LOG_LEVEL') as string,
     healthHost: values.get('SIDECAR_HEALTH_HOST') as string,
     healthPort: values.get('SIDECAR_HEALTH_PORT') as number,
+    watch: values.get('SIDECAR_WATCH') as boolean,
+    webhookSecret: values.get('SIDECAR_WEBHOOK_SECRET') as string | undefined,
+    webhookToleranceMs: values.get('SIDECAR_WEBHOOK_TOLERANCE') as number,
+    reloadCommand: values.get('SIDECAR_RELOAD_COMMAND') as string | undefined,
+    reloadUrl: values.get('SIDECAR_RELOAD_URL') as string | undefined,
+    restartServices: values.get('SIDECAR_RESTART_SERVICES') as string[],
+    dockerHost: values.get('SIDECAR_DOCKER_HOST') as string,
+    reloadDebounceMs: values.get('SIDECAR_RELOAD_DEBOUNCE') as number,
+    reloadCooldownMs: values.get('SIDECAR_RELOAD_COOLDOWN') as number,
+    reloadTimeoutMs: values.get('SIDECAR_RELOAD_TIMEOUT') as number,
+    reloadOnFirstWrite: values.get('SIDECAR_RELOAD_ON_FIRST_WRITE') as boolean,
   };
   Object.freeze(config.secretPaths);
   Object.freeze(config.outputs);
   Object.freeze(config.requiredKeys);
+  Object.freeze(config.restartServices);
   return Object.freeze(config);
 }
 
@@ -134,6 +147,12 @@ export function describeConfig(config: Config): Record<string, unknown> {
     refreshIntervalMs: config.refreshIntervalMs,
     maxStalenessMs: config.maxStalenessMs,
     health: `${config.healthHost}:${config.healthPort}`,
+    webhook: config.webhookSecret === undefined ? 'off' : 'on',
+    reload: {
+      command: config.reloadCommand === undefined ? null : '<set>',
+      url: config.reloadUrl === undefined ? null : config.reloadUrl.replace(/^(\w+:\/\/)([^/@]*@)?([^/?#]*)([^?#]*).*$/, '$1$3$4'),
+      restartServices: config.restartServices,
+    },
   };
 }
 
@@ -254,6 +273,25 @@ function checkSecretPaths(paths: readonly string[], problems: string[]): void {
   const normalized = paths.map(normalizeFolder);
   const duplicate = normalized.find((path, index) => normalized.indexOf(path) !== index);
   if (duplicate !== undefined) problems.push(`INFISICAL_SECRET_PATHS: "${duplicate}" is listed twice`);
+}
+
+function checkReloadSettings(command: string | undefined, url: string | undefined, problems: string[]): void {
+  if (command?.trim().startsWith('[')) {
+    try {
+      const argv: unknown = JSON.parse(command);
+      if (!Array.isArray(argv) || argv.length === 0 || !argv.every((part) => typeof part === 'string')) throw new Error('not an array of strings');
+    } catch {
+      problems.push('SIDECAR_RELOAD_COMMAND: starts with [ but is not a JSON array of strings — e.g. ["/usr/local/bin/notify","--all"], or a plain string for /bin/sh -c');
+    }
+  }
+  if (url !== undefined) {
+    try {
+      const parsed = new URL(url);
+      if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      problems.push('SIDECAR_RELOAD_URL: not an http(s) URL — e.g. http://web:8000/internal/reload');
+    }
+  }
 }
 
 function normalizeFolder(path: string): string {

@@ -9,6 +9,7 @@ const GROUP_TITLES: Record<VariableSpec['group'], string> = {
   infisical: 'Infisical access',
   sidecar: 'Refresh, health and behaviour',
   output: 'Output files',
+  reload: 'Rotation: reload actions, webhook push, watching',
   health: 'Health server',
 };
 

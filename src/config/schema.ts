@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 
-export type VariableGroup = 'infisical' | 'sidecar' | 'output' | 'health';
+export type VariableGroup = 'infisical' | 'sidecar' | 'output' | 'reload' | 'health';
 
 export interface VariableSpec<T = unknown> {
   /** Parses the raw text (undefined when unset and there is no default). */
@@ -225,6 +225,73 @@ export const VARIABLES = {
     default: 'info',
     doc: 'pino log level.',
   },
+  SIDECAR_WATCH: {
+    group: 'reload',
+    schema: bool,
+    default: 'true',
+    doc: 'Watch the output directory (restore files someone deleted or edited), the credential files (log in again when the client secret is rotated) and SIDECAR_CONFIG_FILE (apply a valid change, reject an invalid one).',
+  },
+  SIDECAR_WEBHOOK_SECRET: {
+    group: 'reload',
+    schema: optionalText,
+    fileForm: true,
+    secret: true,
+    doc: 'Enables `POST /webhook` for Infisical project webhooks: the signing secret configured on the webhook. Valid calls trigger an immediate refresh; bad signatures get 401.',
+  },
+  SIDECAR_WEBHOOK_TOLERANCE: {
+    group: 'reload',
+    schema: duration(1_000, '1s'),
+    default: '5m',
+    doc: 'How far a webhook\'s signed timestamp may be from our clock (replay protection).',
+  },
+  SIDECAR_RELOAD_COMMAND: {
+    group: 'reload',
+    schema: optionalText,
+    doc: 'Command run after the files changed: a JSON array (run without a shell) or a string for `/bin/sh -c`. Gets SIDECAR_REVISION and SIDECAR_CHANGED_KEYS (names only).',
+    example: '["/usr/local/bin/notify-reload"]',
+  },
+  SIDECAR_RELOAD_URL: {
+    group: 'reload',
+    schema: optionalText,
+    doc: 'URL that receives `POST {"event":"secrets.changed","revision":N,"changedKeys":[…]}` after the files changed.',
+  },
+  SIDECAR_RESTART_SERVICES: {
+    group: 'reload',
+    schema: commaList,
+    default: '',
+    doc: 'Compose services of the same project to restart, one at a time and each waiting until healthy, after the files changed. Needs the Docker API (SIDECAR_DOCKER_HOST); see docs/rotation.md for the risk.',
+    example: 'web,worker,beat',
+  },
+  SIDECAR_DOCKER_HOST: {
+    group: 'reload',
+    schema: text,
+    default: 'unix:///var/run/docker.sock',
+    doc: 'Docker Engine API for SIDECAR_RESTART_SERVICES: a unix socket or the `http://` address of a socket proxy.',
+  },
+  SIDECAR_RELOAD_DEBOUNCE: {
+    group: 'reload',
+    schema: duration(0, '0s'),
+    default: '5s',
+    doc: 'Changes closer together than this are merged into one reload (the wait never exceeds 4× this).',
+  },
+  SIDECAR_RELOAD_COOLDOWN: {
+    group: 'reload',
+    schema: duration(0, '0s'),
+    default: '30s',
+    doc: 'Minimum time between two reloads; changes during it are merged into the next one.',
+  },
+  SIDECAR_RELOAD_TIMEOUT: {
+    group: 'reload',
+    schema: duration(1_000, '1s'),
+    default: '2m',
+    doc: 'Time limit for the command, the URL call, and for each restarted service to become healthy.',
+  },
+  SIDECAR_RELOAD_ON_FIRST_WRITE: {
+    group: 'reload',
+    schema: bool,
+    default: 'false',
+    doc: 'Also run the reload actions when the first sync fills an empty volume. (A first sync that *replaces different content* left by an earlier run always reloads: a secret rotated while the sidecar was down still reaches the app.)',
+  },
   SIDECAR_HEALTH_HOST: {
     group: 'health',
     schema: text,
@@ -301,6 +368,17 @@ export interface Config {
   readonly logLevel: string;
   readonly healthHost: string;
   readonly healthPort: number;
+  readonly watch: boolean;
+  readonly webhookSecret: string | undefined;
+  readonly webhookToleranceMs: number;
+  readonly reloadCommand: string | undefined;
+  readonly reloadUrl: string | undefined;
+  readonly restartServices: readonly string[];
+  readonly dockerHost: string;
+  readonly reloadDebounceMs: number;
+  readonly reloadCooldownMs: number;
+  readonly reloadTimeoutMs: number;
+  readonly reloadOnFirstWrite: boolean;
 }
 
 export const DEFAULT_OUTPUT_PATHS: Readonly<Record<OutputTarget['format'], string>> = {

@@ -49,6 +49,7 @@ const VERSION_NAME = /^\.\.rev-(\d{6,})-[A-Za-z0-9_-]+$/;
 
 export class AtomicDirWriter {
   private readonly dir: string;
+  private queue: Promise<unknown> = Promise.resolve();
   /** What the current version holds, so an unchanged refresh costs no disk reads. */
   private current: { version: string; revision: number; files: Map<string, Buffer> } | undefined;
 
@@ -65,21 +66,58 @@ export class AtomicDirWriter {
     return this.current?.revision ?? 0;
   }
 
+  /** The files of the version on disk (after a restart: what an earlier run left), if any. */
+  readCurrent(): Promise<ReadonlyMap<string, Buffer> | undefined> {
+    return this.exclusive(async () => {
+      this.current ??= await this.loadCurrent();
+      return this.current?.files;
+    });
+  }
+
   /**
    * Writes `files` as the new complete set, unless it equals what is on disk. On any error the
    * previous set stays exactly as it was and the partial new version is removed.
    */
-  async write(files: readonly FileToWrite[], options: WriteOptions): Promise<WriteResult> {
+  write(files: readonly FileToWrite[], options: WriteOptions): Promise<WriteResult> {
+    return this.exclusive(() => this.writeNow(files, options, false));
+  }
+
+  /**
+   * Checks the files on disk against the last written set and, if someone deleted or edited one,
+   * writes the same set again as a new version with the *same* revision (the content did not
+   * change, so consumers watching the revision are not restarted). Returns what was wrong.
+   */
+  repair(options: WriteOptions): Promise<string[]> {
+    return this.exclusive(async () => {
+      const current = this.current;
+      if (!current) return [];
+      const problems = await this.findDamage(current.version, current.files);
+      if (problems.length > 0) {
+        const files = [...current.files].map(([file, content]) => ({ path: file, content }));
+        await this.writeNow(files, options, true);
+      }
+      return problems;
+    });
+  }
+
+  /** One operation at a time: a repair triggered by a file event never interleaves with a sync's write. */
+  private exclusive<T>(operation: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(operation, operation);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async writeNow(files: readonly FileToWrite[], options: WriteOptions, sameRevision: boolean): Promise<WriteResult> {
     assertRelativePaths(files);
     this.current ??= await this.loadCurrent();
     const previous = this.current;
     const next = new Map(files.map((file) => [file.path, file.content]));
     const changedPaths = diffPaths(previous?.files, next);
-    if (previous && changedPaths.length === 0 && (await this.linksIntact(previous.version, next))) {
+    if (!sameRevision && previous && changedPaths.length === 0 && (await this.linksIntact(previous.version, next))) {
       return { changed: false, revision: previous.revision, bytesWritten: 0, filesWritten: 0, changedPaths: [] };
     }
 
-    const revision = (previous?.revision ?? 0) + 1;
+    const revision = (previous?.revision ?? 0) + (sameRevision || (previous && changedPaths.length === 0) ? 0 : 1);
     const version = `${VERSION_PREFIX}${String(revision).padStart(6, '0')}-${randomBytes(6).toString('base64url')}`;
     const versionDir = path.join(this.dir, version);
     const dirMode = directoryModeFor(options.mode);
@@ -134,6 +172,19 @@ export class AtomicDirWriter {
     } catch {
       return undefined;
     }
+  }
+
+  private async findDamage(version: string, files: Map<string, Buffer>): Promise<string[]> {
+    const problems: string[] = [];
+    if (!(await this.linksIntact(version, files))) problems.push('links');
+    for (const [file, content] of files) {
+      try {
+        if (!(await readFile(path.join(this.dir, version, file))).equals(content)) problems.push(file);
+      } catch {
+        problems.push(file);
+      }
+    }
+    return problems;
   }
 
   private async linksIntact(version: string, files: Map<string, Buffer>): Promise<boolean> {

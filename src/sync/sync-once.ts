@@ -47,6 +47,11 @@ export interface SyncDeps {
   readonly client: Pick<InfisicalClient, 'fetchFolders'>;
   readonly writer: Pick<AtomicDirWriter, 'write' | 'revision'>;
   readonly derived: ReadonlyMap<string, Template>;
+  /**
+   * The snapshot an earlier run left on the volume, so the first pass after a restart reports
+   * only the keys that really changed while the sidecar was down.
+   */
+  readonly previousSnapshot?: () => Promise<Snapshot | undefined>;
   readonly now?: () => number;
 }
 
@@ -108,6 +113,7 @@ export function createSyncer(deps: SyncDeps): Syncer {
     }
 
     try {
+      lastGood ??= await deps.previousSnapshot?.().catch(() => undefined);
       const written = await deps.writer.write(rendered.files, { mode: deps.config.fileMode, uid: deps.config.fileUid, gid: deps.config.fileGid });
       const changedKeys = diffKeys(lastGood, snapshot);
       lastGood = snapshot;

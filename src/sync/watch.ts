@@ -1,0 +1,69 @@
+/**
+ * Self-healing and hot reload, driven by chokidar:
+ * - an output file deleted or edited by someone else is restored from the last good set;
+ * - a changed credential file (rotated client secret) forces a fresh login and a refresh;
+ * - a changed config file is validated and applied, or rejected with the old config kept.
+ *
+ * Events are debounced (editors and `cp` produce several), and our own writes are told apart by
+ * comparing the disk against what we wrote rather than by guessing who caused an event.
+ */
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from '../log.js';
+
+export interface WatchOptions {
+  readonly outputDir: string;
+  readonly credentialFiles: readonly string[];
+  readonly configFile: string | undefined;
+  readonly onOutputEvent: () => Promise<void>;
+  readonly onCredentialsChanged: () => void;
+  readonly onConfigChanged: () => void;
+  readonly log: Logger;
+  readonly debounceMs?: number;
+}
+
+export interface Watcher {
+  close(): Promise<void>;
+  /** Resolves once the watchers are ready (tests wait for it). */
+  readonly ready: Promise<void>;
+}
+
+export function startWatching(options: WatchOptions): Watcher {
+  const debounceMs = options.debounceMs ?? 200;
+  const timers = new Map<string, NodeJS.Timeout>();
+  const debounced = (name: string, action: () => void) => {
+    clearTimeout(timers.get(name));
+    timers.set(name, setTimeout(action, debounceMs));
+  };
+
+  // The output dir is watched shallowly plus the live version (via the ..data link): deep enough
+  // to see a deleted link or an edited file, without following old versions.
+  const outputs = watch(options.outputDir, { ignoreInitial: true, depth: 2, followSymlinks: false });
+  outputs.on('all', () =>
+    debounced('outputs', () => {
+      options.onOutputEvent().catch((error: Error) => options.log.error({ err: error.message }, 'could not check the output files'));
+    }),
+  );
+  outputs.on('error', (error) => options.log.warn({ err: (error as Error).message }, 'output watcher error'));
+
+  const watchers: FSWatcher[] = [outputs];
+  const inputs = [...options.credentialFiles, ...(options.configFile ? [options.configFile] : [])];
+  if (inputs.length > 0) {
+    // Compose secrets are bind mounts: an in-place edit on the host shows here as a change.
+    const files = watch(inputs, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 } });
+    files.on('all', (_event, path) => {
+      if (path === options.configFile) debounced('config', options.onConfigChanged);
+      else debounced('credentials', options.onCredentialsChanged);
+    });
+    files.on('error', (error) => options.log.warn({ err: (error as Error).message }, 'input file watcher error'));
+    watchers.push(files);
+  }
+
+  const ready = Promise.all(watchers.map((w) => new Promise<void>((resolve) => w.once('ready', () => resolve())))).then(() => undefined);
+  return {
+    ready,
+    async close() {
+      for (const timer of timers.values()) clearTimeout(timer);
+      await Promise.all(watchers.map((w) => w.close()));
+    },
+  };
+}
