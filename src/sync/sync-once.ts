@@ -10,6 +10,7 @@ import { SidecarError, toSidecarError } from '../errors.js';
 import type { FolderResult, InfisicalClient } from '../infisical/client.js';
 import type { AtomicDirWriter } from '../output/atomic-dir.js';
 import { applyDerived, renderOutputs, type SkippedKey, type Snapshot, type Template } from '../render/index.js';
+import { renderWithSecrets, WITH_SECRETS_PATH } from '../render/with-secrets.js';
 
 export interface FolderReport {
   readonly path: string;
@@ -108,6 +109,9 @@ export function createSyncer(deps: SyncDeps): Syncer {
     try {
       snapshot = applyDerived(fetched, deps.derived);
       rendered = renderOutputs(snapshot, deps.config.outputs);
+      // Consumers start through the wrapper that sits next to the env file (docs/rotation.md).
+      const envOutput = deps.config.outputs.find((output) => output.format === 'env');
+      if (envOutput) rendered = { ...rendered, files: [...rendered.files, { path: WITH_SECRETS_PATH, content: renderWithSecrets(envOutput.path) }] };
     } catch (error) {
       return fail(error, folders, { overridden });
     }

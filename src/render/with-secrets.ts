@@ -1,0 +1,71 @@
+/**
+ * `with-secrets.sh`: the consumer-side wrapper, written next to the env file in every version.
+ *
+ * It exports the env file and runs the app. With WITH_SECRETS_RESTART=true it also watches the
+ * revision (the number in the `..data` link's target) and, when it changes, stops the app and exits
+ * 75, so the container's restart policy starts it again with the new environment: rotation reaches
+ * the app without mounting the Docker socket. The revision only moves when content changes (a
+ * restored file keeps it), and the wrapper compares against the revision the app *started* with,
+ * so a change made while the sidecar was down is caught as well. WITH_SECRETS_RESTART_DELAY staggers
+ * services (web, worker, beat) so they are not all down at once.
+ *
+ * POSIX sh only (dash, bash, busybox); no value is ever printed.
+ */
+
+export const WITH_SECRETS_PATH = 'with-secrets.sh';
+
+export function renderWithSecrets(envFile: string): Buffer {
+  return Buffer.from(`#!/bin/sh
+# with-secrets.sh - written by infisical-sidecar with every version of the secrets; do not edit.
+#
+#   sh /path/to/secrets/with-secrets.sh COMMAND [ARGS...]
+#
+# Exports every variable in ${envFile} (next to this file), then runs COMMAND.
+#   WITH_SECRETS_RESTART=true      keep watching; when the secrets change, stop COMMAND and exit 75 so
+#                                  the restart policy starts the container again with the new values
+#   WITH_SECRETS_RESTART_DELAY=0   seconds to wait after a change before restarting (stagger services)
+#   WITH_SECRETS_POLL=5            seconds between checks
+#   WITH_SECRETS_STOP_TIMEOUT=25   seconds COMMAND gets after SIGTERM before SIGKILL
+dir=\${0%/*}
+revision() {
+  r=$(readlink "$dir/..data" 2>/dev/null) || return 0
+  r=\${r#..rev-}
+  printf '%s' "\${r%%-*}"
+}
+[ "$#" -gt 0 ] || { echo "with-secrets: usage: with-secrets.sh COMMAND [ARGS...]" >&2; exit 64; }
+started=$(revision)
+set -a
+. "$dir/${envFile}" || { echo "with-secrets: cannot read $dir/${envFile}" >&2; exit 78; }
+set +a
+case "\${WITH_SECRETS_RESTART:-false}" in
+  true | 1 | yes) ;;
+  *) exec "$@" ;;
+esac
+
+"$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' TERM
+trap 'kill -INT "$child" 2>/dev/null' INT
+trap 'kill -HUP "$child" 2>/dev/null' HUP
+while :; do
+  sleep "\${WITH_SECRETS_POLL:-5}" &
+  wait "$!" 2>/dev/null
+  kill -0 "$child" 2>/dev/null || break
+  now=$(revision)
+  if [ -n "$now" ] && [ "$now" != "$started" ]; then
+    echo "with-secrets: secrets changed (revision $started -> $now); restarting in \${WITH_SECRETS_RESTART_DELAY:-0}s" >&2
+    sleep "\${WITH_SECRETS_RESTART_DELAY:-0}"
+    kill -TERM "$child" 2>/dev/null
+    i=0
+    while kill -0 "$child" 2>/dev/null && [ "$i" -lt "\${WITH_SECRETS_STOP_TIMEOUT:-25}" ]; do
+      sleep 1
+      i=$((i + 1))
+    done
+    kill -KILL "$child" 2>/dev/null
+    wait "$child" 2>/dev/null
+    exit 75
+  fi
+done
+wait "$child"
+`);
+}

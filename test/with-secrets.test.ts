@@ -1,0 +1,86 @@
+/**
+ * The consumer wrapper, run by real shells against a directory written by the real writer:
+ * exports the values, restarts the app (exit 75) when the revision changes, forwards signals.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AtomicDirWriter } from '../src/output/atomic-dir.js';
+import { renderShellEnv } from '../src/render/index.js';
+import { renderWithSecrets } from '../src/render/with-secrets.js';
+import { makeTempDir } from './helpers/temp-dir.js';
+import { waitFor } from './helpers/wait.js';
+
+const SHELLS = ['/bin/dash', '/bin/bash'].filter((shell) => existsSync(shell));
+
+async function writeSet(dir: string, values: Record<string, string>, writer = new AtomicDirWriter(dir)) {
+  const env = renderShellEnv(new Map(Object.entries(values)));
+  await writer.write(
+    [
+      { path: 'secrets.env', content: env.content },
+      { path: 'with-secrets.sh', content: renderWithSecrets('secrets.env') },
+    ],
+    { mode: 0o440 },
+  );
+  return writer;
+}
+
+function startWrapper(shell: string, dir: string, command: string[], env: Record<string, string> = {}) {
+  const child = spawn(shell, [path.join(dir, 'with-secrets.sh'), ...command], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
+  return { child, exited, stderr: () => stderr };
+}
+
+describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
+  it('exports every value byte-exact and execs the command', async () => {
+    const dir = makeTempDir();
+    await writeSet(dir, { SECRET_KEY: `it's $HOME \`x\`\nline2 `, EMAIL_URL: 'smtp://a%40b:p@h:25' });
+    const result = spawnSync(shell, [path.join(dir, 'with-secrets.sh'), 'sh', '-c', 'printf "%s|%s" "$SECRET_KEY" "$EMAIL_URL"'], { encoding: 'utf8' });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(`it's $HOME \`x\`\nline2 |smtp://a%40b:p@h:25`);
+  });
+
+  it('stops the app and exits 75 when the secrets change, not when a file is only restored', async () => {
+    const dir = makeTempDir();
+    const writer = await writeSet(dir, { A: '1' });
+    const marker = path.join(makeTempDir(), 'terminated');
+    const wrapper = startWrapper(shell, dir, ['sh', '-c', `trap 'echo term > ${marker}; exit 0' TERM; while :; do sleep 0.1; done`], {
+      WITH_SECRETS_RESTART: 'true',
+      WITH_SECRETS_POLL: '0.1',
+    });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    await writer.repair({ mode: 0o440 }); // nothing damaged: no new version
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(wrapper.child.exitCode).toBeNull();
+
+    await writeSet(dir, { A: '2' }, writer);
+    expect(await wrapper.exited).toBe(75);
+    expect(readFileSync(marker, 'utf8')).toBe('term\n');
+    expect(wrapper.stderr()).toContain('with-secrets: secrets changed (revision 000001 -> 000002)');
+    expect(wrapper.stderr()).not.toContain('A=');
+  });
+
+  it('forwards SIGTERM to the app and exits with its status', async () => {
+    const dir = makeTempDir();
+    await writeSet(dir, { A: '1' });
+    const wrapper = startWrapper(shell, dir, ['sh', '-c', `trap 'exit 42' TERM; while :; do sleep 0.1; done`], { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '0.2' });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    wrapper.child.kill('SIGTERM');
+    expect(await wrapper.exited).toBe(42);
+  });
+
+  it('exits with the app status when the app ends by itself', async () => {
+    const dir = makeTempDir();
+    await writeSet(dir, { A: '1' });
+    const wrapper = startWrapper(shell, dir, ['sh', '-c', 'sleep 0.3; exit 3'], { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '0.1' });
+    expect(await wrapper.exited).toBe(3);
+  });
+});
+
+it('finds at least one POSIX shell to test with', async () => {
+  expect(SHELLS.length).toBeGreaterThan(0);
+  await waitFor(() => true);
+});
