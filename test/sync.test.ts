@@ -43,7 +43,7 @@ describe('first sync', () => {
 
     const outcome = await app.once();
     expect(outcome).toMatchObject({ ok: true, revision: 1, changed: true, keyCount: 5 });
-    expect(readdirSync(dir).sort()).toEqual(['..data', readlinkSync(path.join(dir, '..data')), 'keys', 'secrets.dotenv', 'secrets.env', 'secrets.json'].sort());
+    expect(readdirSync(dir).sort()).toEqual(['..data', readlinkSync(path.join(dir, '..data')), 'keys', 'secrets.dotenv', 'secrets.env', 'secrets.json', 'with-secrets.sh'].sort());
 
     const json = JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as Record<string, string>;
     expect(Object.keys(json)).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
@@ -152,6 +152,18 @@ describe('refresh failures keep the last good files', () => {
   });
 });
 
+describe('once deadline', () => {
+  it('reports the deadline even when it expires in the middle of a request', async () => {
+    const fake = await startFake();
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REQUEST_TIMEOUT: '10s', SIDECAR_ONCE_DEADLINE: '1s' }));
+    fake.faults.add({ route: 'list', kind: 'hang' });
+    const started = Date.now();
+    const outcome = await app.once();
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect(outcome.error).toMatchObject({ code: 'SIDECAR_ONCE_DEADLINE', exitCode: EXIT_CODES.deadline });
+  });
+});
+
 describe('health', () => {
   it('is 503 naming the key while a required key is missing, and 200 once it exists', async () => {
     const fake = await startFake();
@@ -195,6 +207,8 @@ describe('run mode', () => {
       await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200);
       fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-in-run');
       await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'rotated-in-run', 3_000);
+      // The files are swapped in before /healthz records the pass.
+      await waitFor(async () => (await app.server.inject('/healthz')).json().revision === 2, 1_000);
       const report = (await app.server.inject('/healthz')).json();
       expect(report).toMatchObject({ status: 'ok', revision: 2, changedKeys: ['SECRET_KEY'] });
 

@@ -78,7 +78,7 @@ export async function runWithDeadline<T>(call: () => Promise<T>, options: { time
     () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', `no answer within ${options.timeoutMs} ms`, { retryable: true })),
     options.timeoutMs,
   );
-  const onParentAbort = () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', 'cancelled (shutting down)', { retryable: false }));
+  const onParentAbort = () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', 'cancelled before an answer arrived (deadline or shutdown)', { retryable: false }));
   if (options.signal?.aborted) onParentAbort();
   options.signal?.addEventListener('abort', onParentAbort, { once: true });
 

@@ -105,15 +105,19 @@ export async function syncUntilDone(options: {
   const deadline = AbortSignal.timeout(options.deadlineMs);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
   let failures = 0;
+  let previous: SyncOutcome | undefined;
   for (;;) {
     const outcome = await options.syncOnce(signal);
     options.onOutcome(outcome);
-    if (outcome.ok || !outcome.error?.retryable) return outcome;
-    if (signal.aborted) return deadlineOutcome(outcome, options.deadlineMs);
+    if (outcome.ok) return outcome;
+    // A pass cut short by the deadline says only "cancelled": report the one before it, if any.
+    if (deadline.aborted) return deadlineOutcome(previous ?? outcome, options.deadlineMs);
+    previous = outcome;
+    if (!outcome.error?.retryable || signal.aborted) return outcome;
     failures++;
     const delay = delayAfterFailure(outcome.error, failures, options.policy);
     const slept = await sleep(delay, true, { signal }).catch(() => false);
-    if (!slept) return deadlineOutcome(outcome, options.deadlineMs);
+    if (!slept) return deadline.aborted ? deadlineOutcome(outcome, options.deadlineMs) : outcome;
   }
 }
 
