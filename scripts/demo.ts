@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../src/config/duration.js';
 import { startFakeInfisical } from '../test/fake-infisical/server.js';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from '../test/fake-infisical/seed.js';
+import { DEMO_ENVIRONMENT, DEMO_PROJECT_ID, glitchtipSidecarEnv } from '../test/fake-infisical/seed.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outputDir = path.join(root, '.demo', 'secrets');
@@ -30,15 +30,7 @@ const sidecar = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'src
   stdio: ['ignore', 'inherit', 'inherit'],
   env: {
     PATH: process.env.PATH,
-    INFISICAL_SITE_URL: fake.url,
-    INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: DEMO_CLIENT_ID,
-    INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-    INFISICAL_PROJECT_ID: DEMO_PROJECT_ID,
-    INFISICAL_ENVIRONMENT: DEMO_ENVIRONMENT,
-    INFISICAL_SECRET_PATHS: '/glitchtip/database,/glitchtip/application',
-    SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD,SECRET_KEY,EMAIL_URL,DEFAULT_FROM_EMAIL',
-    SIDECAR_DERIVE_DATABASE_URL: 'postgres://glitchtip_maintainer:{{ POSTGRES_PASSWORD | url }}@postgres:5432/glitchtip',
-    SIDECAR_OUTPUT_DIR: outputDir,
+    ...glitchtipSidecarEnv(fake.url, outputDir),
     SIDECAR_REFRESH_INTERVAL: process.env.DEMO_REFRESH_INTERVAL ?? '10s',
     SIDECAR_MAX_STALENESS: '1m',
     SIDECAR_HEALTH_HOST: '127.0.0.1',

@@ -132,3 +132,22 @@ function asString(v: unknown, where: string): string {
   if (typeof v !== 'string') throw new Error(`${where} must be a string`);
   return v;
 }
+
+/**
+ * The sidecar environment of the GlitchTip deployment (both folders, the four required keys, the
+ * derived DATABASE_URL), pointed at a fake server and an output directory. Shared by the demo,
+ * the tests and the benchmark, so all three exercise the configuration production uses.
+ */
+export function glitchtipSidecarEnv(siteUrl: string, outputDir: string): Record<string, string> {
+  return {
+    INFISICAL_SITE_URL: siteUrl,
+    INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: DEMO_CLIENT_ID,
+    INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: DEMO_CLIENT_SECRET,
+    INFISICAL_PROJECT_ID: DEMO_PROJECT_ID,
+    INFISICAL_ENVIRONMENT: DEMO_ENVIRONMENT,
+    INFISICAL_SECRET_PATHS: `${DEMO_DATABASE_PATH},${DEMO_APPLICATION_PATH}`,
+    SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD,SECRET_KEY,EMAIL_URL,DEFAULT_FROM_EMAIL',
+    SIDECAR_DERIVE_DATABASE_URL: 'postgres://glitchtip_maintainer:{{ POSTGRES_PASSWORD | url }}@postgres:5432/glitchtip',
+    SIDECAR_OUTPUT_DIR: outputDir,
+  };
+}

@@ -6,7 +6,7 @@ import { onTestFinished } from 'vitest';
 import { runCli } from '../../src/cli.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startFakeInfisical, type FakeInfisical, type FakeInfisicalOptions } from '../fake-infisical/server.js';
-import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from '../fake-infisical/seed.js';
+import { glitchtipSidecarEnv } from '../fake-infisical/seed.js';
 
 /** Every line anything printed during the test file, for the leak check. */
 export const printed: string[] = [];
@@ -20,15 +20,7 @@ export async function startFake(options: FakeInfisicalOptions = {}): Promise<Fak
 /** The environment the GlitchTip deployment would use, pointed at the fake and a temp dir. */
 export function glitchtipEnv(fake: FakeInfisical, outputDir: string, extra: Record<string, string> = {}): Record<string, string> {
   return {
-    INFISICAL_SITE_URL: fake.url,
-    INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: DEMO_CLIENT_ID,
-    INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: DEMO_CLIENT_SECRET,
-    INFISICAL_PROJECT_ID: DEMO_PROJECT_ID,
-    INFISICAL_ENVIRONMENT: DEMO_ENVIRONMENT,
-    INFISICAL_SECRET_PATHS: '/glitchtip/database,/glitchtip/application',
-    SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD,SECRET_KEY,EMAIL_URL,DEFAULT_FROM_EMAIL',
-    SIDECAR_DERIVE_DATABASE_URL: 'postgres://glitchtip_maintainer:{{ POSTGRES_PASSWORD | url }}@postgres:5432/glitchtip',
-    SIDECAR_OUTPUT_DIR: outputDir,
+    ...glitchtipSidecarEnv(fake.url, outputDir),
     SIDECAR_HEALTH_PORT: '0',
     SIDECAR_HEALTH_HOST: '127.0.0.1',
     SIDECAR_REQUEST_TIMEOUT: '2s',
