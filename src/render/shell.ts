@@ -1,0 +1,45 @@
+/**
+ * `env` format: a POSIX sh file meant for `set -a; . ./secrets.env; set +a` in dash, bash or
+ * busybox ash (GlitchTip's wrapper, docs/glitchtip.md §3).
+ */
+
+import { isEnvName, sortedEntries } from './keys.js';
+import type { RenderedContent, SkippedKey, Snapshot } from './types.js';
+
+/** Default `OutputSpec.path` of the env format. */
+export const SHELL_ENV_DEFAULT_PATH = 'secrets.env';
+
+/** Fixed first line: nothing in it changes between runs, so unchanged secrets give unchanged bytes. */
+const SHELL_ENV_HEADER = '# Written by infisical-sidecar. Load in sh/dash/bash/busybox with: set -a; . <this file>; set +a\n';
+
+/**
+ * Quotes `value` as one sh word that expands to exactly `value`.
+ *
+ * Inside single quotes sh interprets nothing (no `$`, backtick, backslash or newline handling), so
+ * the only character to deal with is `'` itself: close the quote, add an escaped quote, reopen
+ * (`'` → `'\''`). Works for any value without NUL.
+ */
+export function shellSingleQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+/**
+ * Renders the env format: a fixed comment line, then one `KEY='value'` line per key in code-unit
+ * order. Keys that are not env names and values containing NUL are left out and listed in `skipped`.
+ *
+ * @param output the output path reported in `skipped` (default "secrets.env")
+ */
+export function renderShellEnv(snapshot: Snapshot, output: string = SHELL_ENV_DEFAULT_PATH): RenderedContent {
+  const skipped: SkippedKey[] = [];
+  let text = SHELL_ENV_HEADER;
+  for (const [key, value] of sortedEntries(snapshot)) {
+    if (!isEnvName(key)) {
+      skipped.push({ key, output, reason: 'not-an-env-name' });
+    } else if (value.includes('\0')) {
+      skipped.push({ key, output, reason: 'contains-nul' });
+    } else {
+      text += `${key}=${shellSingleQuote(value)}\n`;
+    }
+  }
+  return { content: Buffer.from(text, 'utf8'), skipped };
+}
