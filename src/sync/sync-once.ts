@@ -39,6 +39,11 @@ export interface SyncOutcome {
   readonly filesWritten: number;
   /** Keys left out of some output (not an env name, NUL in value, unsafe file name). */
   readonly skipped: readonly SkippedKey[];
+  /**
+   * Keys whose `NAME=value` exceeds Linux's 128 KiB limit for one environment string: they are in
+   * the env file, but a consumer that exports it cannot exec anything. Logged as a warning.
+   */
+  readonly oversizedForEnv?: readonly string[];
   /** Keys defined in more than one folder, with the folder that won. */
   readonly overridden: readonly { key: string; from: string; winner: string }[];
 }
@@ -69,7 +74,7 @@ export function createSyncer(deps: SyncDeps): Syncer {
 
   async function syncOnce(signal?: AbortSignal): Promise<SyncOutcome> {
     const startedAt = now();
-    const base = { startedAt, revision: deps.writer.revision, missingKeys: [] as string[], skipped: [] as SkippedKey[], overridden: [] as SyncOutcome['overridden'] };
+    const base = { startedAt, revision: deps.writer.revision, missingKeys: [] as string[], skipped: [] as SkippedKey[], overridden: [] as SyncOutcome['overridden'], oversizedForEnv: [] as string[] };
     const fail = (error: unknown, folders: readonly FolderReport[], extra: Partial<SyncOutcome> = {}): SyncOutcome => ({
       ...base,
       ok: false,
@@ -135,6 +140,7 @@ export function createSyncer(deps: SyncDeps): Syncer {
         filesWritten: written.filesWritten,
         skipped: rendered.skipped,
         overridden,
+        oversizedForEnv: deps.config.outputs.some((output) => output.format === 'env') ? oversizedForEnv(snapshot) : [],
       };
     } catch (error) {
       return fail(error, folders, { overridden, skipped: rendered.skipped });
@@ -164,6 +170,13 @@ function mergeFolders(results: readonly FolderResult[]): { snapshot: Map<string,
     }
   }
   return { snapshot, overridden };
+}
+
+/** MAX_ARG_STRLEN: one `NAME=value` string, NUL included, may not exceed 32 pages of 4 KiB. */
+const MAX_ENV_STRING_BYTES = 131_072;
+
+function oversizedForEnv(snapshot: Snapshot): string[] {
+  return [...snapshot].filter(([key, value]) => Buffer.byteLength(`${key}=${value}`) + 1 > MAX_ENV_STRING_BYTES).map(([key]) => key);
 }
 
 function diffKeys(previous: Snapshot | undefined, next: Snapshot): string[] {
