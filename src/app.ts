@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/schema.js';
 import { RenderError, type SidecarError } from './errors.js';
+import { createMetrics, type SidecarMetrics } from './health/metrics.js';
 import { buildHealthServer } from './health/server.js';
 import { HealthState } from './health/state.js';
 import { createInfisicalClient, type Credentials, type InfisicalClient } from './infisical/client.js';
@@ -26,6 +27,8 @@ export interface App {
   readonly health: HealthState;
   readonly server: FastifyInstance;
   readonly client: InfisicalClient;
+  /** Prometheus metrics, served as GET /metrics. */
+  readonly metrics: SidecarMetrics;
   /** `run`: probe the volume, serve /healthz, refresh until `stop()`. */
   start(): Promise<void>;
   stop(): Promise<void>;
@@ -48,6 +51,9 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
   const live = { config, derived: parseDerivedTemplates(config) };
   const client = options.fetchClient ?? createInfisicalClient({ ...config, credentials: () => readCredentials(config) });
   const writer = new AtomicDirWriter(config.outputDir);
+  const health = new HealthState(config);
+  const metrics = createMetrics({ health: () => health.report(), clientStats: () => client.stats });
+  const timedClient = metrics.instrumentClient(client);
   const syncer = createSyncer({
     get config() {
       return live.config;
@@ -55,13 +61,18 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
     get derived() {
       return live.derived;
     },
-    client,
+    client: timedClient,
     writer,
     previousSnapshot: () => previousSnapshotOnDisk(writer, config),
   });
-  const health = new HealthState(config);
   const reloadLog = log.child({ component: 'reload' });
-  const reloads = new ReloadScheduler({ actions: reloadActions(config), debounceMs: config.reloadDebounceMs, cooldownMs: config.reloadCooldownMs, log: reloadLog });
+  const reloads = new ReloadScheduler({
+    actions: reloadActions(config),
+    debounceMs: config.reloadDebounceMs,
+    cooldownMs: config.reloadCooldownMs,
+    log: reloadLog,
+    onResult: (action, outcome, ms) => metrics.recordReload(action, outcome, ms),
+  });
   const policy: RetryPolicy = config;
   const syncLog = log.child({ component: 'sync' });
   const stopping = new AbortController();
@@ -72,6 +83,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
   const server = buildHealthServer({
     state: health,
     register: (app) => {
+      metrics.register(app);
       if (config.webhookSecret === undefined) return;
       registerWebhook(app, {
         secret: config.webhookSecret,
@@ -87,6 +99,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
 
   const record = (outcome: SyncOutcome, nextAttemptAt?: number) => {
     health.record(outcome, nextAttemptAt);
+    metrics.recordSync(outcome);
     logOutcome(syncLog, outcome, nextAttemptAt);
     // Revision 1 is the first content this volume ever held: nobody consumed an older value.
     if (outcome.ok && outcome.changed && (outcome.revision > 1 || config.reloadOnFirstWrite)) {
@@ -136,6 +149,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
     health,
     server,
     client,
+    metrics,
     async start() {
       await prepareOutputDir();
       const address = await server.listen({ host: config.healthHost, port: config.healthPort });
@@ -167,7 +181,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
           return { changed: true, revision: 0, bytesWritten: 0, filesWritten: 0, changedPaths: [] };
         },
       };
-      const dry = createSyncer({ config, client, writer: dryWriter, derived: live.derived });
+      const dry = createSyncer({ config, client: timedClient, writer: dryWriter, derived: live.derived });
       const outcome = await dry.syncOnce(stopping.signal);
       return { outcome, files: captured };
     },
@@ -235,6 +249,9 @@ function logOutcome(log: Logger, outcome: SyncOutcome, nextAttemptAt: number | u
     );
     for (const { key, from, winner } of outcome.overridden) log.warn({ key, from, winner }, 'key defined in more than one folder; the later folder wins');
     for (const { key, output, reason } of outcome.skipped) log.warn({ key: printableKey(key), output, reason }, 'key left out of an output');
+    for (const key of outcome.oversizedForEnv ?? []) {
+      log.warn({ key: printableKey(key) }, 'value longer than the 128 KiB a single environment variable may hold: exporting secrets.env will make exec fail; read it from its keys/ file instead');
+    }
     return;
   }
   const error = outcome.error as SidecarError;

@@ -6,7 +6,7 @@ import { createApp } from './app.js';
 import { describeConfig, loadConfig, type Env } from './config/load.js';
 import { EXIT_CODES, SidecarError, toSidecarError } from './errors.js';
 import type { DestinationStream } from 'pino';
-import { createLogger, type Logger } from './log.js';
+import { createCliLogger, type Logger } from './log.js';
 
 export const USAGE = `Usage: infisical-sidecar [command]
 
@@ -15,9 +15,11 @@ Commands:
   once         sync once and exit: 0 on success, a distinct code per failure (init containers)
   check        validate config, log in, fetch, show what would be written (no values); write nothing
   healthcheck  GET the local /healthz; exit 0 when healthy, 1 otherwise (Docker HEALTHCHECK)
+  status       [--url http://127.0.0.1:8080] [--json] read a running sidecar's /healthz and print a table:
+               folders, ages, counts, last error and hint, next refresh; exit 0 healthy, 1 unhealthy, 2 unreachable
   help         show this text
 
-Configuration is read from the environment; see docs/configuration.md.
+Configuration is read from the environment; see docs/configuration.md. Operating it: docs/operations.md.
 Exit codes: 0 ok, 1 unexpected, 64 usage, 65 missing key, 69 fetch, 73 write, 75 deadline, 77 auth, 78 config.`;
 
 export interface CliIo {
@@ -28,11 +30,13 @@ export interface CliIo {
   readonly shutdown: Promise<void>;
   /** Where JSON logs go; default stdout. Tests capture them here. */
   readonly logDestination?: DestinationStream;
+  /** Whether stdout is a terminal (pretty logs, colours in `status`); default: process.stdout.isTTY when logging to stdout. */
+  readonly isTTY?: boolean;
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const [command = 'run', ...rest] = argv;
-  if (rest.length > 0 && command !== 'help') return usage(io, `unexpected argument: ${rest[0]}`);
+  if (rest.length > 0 && command !== 'help' && command !== 'status') return usage(io, `unexpected argument: ${rest[0]}`);
   switch (command) {
     case 'run':
     case 'once':
@@ -40,6 +44,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       return withConfig(command, io);
     case 'healthcheck':
       return healthcheck(io.env);
+    case 'status': {
+      const { runStatus } = await import('./status.js');
+      return runStatus(rest, { env: io.env, stdout: io.stdout, stderr: io.stderr, isTTY: isTTY(io) });
+    }
     case 'help':
     case '--help':
     case '-h':
@@ -48,6 +56,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     default:
       return usage(io, `unknown command: ${command}`);
   }
+}
+
+function isTTY(io: CliIo): boolean {
+  return io.isTTY ?? (io.logDestination === undefined && process.stdout.isTTY === true);
 }
 
 function usage(io: CliIo, problem: string): number {
@@ -59,7 +71,8 @@ async function withConfig(command: 'run' | 'once' | 'check', io: CliIo): Promise
   let log: Logger | undefined;
   try {
     const config = loadConfig(io.env);
-    log = createLogger(config.logLevel, io.logDestination);
+    const tty = isTTY(io);
+    log = await createCliLogger(config.logLevel, { format: config.logFormat, destination: io.logDestination, isTTY: tty, color: tty && !io.env.NO_COLOR && io.env.TERM !== 'dumb' });
     log.info({ command, config: describeConfig(config) }, 'starting');
     const app = createApp(config, log, { reloadConfig: () => loadConfig(io.env) });
     if (command === 'once') {

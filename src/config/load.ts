@@ -109,6 +109,7 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
     onceDeadlineMs: values.get('SIDECAR_ONCE_DEADLINE') as number,
     allowInsecureHttp: values.get('SIDECAR_ALLOW_INSECURE_HTTP') as boolean,
     logLevel: values.get('SIDECAR_LOG_LEVEL') as string,
+    logFormat: values.get('SIDECAR_LOG_FORMAT') as Config['logFormat'],
     healthHost: values.get('SIDECAR_HEALTH_HOST') as string,
     healthPort: values.get('SIDECAR_HEALTH_PORT') as number,
     watch: values.get('SIDECAR_WATCH') as boolean,

@@ -2,7 +2,8 @@
  * Renders the configuration reference and the error catalogue as Markdown from the code's own
  * tables, so the docs cannot drift: `npm run docs` writes them, a test fails when they differ.
  */
-import { ERROR_CATALOGUE, EXIT_CODES } from '../errors.js';
+import { ERROR_CATALOGUE, EXIT_CODES, type ExitCodeName } from '../errors.js';
+import { STATUS_EXIT } from '../status.js';
 import { VARIABLES, type VariableSpec } from './schema.js';
 
 const GROUP_TITLES: Record<VariableSpec['group'], string> = {
@@ -11,6 +12,26 @@ const GROUP_TITLES: Record<VariableSpec['group'], string> = {
   output: 'Output files',
   reload: 'Rotation: reload actions, webhook push, watching',
   health: 'Health server',
+};
+
+/** When each exit code happens; typed by the code's names, so a new exit code without a line here does not compile. */
+const EXIT_MEANINGS: Record<ExitCodeName, string> = {
+  ok: 'Success: `once` wrote a complete set, `check` fetched everything, `run` stopped on SIGTERM. (`run` never exits on a failed sync: it keeps the last good files and retries.)',
+  unexpected: 'A bug or an unforeseen condition (`SIDECAR_UNEXPECTED`).',
+  usage: 'Unknown subcommand or argument.',
+  missingKeys: 'A required key, or a key a template needs, is missing; nothing was written.',
+  fetch: 'Infisical answered 404 or 400/422; for `check` (a single attempt) also unreachable, 5xx or 429. `once` retries those until its deadline (75).',
+  write: 'The output directory is missing, read-only or full.',
+  deadline: '`once` kept retrying a temporary failure until SIDECAR_ONCE_DEADLINE; the last error is in the message.',
+  auth: 'Infisical refused the login, or denied access after a fresh login.',
+  config: 'A setting is missing or malformed (printed to stderr, one line per problem).',
+};
+
+const STATUS_MEANINGS: Record<keyof typeof STATUS_EXIT, string> = {
+  healthy: 'The sidecar answered `/healthz` with 200 (status `ok` or `degraded`).',
+  unhealthy: 'The sidecar answered 503 (status `starting`, `failing`, `stale` or `missing_keys`).',
+  unreachable: 'Nothing answered at the URL within 3 s, or what answered is not a sidecar\'s `/healthz`.',
+  usage: 'Bad arguments.',
 };
 
 function cell(text: string): string {
@@ -71,9 +92,19 @@ export function renderErrorCatalogue(): string {
     '',
     '## Exit codes',
     '',
-    '| Exit code | Meaning |',
+    'Of `run`, `once` and `check`:',
+    '',
+    '| Exit code | Name | When |',
+    '| --- | --- | --- |',
+    ...(Object.entries(EXIT_CODES) as [ExitCodeName, number][]).map(([name, code]) => `| ${code} | ${name} | ${cell(EXIT_MEANINGS[name])} |`),
+    '',
+    'Of `status` (reads a running sidecar\'s `/healthz`):',
+    '',
+    '| Exit code | When |',
     '| --- | --- |',
-    ...Object.entries(EXIT_CODES).map(([name, code]) => `| ${code} | ${name} |`),
+    ...(Object.entries(STATUS_EXIT) as [keyof typeof STATUS_EXIT, number][]).map(([name, code]) => `| ${code} | ${cell(STATUS_MEANINGS[name])} |`),
+    '',
+    'Of `healthcheck` (the image\'s Docker HEALTHCHECK): 0 when `http://127.0.0.1:$SIDECAR_HEALTH_PORT/healthz` answers 200 within 2 s, 1 otherwise.',
     '',
     '## Error codes',
     '',

@@ -225,6 +225,12 @@ export const VARIABLES = {
     default: 'info',
     doc: 'pino log level.',
   },
+  SIDECAR_LOG_FORMAT: {
+    group: 'sidecar',
+    schema: z.enum(['auto', 'json', 'pretty'], { message: 'must be one of auto, json, pretty' }),
+    default: 'auto',
+    doc: 'Log format: `json` (one JSON object per line), `pretty` (human-readable, coloured unless NO_COLOR is set), or `auto`: pretty when stdout is a terminal, JSON otherwise (containers, pipes, log collectors). Redaction applies to both.',
+  },
   SIDECAR_WATCH: {
     group: 'reload',
     schema: bool,
@@ -366,6 +372,7 @@ export interface Config {
   readonly onceDeadlineMs: number;
   readonly allowInsecureHttp: boolean;
   readonly logLevel: string;
+  readonly logFormat: 'auto' | 'json' | 'pretty';
   readonly healthHost: string;
   readonly healthPort: number;
   readonly watch: boolean;

@@ -1,0 +1,282 @@
+/**
+ * Prometheus metrics, served as `GET /metrics` on the health port (prom-client, its own Registry,
+ * with the default process metrics).
+ *
+ * Every label value is one of: a configured folder path, an error code from the catalogue
+ * (src/errors.ts), a reload action name (`command`, `http`, `docker`), a fixed outcome/status word,
+ * or an HTTP status code. No label or sample is ever derived from a secret, a key name, a URL with
+ * credentials, or a request body. Key *names* are not labels either: they are not secret, but they
+ * are unbounded.
+ *
+ * Gauges that describe state (ages, revision, status) are computed at scrape time from the same
+ * `HealthReport` that `/healthz` serves, so the two never disagree. Counters are fed by the
+ * composition root (`recordSync`, `recordReload`) and by the Infisical client's own `stats`.
+ *
+ * docs/operations.md lists every metric; a test fails when a name here is missing there.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { SidecarError } from '../errors.js';
+import type { ClientStats, FolderResult, InfisicalClient } from '../infisical/client.js';
+import type { ReloadOutcome } from '../reload/scheduler.js';
+import type { SyncOutcome } from '../sync/sync-once.js';
+import type { HealthReport, HealthStatus } from './state.js';
+
+/** Every metric this module defines (the process/nodejs defaults from prom-client come on top). */
+export const METRIC_NAMES = [
+  'infisical_sidecar_syncs_total',
+  'infisical_sidecar_sync_duration_seconds',
+  'infisical_sidecar_fetch_duration_seconds',
+  'infisical_sidecar_folder_errors_total',
+  'infisical_sidecar_healthy',
+  'infisical_sidecar_status',
+  'infisical_sidecar_revision',
+  'infisical_sidecar_keys',
+  'infisical_sidecar_missing_required_keys',
+  'infisical_sidecar_consecutive_failures',
+  'infisical_sidecar_last_success_timestamp_seconds',
+  'infisical_sidecar_last_success_age_seconds',
+  'infisical_sidecar_max_staleness_seconds',
+  'infisical_sidecar_next_refresh_timestamp_seconds',
+  'infisical_sidecar_folder_last_success_timestamp_seconds',
+  'infisical_sidecar_folder_last_success_age_seconds',
+  'infisical_sidecar_folder_secrets',
+  'infisical_sidecar_bytes_written_total',
+  'infisical_sidecar_files_written_total',
+  'infisical_sidecar_infisical_requests_total',
+  'infisical_sidecar_infisical_logins_total',
+  'infisical_sidecar_infisical_relogins_total',
+  'infisical_sidecar_infisical_rate_limited_total',
+  'infisical_sidecar_reload_actions_total',
+  'infisical_sidecar_reload_action_duration_seconds',
+  'infisical_sidecar_webhook_requests_total',
+] as const;
+
+export type MetricName = (typeof METRIC_NAMES)[number];
+
+const STATUSES: readonly HealthStatus[] = ['ok', 'degraded', 'starting', 'failing', 'stale', 'missing_keys'];
+const LATENCY_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface MetricsSources {
+  /** What /healthz would answer now. */
+  readonly health: () => HealthReport;
+  /** The Infisical client's counters (requests, logins, re-logins, 429s). */
+  readonly clientStats: () => Readonly<ClientStats>;
+  readonly now?: () => number;
+  /** prom-client's process_* and nodejs_* metrics; on unless a test turns them off. */
+  readonly defaultMetrics?: boolean;
+}
+
+export interface SidecarMetrics {
+  readonly registry: Registry;
+  /** Counts one sync pass (run, once). */
+  recordSync(outcome: SyncOutcome): void;
+  /** The reload scheduler's `onResult`. */
+  recordReload(action: string, outcome: ReloadOutcome, ms: number): void;
+  /** Wraps a client so each folder fetch is timed; the client itself stays SDK-only. */
+  instrumentClient(client: InfisicalClient): InfisicalClient;
+  /** Adds `GET /metrics` and the webhook counter to the health server. */
+  register(app: FastifyInstance): void;
+}
+
+export function createMetrics(sources: MetricsSources): SidecarMetrics {
+  const now = sources.now ?? Date.now;
+  const registry = new Registry();
+  if (sources.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  // ---- counters fed by events -------------------------------------------------------------
+  const syncs = new Counter({
+    name: 'infisical_sidecar_syncs_total',
+    help: 'Sync passes by outcome; failures carry the error code (docs/errors.md).',
+    labelNames: ['outcome', 'code'] as const,
+    registers,
+  });
+  const syncDuration = new Histogram({
+    name: 'infisical_sidecar_sync_duration_seconds',
+    help: 'Duration of a whole sync pass (fetch every folder, render, write), by outcome.',
+    labelNames: ['outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const fetchDuration = new Histogram({
+    name: 'infisical_sidecar_fetch_duration_seconds',
+    help: 'Duration of fetching one folder from Infisical (a login or re-login included when it happened), by folder and outcome.',
+    labelNames: ['path', 'outcome'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const folderErrors = new Counter({
+    name: 'infisical_sidecar_folder_errors_total',
+    help: 'Failed folder fetches, by folder and error code.',
+    labelNames: ['path', 'code'] as const,
+    registers,
+  });
+  const bytesWritten = new Counter({
+    name: 'infisical_sidecar_bytes_written_total',
+    help: 'Bytes written to the output directory (only passes whose content changed write anything).',
+    registers,
+  });
+  const filesWritten = new Counter({
+    name: 'infisical_sidecar_files_written_total',
+    help: 'Files written to the output directory.',
+    registers,
+  });
+  const reloads = new Counter({
+    name: 'infisical_sidecar_reload_actions_total',
+    help: 'Reload actions run after the files changed, by action (command, http, docker) and outcome.',
+    labelNames: ['action', 'outcome'] as const,
+    registers,
+  });
+  const reloadDuration = new Histogram({
+    name: 'infisical_sidecar_reload_action_duration_seconds',
+    help: 'Duration of one reload action, by action and outcome.',
+    labelNames: ['action', 'outcome'] as const,
+    buckets: [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300],
+    registers,
+  });
+  const webhooks = new Counter({
+    name: 'infisical_sidecar_webhook_requests_total',
+    help: 'POST /webhook requests by HTTP status: 202 accepted (a refresh was triggered or the event was ignored), 401 bad signature, 400 malformed.',
+    labelNames: ['status'] as const,
+    registers,
+  });
+
+  // Present from the start, so `increase()` and absence alerts work before the first pass ends.
+  syncs.inc({ outcome: 'success' }, 0);
+
+  // ---- counters mirrored from the client's own stats at scrape time -----------------------
+  const mirror = (name: MetricName, help: string, read: (stats: Readonly<ClientStats>) => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(read(sources.clientStats()));
+      },
+    });
+  mirror('infisical_sidecar_infisical_requests_total', 'HTTP requests sent to Infisical (logins and folder lists).', (s) => s.requests);
+  mirror('infisical_sidecar_infisical_logins_total', 'Universal Auth logins (the first one, re-logins, and those after a credential file changed).', (s) => s.logins);
+  mirror('infisical_sidecar_infisical_relogins_total', 'Logins forced by a 401 or 403 on a folder fetch (expired or revoked token).', (s) => s.relogins);
+  mirror('infisical_sidecar_infisical_rate_limited_total', 'Responses with HTTP 429 from Infisical.', (s) => s.rateLimited);
+
+  // ---- state gauges, computed from the health report at scrape time -----------------------
+  // One report per scrape: the first gauge collected takes it, the others reuse it.
+  let scrape: { at: number; report: HealthReport } | undefined;
+  const report = (): HealthReport => {
+    const at = now();
+    if (scrape === undefined || scrape.at !== at) scrape = { at, report: sources.health() };
+    return scrape.report;
+  };
+  const seconds = (iso: string | null) => (iso === null ? undefined : Date.parse(iso) / 1000);
+  /** Never = timestamp 0 and age +Inf, so `age > bound` alerts fire for a sidecar that never synced. */
+  const age = (iso: string | null) => (iso === null ? Number.POSITIVE_INFINITY : Math.max(0, (now() - Date.parse(iso)) / 1000));
+
+  const gauge = (name: MetricName, help: string, value: (r: HealthReport) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers,
+      collect() {
+        this.set(value(report()));
+      },
+    });
+  gauge('infisical_sidecar_healthy', '1 while /healthz answers 200 (status ok or degraded), else 0.', (r) => (r.healthy ? 1 : 0));
+  gauge('infisical_sidecar_revision', 'Revision of the files on the volume (increments on every change).', (r) => r.revision);
+  gauge('infisical_sidecar_keys', 'Number of keys in the last complete set (derived keys included).', (r) => r.keyCount);
+  gauge('infisical_sidecar_missing_required_keys', 'Number of SIDECAR_REQUIRED_KEYS missing from the last fetch (names are in /healthz).', (r) => r.missingKeys.length);
+  gauge('infisical_sidecar_consecutive_failures', 'Failed passes since the last success.', (r) => r.consecutiveFailures);
+  gauge('infisical_sidecar_last_success_timestamp_seconds', 'Unix time of the last complete sync; 0 when none yet.', (r) => seconds(r.lastSuccessAt) ?? 0);
+  gauge('infisical_sidecar_last_success_age_seconds', 'Seconds since the last complete sync, at scrape time; +Inf when none yet.', (r) => age(r.lastSuccessAt));
+  gauge('infisical_sidecar_max_staleness_seconds', 'SIDECAR_MAX_STALENESS: /healthz turns 503 past this age.', (r) => r.maxStalenessSeconds);
+  gauge('infisical_sidecar_next_refresh_timestamp_seconds', 'Unix time of the next scheduled pass; 0 when none is scheduled.', (r) => seconds(r.nextRefreshAt) ?? 0);
+
+  new Gauge({
+    name: 'infisical_sidecar_status',
+    help: 'The /healthz status: 1 for the current one (ok, degraded, starting, failing, stale, missing_keys), 0 for the others.',
+    labelNames: ['status'] as const,
+    registers,
+    collect() {
+      const current = report().status;
+      for (const status of STATUSES) this.set({ status }, status === current ? 1 : 0);
+    },
+  });
+
+  const perFolder = (name: MetricName, help: string, value: (folder: HealthReport['folders'][number]) => number | undefined) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['path'] as const,
+      registers,
+      collect() {
+        this.reset();
+        for (const folder of report().folders) {
+          const v = value(folder);
+          if (v !== undefined) this.set({ path: folder.path }, v);
+        }
+      },
+    });
+  perFolder('infisical_sidecar_folder_last_success_timestamp_seconds', 'Unix time of the last complete sync that included this folder; 0 when none yet.', (f) => seconds(f.lastSuccessAt) ?? 0);
+  perFolder('infisical_sidecar_folder_last_success_age_seconds', 'Seconds since this folder last reached the files, at scrape time; +Inf when never.', (f) => age(f.lastSuccessAt));
+  perFolder('infisical_sidecar_folder_secrets', 'Secrets the folder returned on its last successful fetch (imports included); absent until one.', (f) => f.secretCount ?? undefined);
+
+  return {
+    registry,
+
+    recordSync(outcome) {
+      const result = outcome.ok ? 'success' : 'failure';
+      if (outcome.ok) syncs.inc({ outcome: result });
+      else syncs.inc({ outcome: result, code: outcome.error?.code ?? 'SIDECAR_UNEXPECTED' });
+      syncDuration.observe({ outcome: result }, Math.max(0, outcome.finishedAt - outcome.startedAt) / 1000);
+      for (const folder of outcome.folders) {
+        if (!folder.ok) folderErrors.inc({ path: folder.path, code: folder.error?.code ?? 'SIDECAR_UNEXPECTED' });
+      }
+      if (outcome.ok) {
+        bytesWritten.inc(outcome.bytesWritten);
+        filesWritten.inc(outcome.filesWritten);
+      }
+    },
+
+    recordReload(action, outcome, ms) {
+      reloads.inc({ action, outcome });
+      reloadDuration.observe({ action, outcome }, ms / 1000);
+    },
+
+    instrumentClient(client) {
+      return {
+        get stats() {
+          return client.stats;
+        },
+        invalidate: () => client.invalidate(),
+        // One call per folder, all at once: the same concurrency (and the same shared login) as a
+        // single call with every path, since the client fetches each path independently anyway.
+        fetchFolders: (paths, signal) =>
+          Promise.all(
+            paths.map(async (path): Promise<FolderResult> => {
+              const started = performance.now();
+              const [result] = await client.fetchFolders([path], signal);
+              const outcome: FolderResult = result ?? { path, ok: false, error: missingResult(path) };
+              fetchDuration.observe({ path, outcome: outcome.ok ? 'success' : 'failure' }, (performance.now() - started) / 1000);
+              return outcome;
+            }),
+          ),
+      };
+    },
+
+    register(app) {
+      app.get('/metrics', async (_request, reply) => {
+        const body = await registry.metrics();
+        return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(body);
+      });
+      app.addHook('onResponse', async (request, reply) => {
+        if (request.method === 'POST' && request.routeOptions.url === '/webhook') webhooks.inc({ status: String(reply.statusCode) });
+      });
+    },
+  };
+}
+
+function missingResult(path: string): SidecarError {
+  // Only a broken client returns fewer results than paths; report it as the catch-all code.
+  return new SidecarError('SIDECAR_UNEXPECTED', `the Infisical client returned no result for folder ${path}`, { retryable: true });
+}
