@@ -213,6 +213,8 @@ function requiredHint(name: string, spec: VariableSpec): string {
 
 function unknownSidecarVariables(env: Env): string[] {
   const known = new Set<string>(Object.keys(VARIABLES));
+  // The `_FILE` form of a variable that has one (SIDECAR_WEBHOOK_SECRET_FILE) is a known setting too.
+  for (const [name, spec] of Object.entries(VARIABLES) as [string, VariableSpec][]) if (spec.fileForm) known.add(`${name}_FILE`);
   return Object.keys(env)
     .filter((name) => name.startsWith('SIDECAR_') && !name.startsWith(DERIVE_PREFIX) && !known.has(name))
     .map((name) => {

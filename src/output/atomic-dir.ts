@@ -129,9 +129,17 @@ export class AtomicDirWriter {
       for (const file of files) {
         const parent = path.posix.dirname(file.path);
         if (parent !== '.' && !subdirs.has(parent)) {
-          await mkdir(path.join(versionDir, parent), { recursive: true, mode: dirMode });
-          await this.applyOwnership(path.join(versionDir, parent), dirMode, options);
-          subdirs.add(parent);
+          // One plain mkdir per level: `mkdir(…, { recursive: true })` reports ENOSPC as ENOENT on
+          // Node 20 (a full volume would read as a missing directory), and it would leave the
+          // intermediate levels without our mode and owner.
+          const segments = parent.split('/');
+          for (let depth = 1; depth <= segments.length; depth++) {
+            const level = segments.slice(0, depth).join('/');
+            if (subdirs.has(level)) continue;
+            await mkdir(path.join(versionDir, level), { mode: dirMode });
+            await this.applyOwnership(path.join(versionDir, level), dirMode, options);
+            subdirs.add(level);
+          }
         }
         await writeDurably(path.join(versionDir, file.path), file.content, options);
         bytesWritten += file.content.length;
