@@ -1,0 +1,80 @@
+// Byte-exact checks for the Docker e2e (run.sh), on the host with plain node (no dependencies).
+//
+//   node check.mjs flat SEED.json                      → {KEY: value} of every folder (later folder wins)
+//   node check.mjs env EXPECTED.json ENVIRON VOLDIR    → a consumer's /proc/1/environ holds every expected
+//                                                        secret byte for byte, the derived DATABASE_URL, and
+//                                                        the base file's non-secret settings
+//   node check.mjs files EXPECTED.json VOLDIR          → keys/<KEY> and secrets.json hold exactly the values
+//   node check.mjs healthz FIELD < body.json           → prints one field of a /healthz body
+import { readFileSync, readdirSync } from 'node:fs';
+
+const [command, ...args] = process.argv.slice(2);
+const problems = [];
+const show = (v) => JSON.stringify(v).slice(0, 120);
+const expectEqual = (what, actual, expected) => {
+  if (actual !== expected) problems.push(`${what}: got ${show(actual)}, want ${show(expected)}`);
+};
+const readJson = (file) => JSON.parse(readFileSync(file, 'utf8'));
+
+function derivedDatabaseUrl(expected, actual, what) {
+  const m = /^postgres:\/\/glitchtip_maintainer:([^@/?#\s]*)@postgres:5432\/glitchtip$/.exec(actual ?? '');
+  if (!m) return problems.push(`${what}: DATABASE_URL has not the derived shape: ${show(actual)}`);
+  expectEqual(`${what}: DATABASE_URL password, URL-decoded`, decodeURIComponent(m[1]), expected.POSTGRES_PASSWORD);
+}
+
+switch (command) {
+  case 'flat': {
+    const flat = {};
+    for (const project of readJson(args[0]).projects)
+      for (const env of Object.values(project.environments))
+        for (const folder of Object.values(env.folders)) Object.assign(flat, folder.secrets);
+    process.stdout.write(JSON.stringify(flat, null, 2) + '\n');
+    break;
+  }
+  case 'env': {
+    const [expectedFile, environFile, volDir] = args;
+    const expected = readJson(expectedFile);
+    const env = new Map();
+    for (const entry of readFileSync(environFile, 'utf8').split('\0')) {
+      if (entry === '') continue;
+      const i = entry.indexOf('=');
+      env.set(entry.slice(0, i), entry.slice(i + 1));
+    }
+    for (const [key, value] of Object.entries(expected)) expectEqual(`env ${key}`, env.get(key), value);
+    const dbUrl = readFileSync(`${volDir}/keys/DATABASE_URL`, 'utf8');
+    expectEqual('env DATABASE_URL (vs keys/DATABASE_URL)', env.get('DATABASE_URL'), dbUrl);
+    derivedDatabaseUrl(expected, env.get('DATABASE_URL'), 'env');
+    // the base file's non-secret settings survive the wrapper
+    expectEqual('env GLITCHTIP_DOMAIN (base file)', env.get('GLITCHTIP_DOMAIN'), 'https://glitchtip.example.test');
+    expectEqual('env PORT (base file)', env.get('PORT'), '8000');
+    if (problems.length === 0) console.log(`${Object.keys(expected).length + 1} secrets byte-exact in the process environment`);
+    break;
+  }
+  case 'files': {
+    const [expectedFile, volDir] = args;
+    const expected = readJson(expectedFile);
+    const keys = readdirSync(`${volDir}/keys`).sort();
+    expectEqual('keys/ entries', keys.join(','), [...Object.keys(expected), 'DATABASE_URL'].sort().join(','));
+    for (const [key, value] of Object.entries(expected)) {
+      expectEqual(`keys/${key}`, readFileSync(`${volDir}/keys/${key}`, 'utf8'), value);
+    }
+    const json = readJson(`${volDir}/secrets.json`);
+    for (const [key, value] of Object.entries(expected)) expectEqual(`secrets.json ${key}`, json[key], value);
+    derivedDatabaseUrl(expected, json.DATABASE_URL, 'secrets.json');
+    if (problems.length === 0) console.log(`keys/* and secrets.json hold ${keys.length} values byte-exact`);
+    break;
+  }
+  case 'healthz': {
+    const body = JSON.parse(readFileSync(0, 'utf8'));
+    const value = args[0].split('.').reduce((o, k) => (o == null ? undefined : o[k]), body);
+    process.stdout.write(`${typeof value === 'object' ? JSON.stringify(value) : value}\n`);
+    break;
+  }
+  default:
+    console.error('usage: check.mjs flat|env|files|healthz ...');
+    process.exit(2);
+}
+if (problems.length > 0) {
+  for (const p of problems) console.error(`  ${p}`);
+  process.exit(1);
+}

@@ -1,0 +1,396 @@
+#!/usr/bin/env bash
+# Docker end-to-end test (`npm run test:e2e`): the image, built offline from local stand-in base images, in a
+# Compose v2 project made of a GlitchTip-shaped docker-compose.yml + the repository's compose.override.yml,
+# UNCHANGED + compose.stand-ins.yml (images only, and the fake Infisical server). It asserts issue 3:
+#   gating on the sidecar's health; every secret byte-exact in web/worker/beat (hostile values); postgres
+#   initialised from keys/POSTGRES_PASSWORD and web connecting with the derived DATABASE_URL; the bounded
+#   wait after a "reboot" (fail closed, then start once the file appears); staleness → unhealthy with files
+#   intact → healthy again; a rotation reaching the files within one interval with /healthz's revision
+#   bumped; `down -v` leaving no secret on disk.
+#
+# Installs what it needs with apt, starts dockerd only when none answers and stops only the one it started,
+# builds the stand-ins only when missing (scripts/docker/stand-ins.sh), and removes every container, network
+# and volume of its project on any exit. Env for debugging: E2E_KEEP_WORK=1 keeps the work directory (it holds
+# no secret of anyone's: the seed is test/e2e/seed.json); E2E_KEEP_UP=1 leaves a failed run's project up;
+# E2E_SIDECAR_IMAGE=name tests that image instead of building one.
+set -euo pipefail
+E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$E2E/../.." && pwd)
+source "$REPO_ROOT/scripts/docker/lib.sh"
+
+PROJECT=${E2E_PROJECT:-infisical-sidecar-e2e}
+IMG_GLITCHTIP=local/glitchtip-standin:e2e
+REFRESH_S=2          # SIDECAR_REFRESH_INTERVAL in seconds (jitter ±10 %)
+STALENESS_S=6        # SIDECAR_MAX_STALENESS in seconds
+WAIT_S=6             # SECRETS_WAIT_SECONDS: the wrappers' bounded wait
+FIRST_SYNC_DELAY_MS=3000
+PASSED=0
+COMPOSE=
+WORK=
+STEP_NAME=
+STEP_T0=0
+
+# ---------------------------------------------------------------- reporting
+step() {
+  step_end
+  STEP_NAME=$1 STEP_T0=$(now_ms)
+  say "== $STEP_NAME"
+}
+step_end() {
+  [ -z "$STEP_NAME" ] || printf '[%s]    step took %d ms\n' "$(elapsed)" $(( $(now_ms) - STEP_T0 )) >&2
+  STEP_NAME=
+}
+ok() { PASSED=$((PASSED + 1)); printf '[%s]    ok  %s\n' "$(elapsed)" "$*" >&2; }
+fail() {
+  printf '[%s]    FAIL %s\n' "$(elapsed)" "$*" >&2
+  echo "e2e: $PASSED passed, 1 failed"
+  exit 1
+}
+# poll SECONDS CMD...: runs CMD every 0.2 s until it succeeds (0) or SECONDS pass (1)
+poll() {
+  local deadline=$(( $(now_ms) + $1 * 1000 )); shift
+  until "$@"; do [ "$(now_ms)" -lt "$deadline" ] || return 1; sleep 0.2; done
+}
+
+# ---------------------------------------------------------------- compose and container helpers
+dc() {
+  $COMPOSE --project-name "$PROJECT" --project-directory "$WORK" --progress quiet --ansi never \
+    -f "$E2E/docker-compose.yml" -f "$REPO_ROOT/compose.override.yml" -f "$E2E/compose.stand-ins.yml" "$@"
+}
+cid() { "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
+inspect() { "$DOCKER" inspect -f "$2" "$(cid "$1")"; }
+health() { inspect "$1" '{{if .State.Health}}{{.State.Health.Status}}{{end}}'; }
+is_health() { [ "$(health "$1")" = "$2" ]; }
+started_ms() { date -d "$(inspect "$1" '{{.State.StartedAt}}')" +%s%3N; }
+fake() { "$DOCKER" exec -i "$(cid fake-infisical)" node /fake/fake-ctl.mjs "$@"; }
+healthz() { # the sidecar's /healthz body, asked from inside its own container (there is no shell, but node)
+  "$DOCKER" exec "$(cid secrets)" node -e \
+    'fetch("http://127.0.0.1:8080/healthz").then(async (r) => process.stdout.write(await r.text()))'
+}
+healthz_field() { healthz | node "$E2E/check.mjs" healthz "$1"; }
+pid1_cmdline() { "$DOCKER" exec "$(cid "$1")" cat /proc/1/cmdline | tr '\0' ' '; }
+pid1_is() { [ "$(pid1_cmdline "$1")" = "$2" ]; }
+# pid1_snapshot SVC: PID 1's command line → $WORK/cmdline-SVC, its environment → $WORK/environ-SVC (one exec)
+pid1_snapshot() {
+  local out; out=$("$DOCKER" exec "$(cid "$1")" sh -c 'base64 -w0 /proc/1/cmdline; echo; base64 -w0 /proc/1/environ')
+  sed -n 1p <<<"$out" | base64 -d | tr '\0' ' ' >"$WORK/cmdline-$1"
+  sed -n 2p <<<"$out" | base64 -d >"$WORK/environ-$1"
+}
+log_has() { "$DOCKER" logs "$(cid "$1")" 2>&1 | grep -q -- "$2"; }
+volume_dir() { "$DOCKER" volume inspect -f '{{.Mountpoint}}' "${PROJECT}_glitchtip-secrets"; }
+# every entry of the volume (name, type, symlink target, mode) and the content of every file
+files_digest() { find "$VOL" -printf '%P %y %l %m\n' | sort; find "$VOL" -type f -print0 | sort -z | xargs -0 sha256sum; }
+
+# ---------------------------------------------------------------- cleanup: everything this run created
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  step_end
+  if [ -n "$COMPOSE" ] && [ -n "$WORK" ] && [ -f "$WORK/.env" ]; then
+    if [ $rc != 0 ]; then
+      say "logs of the failed run (last 30 lines per service):"
+      dc logs --no-color --tail 30 >&2 2>&1 || true
+      dc ps -a >&2 2>&1 || true
+    fi
+    if [ $rc != 0 ] && [ "${E2E_KEEP_UP:-0}" = 1 ]; then
+      say "E2E_KEEP_UP=1: project $PROJECT left running; remove it with: (cd $WORK && $COMPOSE -p $PROJECT down -v)"
+      exit $rc
+    fi
+    dc down -v --remove-orphans --timeout 5 >/dev/null 2>&1 || say "compose down failed"
+  fi
+  [ -z "$WORK" ] || [ "${E2E_KEEP_WORK:-0}" = 1 ] || rm -rf "$WORK"
+  if [ -n "$DOCKERD_STARTED_PID" ]; then dockerd_stop "$DOCKERD_STARTED_PID"; say "stopped the dockerd this run started"; fi
+  say "e2e total $(elapsed)"
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ================================================================ 1. prerequisites
+step "prerequisites: packages, dockerd, Compose v2, stand-in images"
+[ "$(id -u)" = 0 ] || die "run as root (dockerd, debootstrap, reading /var/lib/docker)"
+timed "apt: docker.io debootstrap curl (if missing)" ensure_docker_packages
+timed "dockerd" dockerd_start
+[ -z "$DOCKERD_STARTED_PID" ] && say "dockerd was already running (left running)" || say "started dockerd pid $DOCKERD_STARTED_PID (stopped at the end)"
+COMPOSE=$(timed "Compose v2" "$REPO_ROOT/scripts/docker/compose-v2.sh")
+say "compose: $COMPOSE ($($COMPOSE version --short))"
+timed "stand-in base images" "$REPO_ROOT/scripts/docker/stand-ins.sh"
+
+WORK=$(mktemp -d /tmp/infisical-sidecar-e2e.XXXXXX)
+chmod 0755 "$WORK"
+# a previous run killed with SIGKILL may have left its project behind
+if [ -n "$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT")$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ]; then
+  say "removing leftovers of an earlier run of project $PROJECT"
+  "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT" | xargs -r "$DOCKER" rm -f >/dev/null
+  "$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r "$DOCKER" volume rm >/dev/null
+  "$DOCKER" network ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r "$DOCKER" network rm >/dev/null
+fi
+
+# ================================================================ 2. images
+step "images: the sidecar (offline build), GlitchTip stand-in, fake Infisical bundle"
+if [ -n "${E2E_SIDECAR_IMAGE:-}" ]; then   # test an image built elsewhere instead
+  IMG_SIDECAR=$E2E_SIDECAR_IMAGE; have_image "$IMG_SIDECAR" || die "no image $IMG_SIDECAR"
+else
+  timed "docker build --network=none (sidecar)" "$REPO_ROOT/scripts/docker/build-image.sh" "$IMG_SIDECAR" >/dev/null
+fi
+timed "docker build --network=none (GlitchTip stand-in)" "$DOCKER" build -q --network=none \
+  --build-arg BASE_IMAGE="$IMG_POSTGRES" -t "$IMG_GLITCHTIP" "$E2E/standin" >/dev/null
+size() { "$DOCKER" image inspect -f '{{.Size}}' "$1"; }
+IMAGE_BYTES=$(size "$IMG_SIDECAR") BASE_BYTES=$(size "$IMG_DISTROLESS")
+say "image $IMG_SIDECAR: $((IMAGE_BYTES / 1000)) kB = base $IMG_DISTROLESS $((BASE_BYTES / 1000)) kB + $(((IMAGE_BYTES - BASE_BYTES) / 1000)) kB"
+[ $((IMAGE_BYTES - BASE_BYTES)) -lt 15000000 ] || fail "image adds more than 15 MB to its base"
+ok "image adds $(((IMAGE_BYTES - BASE_BYTES) / 1000)) kB to its base (limit 15 MB)"
+[ "$("$DOCKER" image inspect -f '{{.Config.User}}|{{json .Config.Healthcheck.Test}}|{{.Config.StopSignal}}' "$IMG_SIDECAR")" \
+  = '65532:65532|["CMD","node","/app/main.js","healthcheck"]|SIGTERM' ] || fail "image USER/HEALTHCHECK/STOPSIGNAL"
+"$DOCKER" run --rm --network=none --entrypoint /bin/sh "$IMG_SIDECAR" -c true >/dev/null 2>&1 && fail "the runtime image has a shell"
+ok "image: non-root 65532, exec-form HEALTHCHECK, STOPSIGNAL SIGTERM, no shell"
+# What one HEALTHCHECK costs (a node start every interval, for the life of the container): the image's
+# program run on the host against a closed port, CPU seconds, vs node doing nothing.
+mkdir -p "$WORK/app"
+c=$("$DOCKER" create "$IMG_SIDECAR") && "$DOCKER" cp "$c:/app/." "$WORK/app/" && "$DOCKER" rm "$c" >/dev/null
+cpu() { local TIMEFORMAT='%U %S'; { time "$@" >/dev/null 2>&1; } 2>&1 | awk '{ printf "%.2f", $1 + $2 }'; }
+HC_CPU=$(SIDECAR_HEALTH_PORT=9 cpu node "$WORK/app/main.js" healthcheck) NODE_CPU=$(cpu node -e 0)
+say "one healthcheck costs ${HC_CPU} s CPU (node alone: ${NODE_CPU} s); every 2 s that is $(awk -v c="$HC_CPU" 'BEGIN { printf "%.0f", c / 2 * 100 }') % of a core"
+awk -v c="$HC_CPU" -v n="$NODE_CPU" 'BEGIN { exit !(c > n + 0.2) }' \
+  && say "WARNING: the healthcheck subcommand loads the whole program; it should import only what it needs"
+
+mkdir -p "$WORK/fake"
+install -d -m 0700 "$WORK/secrets"   # as docs/production.md §1: the host directory need not be open to the container user
+timed "esbuild fake Infisical" "$REPO_ROOT/node_modules/.bin/esbuild" "$REPO_ROOT/test/fake-infisical/main.ts" \
+  --bundle --platform=node --format=esm --target=node20 --log-level=warning --outfile="$WORK/fake/fake-infisical.js" \
+  --banner:js="import{createRequire}from'module';const require=createRequire(import.meta.url);"
+cp "$E2E/seed.json" "$E2E/fake-ctl.mjs" "$WORK/fake/"
+chmod -R a+rX "$WORK/fake"
+
+# The machine identity's credentials as the production recipe has them: host files readable by uid 65532 only
+# (Compose bind-mounts them with the host owner and mode). Trailing newline as `gopass show` would print it.
+node -e 'const s = require(process.argv[1]); process.stdout.write(s.identities[0].clientId + "\n")' "$E2E/seed.json" >"$WORK/secrets/infisical-client-id"
+node -e 'const s = require(process.argv[1]); process.stdout.write(s.identities[0].clientSecret + "\n")' "$E2E/seed.json" >"$WORK/secrets/infisical-client-secret"
+chown 65532:0 "$WORK"/secrets/*; chmod 0400 "$WORK"/secrets/*
+node "$E2E/check.mjs" flat "$E2E/seed.json" >"$WORK/expected.json"
+
+# The project's .env: what an operator writes (non-secret settings), plus the test's stand-in images.
+cat >"$WORK/.env" <<EOF
+INFISICAL_SIDECAR_IMAGE=$IMG_SIDECAR
+INFISICAL_SITE_URL=http://fake-infisical:8090
+SIDECAR_ALLOW_INSECURE_HTTP=true
+INFISICAL_PROJECT_ID=$(node -p 'require(process.argv[1]).projects[0].id' "$E2E/seed.json")
+INFISICAL_ENVIRONMENT=prod
+SIDECAR_REFRESH_INTERVAL=${REFRESH_S}s
+SIDECAR_MAX_STALENESS=${STALENESS_S}s
+SECRETS_WAIT_SECONDS=$WAIT_S
+E2E_IMAGE_GLITCHTIP=$IMG_GLITCHTIP
+E2E_IMAGE_POSTGRES=$IMG_POSTGRES
+E2E_IMAGE_DEBIAN=$IMG_DEBIAN
+E2E_IMAGE_NODE=$IMG_NODE
+E2E_FAKE_DIR=$WORK/fake
+EOF
+dc config -q || fail "compose config"
+ok "compose config: docker-compose.yml + compose.override.yml (unchanged) + compose.stand-ins.yml"
+
+# ================================================================ 3. up: gating
+step "up: the consumers wait for the sidecar's first sync"
+dc up -d --wait fake-infisical >/dev/null
+# docs/production.md §4: `check` before the first start — logs in, fetches, names the keys, writes nothing
+dc run --rm --no-deps secrets check >"$WORK/check.out" 2>&1 || { cat "$WORK/check.out" >&2; fail "secrets check"; }
+grep -q '^infisical-sidecar check: OK' "$WORK/check.out" && grep -q '^  SECRET_KEY$' "$WORK/check.out" \
+  || { cat "$WORK/check.out" >&2; fail "secrets check output"; }
+node -e '
+  const [expected, out] = process.argv.slice(1).map((f) => require("fs").readFileSync(f, "utf8"));
+  if (Object.values(JSON.parse(expected)).some((v) => out.includes(v.split("\n")[0]))) process.exit(1);
+' "$WORK/expected.json" "$WORK/check.out" || fail "secrets check printed a secret value"
+ok "\`docker compose run --rm --no-deps secrets check\`: OK, key names listed, no value printed"
+# the first sync takes >= FIRST_SYNC_DELAY_MS (both folder requests delayed), so gating is observable
+echo "{\"route\":\"list\",\"kind\":\"latency\",\"ms\":$FIRST_SYNC_DELAY_MS,\"times\":2}" | fake POST /__fake/faults - >/dev/null
+UP_T0=$(now_ms)
+dc up -d >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up"; }
+UP_RETURNED=$(( $(now_ms) - UP_T0 ))
+is_health secrets healthy || fail "sidecar not healthy after up: $(health secrets)"
+SIDECAR_START=$(started_ms secrets)
+# the first successful health check, from the health log (up returns right after it, so it is still there)
+HEALTH_LOG=$(inspect secrets '{{range .State.Health.Log}}{{.ExitCode}} {{.End.UnixNano}}{{"\n"}}{{end}}')
+FIRST_HEALTHY_MS=$(awk '$1 == 0 { print substr($2, 1, 13); exit }' <<<"$HEALTH_LOG")
+FIRST_FAILED_MS=$(awk '$1 != 0 { print substr($2, 1, 13); exit }' <<<"$HEALTH_LOG")
+[ -n "$FIRST_HEALTHY_MS" ] || fail "no successful health check in the sidecar's health log"
+[ -n "$FIRST_FAILED_MS" ] && [ "$FIRST_FAILED_MS" -lt "$FIRST_HEALTHY_MS" ] \
+  || fail "the health log does not show the sidecar unhealthy before its first sync"
+for svc in web worker beat postgres; do
+  s=$(started_ms $svc)
+  [ "$s" -ge "$FIRST_HEALTHY_MS" ] || fail "$svc started $((FIRST_HEALTHY_MS - s)) ms before the sidecar was healthy"
+  [ $((s - SIDECAR_START)) -ge "$FIRST_SYNC_DELAY_MS" ] || fail "$svc started only $((s - SIDECAR_START)) ms after the sidecar"
+done
+WEB_START=$(started_ms web)
+say "timeline (ms after up): sidecar started $((SIDECAR_START - UP_T0)), healthy $((FIRST_HEALTHY_MS - UP_T0)), postgres $(( $(started_ms postgres) - UP_T0 )), web $((WEB_START - UP_T0)), worker $(( $(started_ms worker) - UP_T0 )), beat $(( $(started_ms beat) - UP_T0 )), up returned $UP_RETURNED"
+sleep 1   # a consumer that cannot source the file exits at once: give it the chance to show
+for svc in web worker beat postgres; do
+  state=$(inspect $svc '{{.State.Status}} {{.RestartCount}}')
+  [ "$state" = "running 0" ] || fail "$svc is '$state' (status, restarts): $("$DOCKER" logs --tail 3 "$(cid $svc)" 2>&1 | tr '\n' ' ')"
+done
+ok "web, worker, beat, postgres started after the sidecar's first healthy check (sidecar start → healthy $((FIRST_HEALTHY_MS - SIDECAR_START)) ms, first sync delayed ${FIRST_SYNC_DELAY_MS} ms by the fake)"
+say "time from \`up\` to consumers started: $((WEB_START - UP_T0)) ms (first healthy check → web started: $((WEB_START - FIRST_HEALTHY_MS)) ms); up -d returned after $UP_RETURNED ms"
+[ "$(inspect secrets '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Init}} {{.Config.User}}')" = "true true 65532:5000" ] \
+  || fail "sidecar container is not read-only/init/65532:5000"
+ok "sidecar runs read-only, with init, as 65532:5000"
+
+# ================================================================ 4. what the consumers see
+step "consumers: byte-exact environment, files, permissions"
+VOL=$(volume_dir)
+[ "$(stat -c '%a %u:%g' "$VOL")" = "750 65532:5000" ] || fail "volume root is $(stat -c '%a %u:%g' "$VOL")"
+for f in secrets.env secrets.dotenv secrets.json keys/POSTGRES_PASSWORD keys/DATABASE_URL; do
+  [ "$(stat -L -c '%a %u:%g' "$VOL/$f")" = "440 65532:5000" ] || fail "$f is $(stat -L -c '%a %u:%g' "$VOL/$f")"
+done
+[ "$(stat -L -c '%a %u:%g' "$VOL/keys")" = "750 65532:5000" ] || fail "keys/ is $(stat -L -c '%a %u:%g' "$VOL/keys")"
+ok "tmpfs volume 0750 65532:5000; files 0440 65532:5000; keys/ 0750"
+out=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files"
+ok "$out"
+declare -A WANT_CMD=([web]=./bin/start.sh [worker]=./bin/run-celery.sh [beat]=./bin/run-beat.sh)
+for svc in web worker beat; do
+  pid1_snapshot $svc || fail "reading $svc's PID 1"
+  out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-$svc" "$VOL") || fail "$svc environment"
+  ok "$svc: $out; base placeholders replaced"
+  [ "$(cat "$WORK/cmdline-$svc")" = "/bin/sh ${WANT_CMD[$svc]} " ] || fail "$svc PID 1 is '$(cat "$WORK/cmdline-$svc")'"
+done
+ok "the wrapper exec'd each original command as PID 1 (web: image CMD restated; worker, beat: base file's command)"
+"$DOCKER" exec "$(cid web)" sh -c 'touch /run/glitchtip-secrets/x' 2>/dev/null && fail "web can write the secrets volume"
+"$DOCKER" run --rm --network=none --user 1000:1000 -v "${PROJECT}_glitchtip-secrets:/s:ro" "$IMG_DEBIAN" \
+  cat /s/secrets.env >/dev/null 2>&1 && fail "uid 1000 (not in group 5000) can read secrets.env"
+ok "consumers mount it read-only; a uid outside group 5000 cannot read it"
+
+# ================================================================ 5. postgres
+step "postgres: password from keys/POSTGRES_PASSWORD, web connects with DATABASE_URL"
+poll 60 log_has web '^standin db: ' || fail "web never reported its database connection"
+line=$("$DOCKER" logs "$(cid web)" 2>&1 | grep '^standin db: ' | tail -1)
+[ "$line" = "standin db: glitchtip_maintainer glitchtip" ] || fail "web's connection with DATABASE_URL: $line"
+ok "web connected with the derived DATABASE_URL as glitchtip_maintainer to glitchtip"
+"$DOCKER" exec "$(cid web)" psql "postgres://glitchtip_maintainer:wrong@postgres:5432/glitchtip" -w -tAc 'select 1' >/dev/null 2>&1 \
+  && fail "postgres accepts a wrong password"
+ok "postgres rejects a wrong password (scram-sha-256, not trust)"
+PG_ENV=$(inspect postgres '{{range .Config.Env}}{{println .}}{{end}}')
+grep -qx 'POSTGRES_PASSWORD_FILE=/run/glitchtip-secrets/keys/POSTGRES_PASSWORD' <<<"$PG_ENV" || fail "postgres has no POSTGRES_PASSWORD_FILE"
+grep -q '^POSTGRES_PASSWORD=' <<<"$PG_ENV" && fail "postgres has POSTGRES_PASSWORD in its container config"
+for c in $("$DOCKER" ps -q --filter "label=com.docker.compose.project=$PROJECT"); do
+  "$DOCKER" inspect "$c"
+done >"$WORK/inspect.json"
+node -e '
+  const [expected, inspect] = process.argv.slice(1).map((f) => require("fs").readFileSync(f, "utf8"));
+  const leaked = Object.entries(JSON.parse(expected)).filter(([, v]) => inspect.includes(v) || inspect.includes(JSON.stringify(v).slice(1, -1)));
+  if (leaked.length) { console.error("in docker inspect: " + leaked.map(([k]) => k).join(", ")); process.exit(1); }
+' "$WORK/expected.json" "$WORK/inspect.json" || fail "a secret value is in a container's configuration"
+ok "no secret value in any container's configuration (docker inspect)"
+
+# ================================================================ 6. outage past the staleness bound
+step "outage: fake Infisical stopped past SIDECAR_MAX_STALENESS=${STALENESS_S}s, then back"
+BEFORE=$(files_digest)
+REV_BEFORE=$(healthz_field revision)
+T0=$(now_ms)
+dc stop fake-infisical >/dev/null 2>&1
+LAST_SUCCESS_MS=$(date -d "$(healthz_field lastSuccessAt)" +%s%3N)
+poll $((STALENESS_S + 4 * REFRESH_S + 20)) is_health secrets unhealthy || fail "sidecar still $(health secrets) $(( ($(now_ms) - T0) / 1000 )) s after the fake stopped"
+UNHEALTHY_AT=$(now_ms)
+STATUS=$(healthz_field status)
+[ "$UNHEALTHY_AT" -ge $((LAST_SUCCESS_MS + STALENESS_S * 1000)) ] \
+  || fail "unhealthy $((UNHEALTHY_AT - LAST_SUCCESS_MS)) ms after the last sync: before the staleness bound (/healthz status: $STATUS)"
+[ "$(files_digest)" = "$BEFORE" ] || fail "files changed while Infisical was down"
+for svc in web worker beat; do [ "$(inspect $svc '{{.State.Running}}')" = true ] || fail "$svc stopped during the outage"; done
+ok "docker health 'unhealthy' $((UNHEALTHY_AT - LAST_SUCCESS_MS)) ms after the last sync ($((UNHEALTHY_AT - T0)) ms after the fake stopped; /healthz status: $STATUS); files byte-identical; consumers running"
+T1=$(now_ms)
+dc start fake-infisical >/dev/null 2>&1
+poll $((4 * REFRESH_S + 15)) is_health secrets healthy || fail "sidecar still $(health secrets) after the fake returned"
+ok "healthy again $(( $(now_ms) - T1 )) ms after the fake returned"
+[ "$(files_digest)" = "$BEFORE" ] && [ "$(healthz_field revision)" = "$REV_BEFORE" ] \
+  || fail "unchanged secrets were rewritten after the outage"
+ok "unchanged content was not rewritten (revision still $REV_BEFORE)"
+
+# ================================================================ 7. rotation
+step "rotation: a new EMAIL_URL in the fake reaches the files within one refresh interval"
+NEW_EMAIL_URL="smtp://rotated%40app:n3w 'pw' \$x \"q\"@smtp.example.test:2525"
+node -e 'const f = process.argv[1], e = require(f); e.EMAIL_URL = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
+  "$WORK/expected.json" "$NEW_EMAIL_URL"
+REV_BEFORE=$(healthz_field revision)
+node -e 'process.stdout.write(JSON.stringify({ environment: "prod", path: "/glitchtip/application", key: "EMAIL_URL", value: process.argv[1] }))' \
+  "$NEW_EMAIL_URL" | fake PUT /__fake/secrets - >/dev/null
+T0=$(now_ms)   # the fake has the new value (measured from here: docker exec's start-up is not the sidecar's latency)
+new_value_in_files() { [ "$(cat "$VOL/keys/EMAIL_URL")" = "$NEW_EMAIL_URL" ]; }
+poll $((3 * REFRESH_S)) new_value_in_files || fail "the rotated EMAIL_URL did not reach keys/EMAIL_URL"
+ROTATION_MS=$(( $(now_ms) - T0 ))
+LIMIT_MS=$((REFRESH_S * 1100 + 1000))   # one interval, its +10 % jitter, and 1 s to fetch, write and notice
+[ "$ROTATION_MS" -le "$LIMIT_MS" ] || fail "rotation took $ROTATION_MS ms, more than one refresh interval ($LIMIT_MS ms)"
+out=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files after rotation"
+REV_AFTER=$(healthz_field revision)
+LAST_SUCCESS=$(healthz_field lastSuccessAt)
+[ "$REV_AFTER" = $((REV_BEFORE + 1)) ] || fail "/healthz revision $REV_BEFORE → $REV_AFTER, want +1"
+[ "$(date -d "$LAST_SUCCESS" +%s%3N)" -ge "$T0" ] || fail "/healthz lastSuccessAt $LAST_SUCCESS is older than the rotation"
+ok "rotated value in the files after $ROTATION_MS ms (limit $LIMIT_MS ms); $out; /healthz revision $REV_BEFORE → $REV_AFTER, lastSuccessAt $LAST_SUCCESS"
+dc restart worker >/dev/null 2>&1
+pid1_snapshot worker || fail "reading worker's PID 1"
+out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-worker" "$VOL") || fail "worker environment after restart"
+ok "worker restarted: $out (the rotated EMAIL_URL included)"
+
+# ================================================================ 8. reboot: no Compose ordering
+step "reboot: containers started without Compose (bounded wait, fail closed, then start)"
+dc stop >/dev/null 2>&1
+[ -z "$(ls -A "$VOL" 2>/dev/null)" ] || fail "the tmpfs volume still holds files with every container stopped"
+ok "with every holder stopped the tmpfs volume is empty (why the sidecar must keep running)"
+T0=$(now_ms)
+"$DOCKER" start "$(cid beat)" "$(cid web)" >/dev/null
+poll $((WAIT_S + 10)) log_has beat "no /run/glitchtip-secrets/secrets.env after ${WAIT_S}s" || fail "beat did not fail closed within ${WAIT_S}s + 10 s"
+ok "beat alone: gave up after $(( ($(now_ms) - T0) / 1000 )) s without secrets (exit 1; its restart policy retries)"
+[[ "$(pid1_cmdline web)" == "/bin/sh -c "*"wait-for-secrets ./bin/start.sh " ]] || fail "web is not waiting in the wrapper: $(pid1_cmdline web)"
+"$DOCKER" start "$(cid fake-infisical)" "$(cid secrets)" "$(cid postgres)" "$(cid redis)" >/dev/null
+T1=$(now_ms)
+poll 30 pid1_is web '/bin/sh ./bin/start.sh ' || fail "web did not start once the secrets appeared"
+ok "web waited, then started $(( $(now_ms) - T1 )) ms after the sidecar was started"
+pid1_snapshot web || fail "reading web's PID 1"
+node "$E2E/check.mjs" flat "$E2E/seed.json" >"$WORK/expected.json"   # the restarted fake serves its seed again
+out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-web" "$VOL") || fail "web environment after the reboot"
+ok "web after the reboot: $out"
+
+# ================================================================ 9. POSTGRES_PASSWORD rotation, the documented way
+step "POSTGRES_PASSWORD rotation as docs/production.md §6 does it"
+OLD_DATABASE_URL=$(cat "$VOL/keys/DATABASE_URL")
+NEW_PG_PASSWORD="n3w p@ss 'w0rd' \"q\" \$x %41 \\ end"
+node -e 'const f = process.argv[1], e = require(f); e.POSTGRES_PASSWORD = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
+  "$WORK/expected.json" "$NEW_PG_PASSWORD"
+node -e 'process.stdout.write(JSON.stringify({ environment: "prod", path: "/glitchtip/database", key: "POSTGRES_PASSWORD", value: process.argv[1] }))' \
+  "$NEW_PG_PASSWORD" | fake PUT /__fake/secrets - >/dev/null
+new_pg_in_files() { [ "$(cat "$VOL/keys/POSTGRES_PASSWORD")" = "$NEW_PG_PASSWORD" ]; }
+poll $((3 * REFRESH_S + 5)) new_pg_in_files || fail "the new POSTGRES_PASSWORD did not reach keys/POSTGRES_PASSWORD"
+# step 2 of the docs, verbatim
+dc exec -T postgres psql -v ON_ERROR_STOP=1 -U glitchtip_maintainer -d glitchtip >/dev/null <<'SQL' || fail "ALTER ROLE from the per-key file"
+\set pw `cat /run/glitchtip-secrets/keys/POSTGRES_PASSWORD`
+ALTER ROLE glitchtip_maintainer PASSWORD :'pw';
+SQL
+CONNECTED=$("$DOCKER" logs "$(cid web)" 2>&1 | grep -c '^standin db: glitchtip_maintainer glitchtip$' || true)
+dc restart web >/dev/null 2>&1
+web_reconnected() { [ "$("$DOCKER" logs "$(cid web)" 2>&1 | grep -c '^standin db: glitchtip_maintainer glitchtip$')" -gt "$CONNECTED" ]; }
+poll 60 web_reconnected || fail "web did not connect with the new DATABASE_URL after its restart"
+pid1_snapshot web || fail "reading web's PID 1"
+out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-web" "$VOL") || fail "web environment after the password rotation"
+"$DOCKER" exec "$(cid web)" psql "$OLD_DATABASE_URL" -w -tAc 'select 1' >/dev/null 2>&1 && fail "postgres still accepts the old password"
+ok "role password set from keys/POSTGRES_PASSWORD; web restarted and connected with the new DATABASE_URL ($out); the old one is refused"
+
+# ================================================================ 10. down -v
+step "down -v: no secret left on disk"
+dc logs --no-color >"$WORK/all.log" 2>&1
+node -e '
+  const fs = require("fs"), log = fs.readFileSync(process.argv[1], "utf8");
+  const values = Object.values(JSON.parse(fs.readFileSync(process.argv[2], "utf8"))).concat(process.argv.slice(3));
+  if (values.some((v) => log.includes(v.split("\n")[0]))) process.exit(1);
+' "$WORK/all.log" "$WORK/expected.json" "$NEW_EMAIL_URL" "$NEW_PG_PASSWORD" || fail "a secret value is in a container's log"
+ok "no secret value in any container's log ($(wc -l <"$WORK/all.log") lines)"
+grep -rqF "$(head -c 40 "$VOL/keys/SECRET_KEY")" /var/lib/docker/volumes || fail "positive control: the secret is not found under /var/lib/docker/volumes while mounted"
+dc down -v --remove-orphans --timeout 5 >/dev/null 2>&1
+[ -z "$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT")" ] || fail "containers left"
+[ -z "$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || fail "volumes left"
+[ -z "$("$DOCKER" network ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || fail "networks left"
+node -e '
+  const values = Object.values(require(process.argv[1])).concat(process.argv.slice(2));
+  const { execFileSync } = require("child_process");
+  const found = values.filter((v) => { try { execFileSync("grep", ["-rqF", "--", v.split("\n")[0], "/var/lib/docker/volumes", "/var/lib/docker/containers"]); return true; } catch { return false; } });
+  if (found.length) { console.error("still on disk: " + found.length + " value(s)"); process.exit(1); }
+'  "$WORK/expected.json" "$NEW_EMAIL_URL" "$NEW_PG_PASSWORD" "$(node "$E2E/check.mjs" flat "$E2E/seed.json" | node -p 'JSON.parse(require("fs").readFileSync(0, "utf8")).POSTGRES_PASSWORD')" \
+  || fail "a secret value is still under /var/lib/docker"
+ok "no container, volume or network left; no secret value under /var/lib/docker/{volumes,containers}"
+step_end
+
+echo "e2e: $PASSED passed, 0 failed"

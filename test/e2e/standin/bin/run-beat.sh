@@ -1,0 +1,3 @@
+#!/bin/sh
+role=beat
+. /code/bin/standin.sh

@@ -1,0 +1,3 @@
+#!/bin/sh
+role=web
+. /code/bin/standin.sh
