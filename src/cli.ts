@@ -1,10 +1,10 @@
 /**
  * The subcommands. Each returns an exit code from EXIT_CODES; `main.ts` only wires signals.
  */
-import http from 'node:http';
 import { createApp } from './app.js';
 import { describeConfig, loadConfig, type Env } from './config/load.js';
 import { EXIT_CODES, SidecarError, toSidecarError } from './errors.js';
+import { healthcheck } from './healthcheck.js';
 import type { DestinationStream } from 'pino';
 import { createCliLogger, type Logger } from './log.js';
 
@@ -126,20 +126,4 @@ function formatCheck(outputDir: string, outcome: Awaited<ReturnType<ReturnType<t
   }
   lines.push('nothing was written');
   return lines.join('\n');
-}
-
-/** Exit 0 when the local /healthz answers 200 within 2 s; no curl needed in the image. */
-function healthcheck(env: Env): Promise<number> {
-  const port = Number(env.SIDECAR_HEALTH_PORT ?? 8080);
-  return new Promise((resolve) => {
-    const request = http.get({ host: '127.0.0.1', port, path: '/healthz', timeout: 2_000 }, (response) => {
-      response.resume();
-      resolve(response.statusCode === 200 ? 0 : 1);
-    });
-    request.on('error', () => resolve(1));
-    request.on('timeout', () => {
-      request.destroy();
-      resolve(1);
-    });
-  });
 }
