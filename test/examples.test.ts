@@ -37,16 +37,18 @@ type Yaml = Record<string, any>;
 const load = (file: string): Yaml => parse(readFileSync(path.join(ROOT, file), 'utf8'), { merge: true }) as Yaml;
 const repoOverride = load('compose.override.yml');
 
-/** The wrapper's script: waits (bounded) for secrets.env, sources it with `set -a`, execs the command. */
+/**
+ * The wrapper's script: waits (bounded) for with-secrets.sh (written by the sidecar with every complete set),
+ * then hands over to it (it exports secrets.env and execs the command; docs/rotation.md).
+ */
 function expectWaitWrapper(entrypoint: unknown, where: string): void {
   expect(Array.isArray(entrypoint), `${where}: entrypoint is an exec-form list`).toBe(true);
   const [shell, flag, script, name] = entrypoint as string[];
   expect([shell, flag, name], where).toEqual(['/bin/sh', '-c', 'wait-for-secrets']);
-  expect(script, where).toContain(`${MOUNT}/secrets.env`);
+  expect(script, where).toContain(`${MOUNT}/with-secrets.sh`);
   expect(script, where).toMatch(/while \[ ! -s "\$\$?f" \]/);
   expect(script, where).toMatch(/exit 1/);
-  expect(script, where).toMatch(/set -a\n\s*\. "\$\$?f"\n\s*set \+a/);
-  expect(script, where).toMatch(/exec "\$\$?@"/);
+  expect(script, where).toMatch(/exec \/bin\/sh "\$\$?f" "\$\$?@"/);
 }
 
 describe('examples/generate.mjs', () => {
