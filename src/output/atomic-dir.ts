@@ -324,11 +324,15 @@ function assertRelativePaths(files: readonly FileToWrite[]): void {
   }
 }
 
+/**
+ * Not retryable: `once` (an init container) exits 73 at once rather than waiting out its deadline
+ * on a full or read-only volume. `run` retries every failure anyway, and recovers when space returns.
+ */
 function writeError(error: unknown, where: string): WriteError {
   if (error instanceof WriteError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
   const syscall = (error as NodeJS.ErrnoException).syscall ?? 'write';
-  return new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `${syscall} ${where}: ${code}${code === 'ENOSPC' ? ' (volume full)' : ''}`, { cause: error, retryable: true });
+  return new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `${syscall} ${where}: ${code}${code === 'ENOSPC' ? ' (volume full)' : ''}`, { cause: error });
 }
 
 /**
