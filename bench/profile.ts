@@ -1,0 +1,335 @@
+/**
+ * Where the time and memory go, for the targets bench/run.ts reports as MISS.
+ *
+ *   npx tsx bench/profile.ts imports            import time and RSS of each dependency, alone, in fresh processes
+ *   npx tsx bench/profile.ts cold [--bundle]    CPU profile of `node dist/main.js run` (or the image's bundle) up to the first healthy /healthz
+ *   npx tsx bench/profile.ts refresh [N] [--unchanged]
+ *                                               CPU profile of the sidecar's syncer (and the floor) doing changed
+ *                                               (or unchanged) refreshes of N secrets (default 10000)
+ *   npx tsx bench/profile.ts heap               heap profile (sampling) of the sidecar after start-up, by package
+ *   npx tsx bench/profile.ts variants [rounds]  cold start of build variants (bundle, minified, without the AWS
+ *                                               packages the SDK imports for IAM auth) against the floor, interleaved
+ *
+ * Profiles go to bench/profiles/ (gitignored by being under bench/ and ignored here: delete at will);
+ * the summary (self time by package, top functions) is printed. Expects a built dist/ (npm run build).
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startFakeInfisical, type FakeInfisical } from '../test/fake-infisical/server.js';
+import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ENVIRONMENT, DEMO_PROJECT_ID, GLITCHTIP_SEED } from '../test/fake-infisical/seed.js';
+import { buildImageBundle, Child, cpuMsOf, freePort, rssMbOf, run, stat, waitHealthy } from './lib.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const distDir = path.join(root, 'dist');
+const profilesDir = path.join(root, 'bench', 'profiles');
+const [command = 'imports', ...rest] = process.argv.slice(2);
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+/** node_modules/<pkg>, the project's own files, or Node's internals. */
+function owner(url: string, name: string): string {
+  if (url === '') return name.startsWith('(') ? name : '(native/other)';
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm >= 0) {
+    const parts = url.slice(nm + 'node_modules/'.length).split('/');
+    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!;
+  }
+  if (url.startsWith('node:')) return url.startsWith('node:internal/modules') || url.startsWith('node:internal/deps/cjs') ? 'node: module loader' : `node: ${url.split('/').slice(1, 3).join('/') || url}`;
+  if (url.includes('/dist/')) return `dist/${url.split('/dist/')[1]}`;
+  if (url.includes('/bench/')) return `bench/${url.split('/bench/')[1]}`;
+  return url.replace(/^file:\/\//, '');
+}
+
+function summarize(profile: CpuProfile, label: string): void {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map<number, number>();
+  profile.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0)));
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const byOwner = new Map<string, number>();
+  const byFunction = new Map<string, number>();
+  for (const [id, us] of self) {
+    const node = byId.get(id)!;
+    const who = owner(node.callFrame.url, node.callFrame.functionName);
+    byOwner.set(who, (byOwner.get(who) ?? 0) + us);
+    const fn = `${node.callFrame.functionName || '(anonymous)'} ${who}:${node.callFrame.lineNumber + 1}`;
+    byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
+  }
+  const top = (map: Map<string, number>, n: number) =>
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, n)
+      .map(([k, us]) => `  ${(us / 1000).toFixed(1).padStart(8)} ms ${((100 * us) / total).toFixed(1).padStart(5)} %  ${k}`)
+      .join('\n');
+  console.log(`\n== ${label}: ${(total / 1000).toFixed(0)} ms sampled\n-- self time by owner\n${top(byOwner, 18)}\n-- top functions (self)\n${top(byFunction, 18)}`);
+}
+
+async function latestProfile(dir: string, ext: string): Promise<string> {
+  const files = (await readdir(dir)).filter((f) => f.endsWith(ext)).sort();
+  if (files.length === 0) throw new Error(`no ${ext} written in ${dir}`);
+  return path.join(dir, files.at(-1)!);
+}
+
+function env(fake: FakeInfisical, outputDir: string, port: number, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    INFISICAL_SITE_URL: fake.url,
+    INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: DEMO_CLIENT_ID,
+    INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: DEMO_CLIENT_SECRET,
+    INFISICAL_PROJECT_ID: DEMO_PROJECT_ID,
+    INFISICAL_ENVIRONMENT: DEMO_ENVIRONMENT,
+    INFISICAL_SECRET_PATHS: '/glitchtip/database,/glitchtip/application',
+    SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD,SECRET_KEY,EMAIL_URL,DEFAULT_FROM_EMAIL',
+    SIDECAR_DERIVE_DATABASE_URL: 'postgres://glitchtip_maintainer:{{ POSTGRES_PASSWORD | url }}@postgres:5432/glitchtip',
+    SIDECAR_OUTPUT_DIR: outputDir,
+    SIDECAR_HEALTH_HOST: '127.0.0.1',
+    SIDECAR_HEALTH_PORT: String(port),
+    BENCH_DIST: distDir,
+    ...extra,
+  };
+}
+
+async function tempDir(label: string): Promise<string> {
+  const dir = path.join(existsShm() ? '/dev/shm' : os.tmpdir(), `infisical-sidecar-profile-${process.pid}`, label);
+  await mkdir(dir, { recursive: true, mode: 0o750 });
+  return dir;
+}
+function existsShm(): boolean {
+  return process.platform === 'linux';
+}
+
+/** Import time and RSS of each module alone (median of 5 fresh processes), against `node -e 0`. */
+async function imports(): Promise<void> {
+  const targets = [
+    ['(nothing: node start)', ''],
+    ['fetch (undici, first use)', 'await fetch("data:,x")'],
+    ['node:http', 'await import("node:http")'],
+    ['zod', 'await import("zod")'],
+    ['pino', 'await import("pino")'],
+    ['fastify', 'await import("fastify")'],
+    ['chokidar', 'await import("chokidar")'],
+    ['prom-client', 'await import("prom-client")'],
+    ['@aws-sdk/credential-providers', 'await import("@aws-sdk/credential-providers")'],
+    ['@infisical/sdk', 'await import("@infisical/sdk")'],
+    ['dist/infisical/client.js', `await import(${JSON.stringify(path.join(distDir, 'infisical', 'client.js'))})`],
+    ['dist/health/server.js', `await import(${JSON.stringify(path.join(distDir, 'health', 'server.js'))})`],
+    ['dist/config/load.js', `await import(${JSON.stringify(path.join(distDir, 'config', 'load.js'))})`],
+    ['dist/cli.js (everything)', `await import(${JSON.stringify(path.join(distDir, 'cli.js'))})`],
+  ] as const;
+  console.log('module                               import ms (median of 5)   RSS after (MB)   process total ms');
+  for (const [name, code] of targets) {
+    const ms: number[] = [];
+    const rss: number[] = [];
+    const wall: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const script = `const t=performance.now();${code};const d=performance.now()-t;console.log(JSON.stringify({d,rss:process.memoryUsage().rss}))`;
+      const started = performance.now();
+      const result = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
+      wall.push(performance.now() - started);
+      if (result.code !== 0) throw new Error(`${name}: ${result.stderr}`);
+      const parsed = JSON.parse(result.stdout.trim()) as { d: number; rss: number };
+      ms.push(parsed.d);
+      rss.push(parsed.rss / 1e6);
+    }
+    console.log(`${name.padEnd(36)} ${stat(ms).median.toFixed(1).padStart(9)}                ${stat(rss).median.toFixed(1).padStart(7)}          ${stat(wall).median.toFixed(0).padStart(6)}`);
+  }
+}
+
+async function cold(bundle: boolean): Promise<void> {
+  const fake = await startFakeInfisical({ seed: GLITCHTIP_SEED });
+  const dir = path.join(profilesDir, bundle ? 'cold-bundle' : 'cold');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  try {
+    let entry = path.join(distDir, 'main.js');
+    if (bundle) entry = (await buildImageBundle(path.join(root, 'node_modules', '.bin', 'esbuild'), root, await tempDir('bundle'))).entry;
+    const port = await freePort();
+    const started = performance.now();
+    const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', entry, 'run'], { env: env(fake, await tempDir('cold-out'), port), stdio: 'ignore' });
+    const healthy = await waitHealthy(port, { deadlineMs: 30_000, everyMs: 5 });
+    console.log(`healthy after ${(healthy - started).toFixed(0)} ms (profiled, slower than unprofiled)`);
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const profile = JSON.parse(await readFile(await latestProfile(dir, '.cpuprofile'), 'utf8')) as CpuProfile;
+    // Only the part up to healthy: cut the samples at the healthy time.
+    const limitUs = (healthy - started) * 1000;
+    let elapsed = 0;
+    let keep = 0;
+    for (; keep < profile.timeDeltas.length && elapsed < limitUs; keep++) elapsed += profile.timeDeltas[keep]!;
+    summarize({ ...profile, samples: profile.samples.slice(0, keep), timeDeltas: profile.timeDeltas.slice(0, keep) }, `cold start ${bundle ? '(bundle)' : '(dist)'}`);
+  } finally {
+    await fake.close();
+    await rm(path.join(existsShm() ? '/dev/shm' : os.tmpdir(), `infisical-sidecar-profile-${process.pid}`), { recursive: true, force: true });
+  }
+}
+
+async function refresh(size: number, unchanged: boolean): Promise<void> {
+  const seed = structuredClone(GLITCHTIP_SEED);
+  const secrets: Record<string, string> = {};
+  for (let i = 0; i < size; i++) secrets[`KEY_${String(i).padStart(5, '0')}`] = `value-${i}-${'x'.repeat(24)}`;
+  seed.projects[0]!.environments[DEMO_ENVIRONMENT]!.folders['/bench'] = { secrets };
+  const fake = await startFakeInfisical({ seed });
+  const dir = path.join(profilesDir, `refresh-${size}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  try {
+    for (const impl of ['sidecar', 'floor'] as const) {
+      const e = env(fake, await tempDir(`refresh-${impl}`), 0, { INFISICAL_SECRET_PATHS: '/bench', SIDECAR_REQUIRED_KEYS: '' });
+      delete e.SIDECAR_DERIVE_DATABASE_URL;
+      const implDir = path.join(dir, impl);
+      await mkdir(implDir);
+      const child = Child.fork(path.join(root, 'bench', 'children', 'refresh.mjs'), { args: ['--impl', impl], env: e, execArgv: ['--cpu-prof', `--cpu-prof-dir=${implDir}`], name: impl });
+      await child.next('ready');
+      const cpu: number[] = [];
+      const passes = unchanged ? 20 : 4;
+      for (let i = 0; i < passes; i++) {
+        if (!unchanged || i === 0) fake.setSecret(DEMO_ENVIRONMENT, '/bench', 'KEY_00000', `v${i}-${Date.now()}`);
+        const answer = await child.request({ op: 'sync' }, 'synced', 300_000);
+        cpu.push(answer.cpuMs as number);
+      }
+      child.send({ op: 'stop' });
+      await child.exited;
+      const what = unchanged ? 'first write + 19 unchanged' : '4 changed';
+      console.log(`\n${impl}: refresh CPU ms (${what}): ${cpu.map((c) => c.toFixed(0)).join(', ')}`);
+      summarize(JSON.parse(await readFile(await latestProfile(implDir, '.cpuprofile'), 'utf8')) as CpuProfile, `${impl}: ${what} refreshes of ${size} secrets (incl. start-up)`);
+    }
+  } finally {
+    await fake.close();
+    await rm(path.join('/dev/shm', `infisical-sidecar-profile-${process.pid}`), { recursive: true, force: true });
+  }
+}
+
+interface HeapNode {
+  callFrame: { functionName: string; url: string };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+async function heap(): Promise<void> {
+  const fake = await startFakeInfisical({ seed: GLITCHTIP_SEED });
+  const dir = path.join(profilesDir, 'heap');
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  try {
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--heap-prof', `--heap-prof-dir=${dir}`, '--heap-prof-interval=4096', path.join(distDir, 'main.js'), 'run'], {
+      env: env(fake, await tempDir('heap-out'), port),
+      stdio: 'ignore',
+    });
+    await waitHealthy(port, { deadlineMs: 30_000, everyMs: 10 });
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const profile = JSON.parse(await readFile(await latestProfile(dir, '.heapprofile'), 'utf8')) as { head: HeapNode };
+    const byOwner = new Map<string, number>();
+    const walk = (node: HeapNode) => {
+      const who = owner(node.callFrame.url, node.callFrame.functionName);
+      byOwner.set(who, (byOwner.get(who) ?? 0) + node.selfSize);
+      for (const c of node.children) walk(c);
+    };
+    walk(profile.head);
+    const total = [...byOwner.values()].reduce((a, b) => a + b, 0);
+    console.log(`\n== live heap at exit (sampled), ${(total / 1e6).toFixed(1)} MB, by allocating owner`);
+    for (const [who, bytes] of [...byOwner].sort((a, b) => b[1] - a[1]).slice(0, 20)) {
+      console.log(`  ${(bytes / 1e6).toFixed(2).padStart(7)} MB ${((100 * bytes) / total).toFixed(1).padStart(5)} %  ${who}`);
+    }
+  } finally {
+    await fake.close();
+    await rm(path.join('/dev/shm', `infisical-sidecar-profile-${process.pid}`), { recursive: true, force: true });
+  }
+}
+
+const AWS_STUB = './bench/stubs/aws-iam-auth.mjs';
+const AWS_ALIASES = ['@aws-sdk/credential-providers', '@smithy/protocol-http', '@smithy/signature-v4', '@aws-crypto/sha256-js'].map((pkg) => `--alias:${pkg}=${AWS_STUB}`);
+
+/** Cold start (spawn → /healthz 200) of several build variants and the floor, interleaved. */
+async function variants(rounds: number): Promise<void> {
+  const work = await tempDir('variants');
+  const builds: Array<[string, string[]]> = [
+    ['bundle (the Dockerfile\'s flags)', []],
+    ['bundle --minify', ['--minify']],
+    ['bundle, AWS packages stubbed', AWS_ALIASES],
+    ['bundle, AWS stubbed, --minify', [...AWS_ALIASES, '--minify']],
+  ];
+  const subjects: Array<[string, string[]]> = [['dist/main.js (tsc)', [path.join(distDir, 'main.js'), 'run']]];
+  for (const [name, flags] of builds) {
+    const out = path.join(work, String(subjects.length));
+    await mkdir(out, { recursive: true });
+    const { entry } = await buildImageBundle(path.join(root, 'node_modules', '.bin', 'esbuild'), root, out, flags);
+    subjects.push([name, [entry, 'run']]);
+  }
+  subjects.push(['floor', [path.join(root, 'bench', 'floor.mjs')]]);
+  const fake = await startFakeInfisical({ seed: GLITCHTIP_SEED });
+  const ms = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
+  const rss = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
+  const cpu = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
+  try {
+    for (let round = 0; round < rounds; round++) {
+      for (let i = 0; i < subjects.length; i++) {
+        const [name, args] = subjects[(i + round) % subjects.length]!;
+        const port = await freePort();
+        const out = await tempDir(`variants-out-${round}-${i}`);
+        const started = performance.now();
+        const child = spawn(process.execPath, args, { env: env(fake, out, port), stdio: 'ignore' });
+        const healthy = await waitHealthy(port, { deadlineMs: 30_000, everyMs: 2 });
+        ms.get(name)!.push(healthy - started);
+        rss.get(name)!.push(await rssMbOf(child.pid));
+        cpu.get(name)!.push(await cpuMsOf(child.pid));
+        child.kill('SIGTERM');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+    }
+  } finally {
+    await fake.close();
+  }
+  const floor = ms.get('floor')!;
+  const floorRss = rss.get('floor')!;
+  console.log(`cold start, ${rounds} interleaved rounds: wall spawn → /healthz 200, median [min–max]; CPU used by then; RSS then; each with its ratio to the floor (median of per-round ratios)`);
+  for (const [name] of subjects) {
+    const s = stat(ms.get(name)!);
+    const ratios = stat(ms.get(name)!.map((v, i) => v / floor[i]!)).median;
+    const r = stat(rss.get(name)!);
+    const rr = stat(rss.get(name)!.map((v, i) => v / floorRss[i]!)).median;
+    const c = stat(cpu.get(name)!);
+    const cr = stat(cpu.get(name)!.map((v, i) => v / cpu.get('floor')![i]!)).median;
+    console.log(`  ${name.padEnd(32)} wall ${s.median.toFixed(0).padStart(6)} ms [${s.min.toFixed(0)}–${s.max.toFixed(0)}] ${ratios.toFixed(2)}×   CPU ${c.median.toFixed(0).padStart(5)} ms ${cr.toFixed(2)}×   RSS ${r.median.toFixed(1)} MB ${rr.toFixed(2)}×`);
+  }
+}
+
+const tempRoot = path.join(existsShm() ? '/dev/shm' : os.tmpdir(), `infisical-sidecar-profile-${process.pid}`);
+try {
+switch (command) {
+  case 'imports':
+    await imports();
+    break;
+  case 'cold':
+    await cold(rest.includes('--bundle'));
+    break;
+  case 'refresh':
+    await refresh(Number(rest.find((a) => /^\d+$/.test(a)) ?? 10000), rest.includes('--unchanged'));
+    break;
+  case 'heap':
+    await heap();
+    break;
+  case 'variants':
+    await variants(Number(rest[0] ?? 7));
+    break;
+  default:
+    console.error('usage: npx tsx bench/profile.ts imports | cold [--bundle] | refresh [N] [--unchanged] | heap | variants [rounds]');
+    process.exitCode = 64;
+}
+} finally {
+  await rm(tempRoot, { recursive: true, force: true });
+}
