@@ -63,7 +63,8 @@ dockerd_start() {
   docker_ping && return 0
   [ -x /usr/sbin/dockerd ] || die "no /usr/sbin/dockerd (apt-get install docker.io)"
   local log=${DOCKERD_LOG:-/tmp/infisical-sidecar-dockerd.log} i
-  setsid nohup /usr/sbin/dockerd >"$log" 2>&1 </dev/null &
+  # 9>&-: not the caller's stderr (fd 9, see timed), or `scripts/docker/dockerd.sh start | tail` never ends
+  setsid nohup /usr/sbin/dockerd >"$log" 2>&1 </dev/null 9>&- &
   DOCKERD_STARTED_PID=$!
   for i in $(seq 300); do
     docker_ping && return 0

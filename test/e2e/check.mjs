@@ -1,12 +1,20 @@
 // Byte-exact checks for the Docker e2e (run.sh), on the host with plain node (no dependencies).
 //
 //   node check.mjs flat SEED.json                      → {KEY: value} of every folder (later folder wins)
-//   node check.mjs env EXPECTED.json ENVIRON VOLDIR    → a consumer's /proc/1/environ holds every expected
+//   node check.mjs env EXPECTED.json ENVIRON VOLDIR    → a consumer's app process's environ holds every expected
 //                                                        secret byte for byte, the derived DATABASE_URL, and
 //                                                        the base file's non-secret settings
 //   node check.mjs files EXPECTED.json VOLDIR          → keys/<KEY> and secrets.json hold exactly the values
 //   node check.mjs healthz FIELD < body.json           → prints one field of a /healthz body
-import { readFileSync, readdirSync } from 'node:fs';
+//   node check.mjs procs EXPECTED.json WANT OUT < DUMP → finds the app among a container's processes (DUMP:
+//                                                        "PID PPID CMDLINE-B64 ENVIRON-B64" per line, see
+//                                                        run.sh): PID 1 whose argv is WANT (the wrapper exec'd
+//                                                        it), or PID 1's child with argv WANT while PID 1 is
+//                                                        `/bin/sh …/with-secrets.sh WANT` (restart mode);
+//                                                        writes its environ to OUT, prints "MODE PID PID1-ARGV";
+//                                                        fails when any process's argv holds a secret value.
+//                                                        Exit 3: no such process (yet).
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 const [command, ...args] = process.argv.slice(2);
 const problems = [];
@@ -15,6 +23,16 @@ const expectEqual = (what, actual, expected) => {
   if (actual !== expected) problems.push(`${what}: got ${show(actual)}, want ${show(expected)}`);
 };
 const readJson = (file) => JSON.parse(readFileSync(file, 'utf8'));
+
+function envMap(environ) {
+  const env = new Map();
+  for (const entry of environ.split('\0')) {
+    if (entry === '') continue;
+    const i = entry.indexOf('=');
+    env.set(entry.slice(0, i), entry.slice(i + 1));
+  }
+  return env;
+}
 
 function derivedDatabaseUrl(expected, actual, what) {
   const m = /^postgres:\/\/glitchtip_maintainer:([^@/?#\s]*)@postgres:5432\/glitchtip$/.exec(actual ?? '');
@@ -34,12 +52,7 @@ switch (command) {
   case 'env': {
     const [expectedFile, environFile, volDir] = args;
     const expected = readJson(expectedFile);
-    const env = new Map();
-    for (const entry of readFileSync(environFile, 'utf8').split('\0')) {
-      if (entry === '') continue;
-      const i = entry.indexOf('=');
-      env.set(entry.slice(0, i), entry.slice(i + 1));
-    }
+    const env = envMap(readFileSync(environFile, 'utf8'));
     for (const [key, value] of Object.entries(expected)) expectEqual(`env ${key}`, env.get(key), value);
     const dbUrl = readFileSync(`${volDir}/keys/DATABASE_URL`, 'utf8');
     expectEqual('env DATABASE_URL (vs keys/DATABASE_URL)', env.get('DATABASE_URL'), dbUrl);
@@ -70,8 +83,43 @@ switch (command) {
     process.stdout.write(`${typeof value === 'object' ? JSON.stringify(value) : value}\n`);
     break;
   }
+  case 'procs': {
+    const [expectedFile, want, environOut] = args;
+    const expected = readJson(expectedFile);
+    const decode = (field) => (field === undefined || field === '-' ? undefined : Buffer.from(field, 'base64'));
+    const procs = readFileSync(0, 'utf8').split('\n').filter(Boolean).map((line) => {
+      const [pid, ppid, cmdline, environ] = line.split(' ');
+      const argv = decode(cmdline)?.toString('utf8').split('\0');
+      if (argv?.at(-1) === '') argv.pop();
+      return { pid: Number(pid), ppid: Number(ppid), argv, environ: decode(environ) };
+    });
+    const pid1 = procs.find((p) => p.pid === 1);
+    const apps = procs.filter((p) => (p.pid === 1 || p.ppid === 1) && p.argv?.join(' ') === want);
+    // no secret in any process's argv (ps, /proc and `docker top` show argv to anyone on the host)
+    const databaseUrl = apps.length === 1 ? envMap(apps[0].environ?.toString('utf8') ?? '').get('DATABASE_URL') : undefined;
+    const values = Object.entries(expected).concat(databaseUrl ? [['DATABASE_URL', databaseUrl]] : []);
+    for (const p of procs) {
+      const argv = p.argv?.join('\0') ?? '';
+      const leaked = values.filter(([, v]) => argv.includes(v) || argv.includes(v.split('\n')[0])).map(([k]) => k);
+      if (leaked.length) problems.push(`the argv of pid ${p.pid} holds ${leaked.join(', ')}`);
+    }
+    if (problems.length === 0 && apps.length !== 1) {
+      console.error(`no single app process '${want}' (PID 1: ${pid1?.argv?.join(' ')}); found ${apps.length}`);
+      process.exit(3);
+    }
+    const [app] = apps;
+    const mode = app.pid === 1 ? 'exec' : 'child';
+    const wrapper = ['/bin/sh', '/run/glitchtip-secrets/with-secrets.sh', ...want.split(' ').slice(1)].join(' ');
+    if (mode === 'child' && pid1?.argv?.join(' ') !== wrapper) {
+      problems.push(`the app is pid ${app.pid}, but PID 1 is not the wrapper '${wrapper}': ${show(pid1?.argv?.join(' '))}`);
+    }
+    if (!app.environ) problems.push(`the environment of pid ${app.pid} is unreadable`);
+    else writeFileSync(environOut, app.environ);
+    if (problems.length === 0) console.log(`${mode} ${app.pid} ${pid1.argv.join(' ')}`);
+    break;
+  }
   default:
-    console.error('usage: check.mjs flat|env|files|healthz ...');
+    console.error('usage: check.mjs flat|env|files|healthz|procs ...');
     process.exit(2);
 }
 if (problems.length > 0) {

@@ -6,7 +6,12 @@
 #   initialised from keys/POSTGRES_PASSWORD and web connecting with the derived DATABASE_URL; the bounded
 #   wait after a "reboot" (fail closed, then start once the file appears); staleness → unhealthy with files
 #   intact → healthy again; a rotation reaching the files within one interval with /healthz's revision
-#   bumped; `down -v` leaving no secret on disk.
+#   bumped; `down -v` leaving no secret on disk. And issue 4's rotation paths:
+#   socket-free: the consumers start through the sidecar's with-secrets.sh (WITH_SECRETS_RESTART=true, the
+#   override's default), which runs the app as its child and exits 75 when the revision moves, so the restart
+#   policy brings each service back with the new values, staggered; a restored file keeps the revision and
+#   restarts nobody. Docker API: with compose.docker-api.yml the sidecar restarts `worker` itself through
+#   the mounted socket, and nothing else of this project or of another one.
 #
 # Installs what it needs with apt, starts dockerd only when none answers and stops only the one it started,
 # builds the stand-ins only when missing (scripts/docker/stand-ins.sh), and removes every container, network
@@ -24,6 +29,14 @@ REFRESH_S=2          # SIDECAR_REFRESH_INTERVAL in seconds (jitter ±10 %)
 STALENESS_S=6        # SIDECAR_MAX_STALENESS in seconds
 WAIT_S=6             # SECRETS_WAIT_SECONDS: the wrappers' bounded wait
 FIRST_SYNC_DELAY_MS=3000
+POLL_S=1             # WITH_SECRETS_POLL: how often the restart-mode wrappers read the revision
+# WITH_SECRETS_RESTART_DELAY: the restart stagger (production: 0/20/40). Seconds apart, as each start time also
+# varies by a poll (1 s), the wrapper's stop loop (up to 1 s) and Docker's restart (0.1-2 s on a loaded host).
+declare -A DELAY_S=([web]=0 [worker]=4 [beat]=8)
+# the app's argv as the kernel runs it (the scripts start with #!/bin/sh): what each service runs
+declare -A WANT_CMD=([web]="/bin/sh ./bin/start.sh" [worker]="/bin/sh ./bin/run-celery.sh" [beat]="/bin/sh ./bin/run-beat.sh")
+EXTRA_FILES=()       # compose.docker-api.yml, for the last scenario
+DECOY=               # a container of another project, for the last scenario
 PASSED=0
 COMPOSE=
 WORK=
@@ -55,13 +68,16 @@ poll() {
 # ---------------------------------------------------------------- compose and container helpers
 dc() {
   $COMPOSE --project-name "$PROJECT" --project-directory "$WORK" --progress quiet --ansi never \
-    -f "$E2E/docker-compose.yml" -f "$REPO_ROOT/compose.override.yml" -f "$E2E/compose.stand-ins.yml" "$@"
+    -f "$E2E/docker-compose.yml" -f "$REPO_ROOT/compose.override.yml" -f "$E2E/compose.stand-ins.yml" \
+    "${EXTRA_FILES[@]}" "$@"
 }
 cid() { "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT" --filter "label=com.docker.compose.service=$1"; }
 inspect() { "$DOCKER" inspect -f "$2" "$(cid "$1")"; }
 health() { inspect "$1" '{{if .State.Health}}{{.State.Health.Status}}{{end}}'; }
 is_health() { [ "$(health "$1")" = "$2" ]; }
 started_ms() { date -d "$(inspect "$1" '{{.State.StartedAt}}')" +%s%3N; }
+finished_ms() { date -d "$(inspect "$1" '{{.State.FinishedAt}}')" +%s%3N; }
+restarts() { inspect "$1" '{{.RestartCount}}'; }
 fake() { "$DOCKER" exec -i "$(cid fake-infisical)" node /fake/fake-ctl.mjs "$@"; }
 healthz() { # the sidecar's /healthz body, asked from inside its own container (there is no shell, but node)
   "$DOCKER" exec "$(cid secrets)" node -e \
@@ -69,23 +85,60 @@ healthz() { # the sidecar's /healthz body, asked from inside its own container (
 }
 healthz_field() { healthz | node "$E2E/check.mjs" healthz "$1"; }
 pid1_cmdline() { "$DOCKER" exec "$(cid "$1")" cat /proc/1/cmdline | tr '\0' ' '; }
-pid1_is() { [ "$(pid1_cmdline "$1")" = "$2" ]; }
-# pid1_snapshot SVC: PID 1's command line → $WORK/cmdline-SVC, its environment → $WORK/environ-SVC (one exec)
-pid1_snapshot() {
-  local out; out=$("$DOCKER" exec "$(cid "$1")" sh -c 'base64 -w0 /proc/1/cmdline; echo; base64 -w0 /proc/1/environ')
-  sed -n 1p <<<"$out" | base64 -d | tr '\0' ' ' >"$WORK/cmdline-$1"
-  sed -n 2p <<<"$out" | base64 -d >"$WORK/environ-$1"
+# Every process of a container, one line each: pid, ppid, argv and environment (base64; "-" when gone or
+# unreadable). The consumers' processes run as the image's user, as `docker exec` does, so all are readable.
+PROC_DUMP='for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  pp=$(sed -n "s/^PPid:[[:space:]]*//p" "$d/status" 2>/dev/null) || continue
+  c=$(base64 -w0 "$d/cmdline" 2>/dev/null) || c=
+  e=$(base64 -w0 "$d/environ" 2>/dev/null) || e=
+  echo "$p ${pp:--} ${c:--} ${e:--}"
+done'
+# app_snapshot SVC: finds SVC's app process — PID 1 when the wrapper exec'd it, PID 1's child when PID 1 is
+# the restart-mode wrapper — writes its environment to $WORK/environ-SVC and prints "MODE PID PID1-ARGV"
+# (MODE exec|child). Fails when any process's argv holds a secret; exit 3 when the app is not (yet) there.
+app_snapshot() {
+  local dump
+  dump=$("$DOCKER" exec "$(cid "$1")" sh -c "$PROC_DUMP") || return 3
+  node "$E2E/check.mjs" procs "$WORK/expected.json" "${WANT_CMD[$1]}" "$WORK/environ-$1" <<<"$dump"
+}
+app_running() { app_snapshot "$1" >/dev/null 2>&1; }
+# check_app SVC MODE [EXPECTED]: SVC's app runs as MODE, no secret in any argv, and the app's environment holds
+# every expected value byte-exact (EXPECTED defaults to $WORK/expected.json). Result in $APP_OUT.
+APP_OUT=
+check_app() {
+  local svc=$1 mode=$2 expected=${3:-$WORK/expected.json} out m pid pid1
+  out=$(app_snapshot "$svc") || fail "$svc: the app's process: $out"
+  read -r m pid pid1 <<<"$out"
+  [ "$m" = "$mode" ] || fail "$svc: the app is pid $pid ($m; PID 1: $pid1), want $mode"
+  out=$(node "$E2E/check.mjs" env "$expected" "$WORK/environ-$svc" "$VOL") || fail "$svc: the app's environment"
+  APP_OUT="$out (app: $([ "$m" = exec ] && echo "PID 1" || echo "pid $pid, child of PID 1 = $pid1"))"
+}
+# exit_codes SVC SINCE_MS: the exit codes of SVC's container since then (Docker's `die` events), space-separated
+exit_codes() {
+  "$DOCKER" events --since "$(( $2 / 1000 - 1 ))" --until "$(date +%s)" --filter "container=$(cid "$1")" \
+    --filter event=die --format '{{.Actor.Attributes.exitCode}}' | xargs
+}
+# log_ms SVC TEXT: when (ms) SVC's log last printed a line starting with TEXT (Docker's receive time)
+log_ms() {
+  local t; t=$("$DOCKER" logs -t "$(cid "$1")" 2>&1 | grep -F -- "Z $2" | tail -1 | cut -d' ' -f1)
+  [ -n "$t" ] && date -d "$t" +%s%3N
 }
 log_has() { "$DOCKER" logs "$(cid "$1")" 2>&1 | grep -q -- "$2"; }
 volume_dir() { "$DOCKER" volume inspect -f '{{.Mountpoint}}' "${PROJECT}_glitchtip-secrets"; }
 # every entry of the volume (name, type, symlink target, mode) and the content of every file
 files_digest() { find "$VOL" -printf '%P %y %l %m\n' | sort; find "$VOL" -type f -print0 | sort -z | xargs -0 sha256sum; }
+# rev_on_volume: the revision in the name of the version `..data` points to (what the wrappers read)
+rev_on_volume() { local r; r=$(readlink "$VOL/..data") && r=${r#..rev-} && echo $((10#${r%%-*})); }
+# restart_state SVC...: "svc:RestartCount:StartedAt" for each (what a restart changes)
+restart_state() { local s; for s in "$@"; do printf '%s:%s ' "$s" "$(inspect "$s" '{{.RestartCount}}:{{.State.StartedAt}}')"; done; }
 
 # ---------------------------------------------------------------- cleanup: everything this run created
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
   step_end
+  [ -z "$DECOY" ] || "$DOCKER" rm -f "$DECOY" >/dev/null 2>&1 || true
   if [ -n "$COMPOSE" ] && [ -n "$WORK" ] && [ -f "$WORK/.env" ]; then
     if [ $rc != 0 ]; then
       say "logs of the failed run (last 30 lines per service):"
@@ -125,6 +178,7 @@ if [ -n "$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT"
   "$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r "$DOCKER" volume rm >/dev/null
   "$DOCKER" network ls -q --filter "label=com.docker.compose.project=$PROJECT" | xargs -r "$DOCKER" network rm >/dev/null
 fi
+"$DOCKER" ps -aq --filter "label=infisical-sidecar-e2e.decoy-of=$PROJECT" | xargs -r "$DOCKER" rm -f >/dev/null
 
 # ================================================================ 2. images
 step "images: the sidecar (offline build), GlitchTip stand-in, fake Infisical bundle"
@@ -184,6 +238,10 @@ E2E_IMAGE_POSTGRES=$IMG_POSTGRES
 E2E_IMAGE_DEBIAN=$IMG_DEBIAN
 E2E_IMAGE_NODE=$IMG_NODE
 E2E_FAKE_DIR=$WORK/fake
+E2E_WITH_SECRETS_POLL=$POLL_S
+E2E_DELAY_WEB=${DELAY_S[web]}
+E2E_DELAY_WORKER=${DELAY_S[worker]}
+E2E_DELAY_BEAT=${DELAY_S[beat]}
 EOF
 dc config -q || fail "compose config"
 ok "compose config: docker-compose.yml + compose.override.yml (unchanged) + compose.stand-ins.yml"
@@ -243,14 +301,11 @@ done
 ok "tmpfs volume 0750 65532:5000; files 0440 65532:5000; keys/ 0750"
 out=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files"
 ok "$out"
-declare -A WANT_CMD=([web]=./bin/start.sh [worker]=./bin/run-celery.sh [beat]=./bin/run-beat.sh)
 for svc in web worker beat; do
-  pid1_snapshot $svc || fail "reading $svc's PID 1"
-  out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-$svc" "$VOL") || fail "$svc environment"
-  ok "$svc: $out; base placeholders replaced"
-  [ "$(cat "$WORK/cmdline-$svc")" = "/bin/sh ${WANT_CMD[$svc]} " ] || fail "$svc PID 1 is '$(cat "$WORK/cmdline-$svc")'"
+  check_app $svc child
+  ok "$svc: $APP_OUT; base placeholders replaced; no secret in any process's argv"
 done
-ok "the wrapper exec'd each original command as PID 1 (web: image CMD restated; worker, beat: base file's command)"
+ok "restart mode (the override's default): PID 1 is \`/bin/sh with-secrets.sh CMD\`, the app its child running each original command (web: image CMD restated; worker, beat: base file's command)"
 "$DOCKER" exec "$(cid web)" sh -c 'touch /run/glitchtip-secrets/x' 2>/dev/null && fail "web can write the secrets volume"
 "$DOCKER" run --rm --network=none --user 1000:1000 -v "${PROJECT}_glitchtip-secrets:/s:ro" "$IMG_DEBIAN" \
   cat /s/secrets.env >/dev/null 2>&1 && fail "uid 1000 (not in group 5000) can read secrets.env"
@@ -300,13 +355,52 @@ ok "healthy again $(( $(now_ms) - T1 )) ms after the fake returned"
 [ "$(files_digest)" = "$BEFORE" ] && [ "$(healthz_field revision)" = "$REV_BEFORE" ] \
   || fail "unchanged secrets were rewritten after the outage"
 ok "unchanged content was not rewritten (revision still $REV_BEFORE)"
+for svc in web worker beat; do [ "$(restarts $svc)" = 0 ] || fail "$svc restarted $(restarts $svc) times though no secret changed"; done
+ok "no consumer restarted across the outage (their wrappers read the revision every ${POLL_S}s)"
+
+# ================================================================ 6b. self-healing keeps the revision
+step "self-healing: links deleted on the volume are restored with the same revision; nobody restarts"
+REV=$(healthz_field revision) DATA=$(readlink "$VOL/..data")
+[ "$(rev_on_volume)" = "$REV" ] || fail "..data → $DATA, but /healthz says revision $REV"
+STATE_BEFORE=$(restart_state web worker beat)
+changed_lines() { local s; for s in web worker beat; do printf '%s:%s ' $s "$("$DOCKER" logs "$(cid $s)" 2>&1 | grep -c '^with-secrets: secrets changed')"; done; }
+CHANGED_LINES=$(changed_lines)
+# right after a refresh, so that the watcher (not the next refresh, which would also repair the links with
+# the same revision) most likely does it; both are the sidecar's self-healing
+LAST=$(healthz_field lastSuccessAt)
+poll $((3 * REFRESH_S)) eval '[ "$(healthz_field lastSuccessAt)" != "$LAST" ]' || fail "no refresh within $((3 * REFRESH_S)) s"
+T0=$(now_ms) SINCE=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+rm "$VOL/secrets.env" "$VOL/..data"   # as root on the host, through the volume's mountpoint
+restored() { [ -s "$VOL/secrets.env" ] && [ -e "$VOL/..data" ] && [ "$(readlink "$VOL/..data")" != "$DATA" ]; }
+poll 10 restored || fail "secrets.env and ..data were not restored within 10 s"
+RESTORE_MS=$(( $(now_ms) - T0 ))
+restored_by() {   # the sidecar's log since the deletion: the watcher's repair, or a refresh that rewrote the links
+  "$DOCKER" logs --since "$SINCE" "$(cid secrets)" 2>/dev/null | node -e '
+    const lines = require("fs").readFileSync(0, "utf8").split("\n").map((l) => { try { return JSON.parse(l); } catch { return {}; } });
+    const rev = Number(process.argv[1]);
+    if (lines.some((j) => j.msg === "output files were deleted or modified by someone else; restored from the last good set")) console.log("the watcher");
+    else if (lines.some((j) => j.msg === "secrets written" && j.revision === rev && j.changedKeys?.length === 0)) console.log("the next refresh");
+    else process.exit(1);' "$REV"
+}
+BY=$(poll 5 restored_by) || fail "the sidecar logged no restoration"
+out=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files after the restoration"
+[ "$(rev_on_volume)" = "$REV" ] && [ "$(healthz_field revision)" = "$REV" ] \
+  || fail "the restoration moved the revision: $REV → ..data $(readlink "$VOL/..data"), /healthz $(healthz_field revision)"
+ok "deleted secrets.env and ..data restored by $BY after $RESTORE_MS ms as a new version with the same revision ($DATA → $(readlink "$VOL/..data")); $out"
+sleep $((2 * POLL_S + 1))   # two polls of every wrapper: one that saw a change has logged it by now
+[ "$(changed_lines)" = "$CHANGED_LINES" ] || fail "a wrapper saw a change after the restoration: $CHANGED_LINES → $(changed_lines)"
+[ "$(restart_state web worker beat)" = "$STATE_BEFORE" ] || fail "a consumer restarted after the restoration: $STATE_BEFORE → $(restart_state web worker beat)"
+ok "no wrapper saw a change, no consumer restarted ($((2 * POLL_S + 1)) s later; restart counts and start times unchanged)"
 
 # ================================================================ 7. rotation
-step "rotation: a new EMAIL_URL in the fake reaches the files within one refresh interval"
+step "rotation: a new EMAIL_URL in the fake reaches the files within one interval, then each app by itself, staggered"
+declare -A R0 F1 S1 D1
+for svc in web worker beat; do R0[$svc]=$(restarts $svc); done
 NEW_EMAIL_URL="smtp://rotated%40app:n3w 'pw' \$x \"q\"@smtp.example.test:2525"
 node -e 'const f = process.argv[1], e = require(f); e.EMAIL_URL = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
   "$WORK/expected.json" "$NEW_EMAIL_URL"
 REV_BEFORE=$(healthz_field revision)
+T_PUT=$(now_ms)   # a sync may finish with the new value before `docker exec` of the PUT has returned
 node -e 'process.stdout.write(JSON.stringify({ environment: "prod", path: "/glitchtip/application", key: "EMAIL_URL", value: process.argv[1] }))' \
   "$NEW_EMAIL_URL" | fake PUT /__fake/secrets - >/dev/null
 T0=$(now_ms)   # the fake has the new value (measured from here: docker exec's start-up is not the sidecar's latency)
@@ -319,40 +413,93 @@ out=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files a
 REV_AFTER=$(healthz_field revision)
 LAST_SUCCESS=$(healthz_field lastSuccessAt)
 [ "$REV_AFTER" = $((REV_BEFORE + 1)) ] || fail "/healthz revision $REV_BEFORE → $REV_AFTER, want +1"
-[ "$(date -d "$LAST_SUCCESS" +%s%3N)" -ge "$T0" ] || fail "/healthz lastSuccessAt $LAST_SUCCESS is older than the rotation"
+[ "$(date -d "$LAST_SUCCESS" +%s%3N)" -ge "$T_PUT" ] || fail "/healthz lastSuccessAt $LAST_SUCCESS is older than the rotation"
 ok "rotated value in the files after $ROTATION_MS ms (limit $LIMIT_MS ms); $out; /healthz revision $REV_BEFORE → $REV_AFTER, lastSuccessAt $LAST_SUCCESS"
-dc restart worker >/dev/null 2>&1
-pid1_snapshot worker || fail "reading worker's PID 1"
-out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-worker" "$VOL") || fail "worker environment after restart"
-ok "worker restarted: $out (the rotated EMAIL_URL included)"
+# No manual step: each wrapper sees the new revision, waits its delay, stops the app and exits 75; the restart
+# policy starts the container again, and the wrapper there exports the new values.
+restarted_once() { [ "$(restarts "$1")" = $((R0[$1] + 1)) ] && app_running "$1"; }
+for svc in web worker beat; do
+  poll $((POLL_S + DELAY_S[$svc] + 20)) restarted_once $svc \
+    || fail "$svc did not restart by itself (restarts ${R0[$svc]} → $(restarts $svc), $(inspect $svc '{{.State.Status}}'))"
+done
+for svc in web worker beat; do
+  [ "$(restarts $svc)" = $((R0[$svc] + 1)) ] || fail "$svc restarted $(( $(restarts $svc) - R0[$svc] )) times, want once"
+  S1[$svc]=$(started_ms $svc) F1[$svc]=$(finished_ms $svc)
+  D1[$svc]=$(log_ms $svc "with-secrets: secrets changed (revision $(printf %06d "$REV_BEFORE") -> $(printf %06d "$REV_AFTER")); restarting in ${DELAY_S[$svc]}s") \
+    || fail "$svc's wrapper did not log the change $REV_BEFORE -> $REV_AFTER with its delay ${DELAY_S[$svc]}s"
+  [ "$(exit_codes $svc "$T0")" = 75 ] || fail "$svc's container exited with '$(exit_codes $svc "$T0")' since the rotation, want 75 once"
+  check_app $svc child
+  ok "$svc restarted by itself $(( S1[$svc] - T0 )) ms after the rotation: $APP_OUT (the rotated EMAIL_URL included)"
+done
+say "socket-free restarts, ms after the rotation: $(for svc in web worker beat; do printf '%s saw it %d, stopped %d (delay %ds), started %d; ' \
+  $svc $((D1[$svc] - T0)) $((F1[$svc] - T0)) ${DELAY_S[$svc]} $((S1[$svc] - T0)); done)"
+for svc in web worker beat; do   # each waited its own delay between seeing the change and stopping
+  waited=$(( F1[$svc] - D1[$svc] ))
+  [ "$waited" -ge $((DELAY_S[$svc] * 1000 - 100)) ] && [ "$waited" -le $((DELAY_S[$svc] * 1000 + 2500)) ] \
+    || fail "$svc stopped $waited ms after its wrapper saw the change, want its delay ${DELAY_S[$svc]} s"
+done
+# staggered: start times differ by about the difference of the delays (at least half of it, at most 3.5 s more)
+for pair in web:worker worker:beat; do
+  a=${pair%:*} b=${pair#*:}
+  gap=$(( S1[$b] - S1[$a] )) want=$(( (DELAY_S[$b] - DELAY_S[$a]) * 1000 ))
+  [ "$gap" -ge $((want / 2)) ] && [ "$gap" -le $((want + 3500)) ] \
+    || fail "$a → $b restarted $gap ms apart, want about $want ms (delays ${DELAY_S[$a]} s, ${DELAY_S[$b]} s; poll ${POLL_S} s)"
+done
+# in order, and never all three down at once: the down intervals [stopped, started] have no common instant
+[ "${F1[web]}" -lt "${F1[worker]}" ] && [ "${F1[worker]}" -lt "${F1[beat]}" ] \
+  || fail "not stopped in the order of their delays: web ${F1[web]}, worker ${F1[worker]}, beat ${F1[beat]}"
+max_f=$(printf '%s\n' "${F1[@]}" | sort -n | tail -1) min_s=$(printf '%s\n' "${S1[@]}" | sort -n | head -1)
+[ "$max_f" -ge "$min_s" ] || fail "web, worker and beat were all down at once ($((max_f - T0)) .. $((min_s - T0)) ms)"
+OVERLAPS=
+for pair in web:worker worker:beat; do   # reported: with a stagger of seconds, two may overlap briefly
+  a=${pair%:*} b=${pair#*:}
+  [ "${S1[$a]}" -le "${F1[$b]}" ] || OVERLAPS+=" $a+$b $(( S1[$a] - F1[$b] )) ms"
+done
+STAGGER="web→worker $(( S1[worker] - S1[web] )) ms, worker→beat $(( S1[beat] - S1[worker] )) ms (delays ${DELAY_S[web]}/${DELAY_S[worker]}/${DELAY_S[beat]} s); down for web $(( S1[web] - F1[web] )), worker $(( S1[worker] - F1[worker] )), beat $(( S1[beat] - F1[beat] )) ms; two down at once:${OVERLAPS:- never}"
+ok "staggered: $STAGGER; never all three down; each wrapper exited 75 once, no manual step"
 
 # ================================================================ 8. reboot: no Compose ordering
 step "reboot: containers started without Compose (bounded wait, fail closed, then start)"
+T0=$(now_ms)
 dc stop >/dev/null 2>&1
+STOP_MS=$(( $(now_ms) - T0 ))
+for svc in web worker beat; do   # the wrapper (PID 1) forwarded SIGTERM; the app stopped by itself, not SIGKILLed
+  [ "$(inspect $svc '{{.State.ExitCode}}')" = 0 ] && [ "$("$DOCKER" logs --tail 1 "$(cid $svc)" 2>&1)" = "standin role=$svc stopping" ] \
+    || fail "$svc did not stop gracefully: exit $(inspect $svc '{{.State.ExitCode}}'), last line: $("$DOCKER" logs --tail 1 "$(cid $svc)" 2>&1)"
+done
+ok "\`compose stop\`: each wrapper forwarded SIGTERM, each app stopped by itself (exit 0), $STOP_MS ms for the project"
 [ -z "$(ls -A "$VOL" 2>/dev/null)" ] || fail "the tmpfs volume still holds files with every container stopped"
 ok "with every holder stopped the tmpfs volume is empty (why the sidecar must keep running)"
 T0=$(now_ms)
 "$DOCKER" start "$(cid beat)" "$(cid web)" >/dev/null
-poll $((WAIT_S + 10)) log_has beat "no /run/glitchtip-secrets/secrets.env after ${WAIT_S}s" || fail "beat did not fail closed within ${WAIT_S}s + 10 s"
+poll $((WAIT_S + 10)) log_has beat "no /run/glitchtip-secrets/with-secrets.sh after ${WAIT_S}s" || fail "beat did not fail closed within ${WAIT_S}s + 10 s"
 ok "beat alone: gave up after $(( ($(now_ms) - T0) / 1000 )) s without secrets (exit 1; its restart policy retries)"
 [[ "$(pid1_cmdline web)" == "/bin/sh -c "*"wait-for-secrets ./bin/start.sh " ]] || fail "web is not waiting in the wrapper: $(pid1_cmdline web)"
-"$DOCKER" start "$(cid fake-infisical)" "$(cid secrets)" "$(cid postgres)" "$(cid redis)" >/dev/null
+"$DOCKER" start "$(cid fake-infisical)" "$(cid secrets)" "$(cid postgres)" "$(cid redis)" "$(cid worker)" >/dev/null
 T1=$(now_ms)
-poll 30 pid1_is web '/bin/sh ./bin/start.sh ' || fail "web did not start once the secrets appeared"
-ok "web waited, then started $(( $(now_ms) - T1 )) ms after the sidecar was started"
-pid1_snapshot web || fail "reading web's PID 1"
 node "$E2E/check.mjs" flat "$E2E/seed.json" >"$WORK/expected.json"   # the restarted fake serves its seed again
-out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-web" "$VOL") || fail "web environment after the reboot"
-ok "web after the reboot: $out"
+poll 30 app_running web || fail "web did not start once the secrets appeared"
+ok "web waited, then started $(( $(now_ms) - T1 )) ms after the sidecar was started"
+for svc in web worker beat; do
+  poll 30 app_running $svc || fail "$svc's app is not running after the reboot"
+  check_app $svc child
+  ok "$svc after the reboot: $APP_OUT"
+done
+web_connected_this_run() {   # web's current run (since its last start) connected to postgres with DATABASE_URL
+  "$DOCKER" logs --since "$(inspect web '{{.State.StartedAt}}')" "$(cid web)" 2>&1 | grep -q '^standin db: glitchtip_maintainer glitchtip$'
+}
+poll 60 web_connected_this_run || fail "web did not connect to postgres after the reboot"
 
 # ================================================================ 9. POSTGRES_PASSWORD rotation, the documented way
-step "POSTGRES_PASSWORD rotation as docs/production.md §6 does it"
+step "POSTGRES_PASSWORD rotation as docs/production.md §6 does it (the apps restart by themselves)"
 OLD_DATABASE_URL=$(cat "$VOL/keys/DATABASE_URL")
+for svc in web worker beat; do R0[$svc]=$(restarts $svc); done
 NEW_PG_PASSWORD="n3w p@ss 'w0rd' \"q\" \$x %41 \\ end"
 node -e 'const f = process.argv[1], e = require(f); e.POSTGRES_PASSWORD = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
   "$WORK/expected.json" "$NEW_PG_PASSWORD"
 node -e 'process.stdout.write(JSON.stringify({ environment: "prod", path: "/glitchtip/database", key: "POSTGRES_PASSWORD", value: process.argv[1] }))' \
   "$NEW_PG_PASSWORD" | fake PUT /__fake/secrets - >/dev/null
+T0=$(now_ms)
 new_pg_in_files() { [ "$(cat "$VOL/keys/POSTGRES_PASSWORD")" = "$NEW_PG_PASSWORD" ]; }
 poll $((3 * REFRESH_S + 5)) new_pg_in_files || fail "the new POSTGRES_PASSWORD did not reach keys/POSTGRES_PASSWORD"
 # step 2 of the docs, verbatim
@@ -360,23 +507,99 @@ dc exec -T postgres psql -v ON_ERROR_STOP=1 -U glitchtip_maintainer -d glitchtip
 \set pw `cat /run/glitchtip-secrets/keys/POSTGRES_PASSWORD`
 ALTER ROLE glitchtip_maintainer PASSWORD :'pw';
 SQL
-CONNECTED=$("$DOCKER" logs "$(cid web)" 2>&1 | grep -c '^standin db: glitchtip_maintainer glitchtip$' || true)
-dc restart web >/dev/null 2>&1
-web_reconnected() { [ "$("$DOCKER" logs "$(cid web)" 2>&1 | grep -c '^standin db: glitchtip_maintainer glitchtip$')" -gt "$CONNECTED" ]; }
-poll 60 web_reconnected || fail "web did not connect with the new DATABASE_URL after its restart"
-pid1_snapshot web || fail "reading web's PID 1"
-out=$(node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-web" "$VOL") || fail "web environment after the password rotation"
+# step 3 of the docs: nothing to do — web, worker and beat restart by themselves (staggered) with the new
+# DATABASE_URL; web's start-up connection retries until the role has the new password.
+for svc in web worker beat; do
+  poll $((POLL_S + DELAY_S[$svc] + 20)) restarted_once $svc \
+    || fail "$svc did not restart by itself (restarts ${R0[$svc]} → $(restarts $svc), $(inspect $svc '{{.State.Status}}'))"
+done
+poll 60 web_connected_this_run || fail "web did not connect with the new DATABASE_URL after its restart"
+for svc in web worker beat; do
+  [ "$(restarts $svc)" = $((R0[$svc] + 1)) ] || fail "$svc restarted $(( $(restarts $svc) - R0[$svc] )) times, want once"
+  check_app $svc child
+  ok "$svc restarted by itself $(( $(started_ms $svc) - T0 )) ms after the rotation: $APP_OUT (the new DATABASE_URL included)"
+done
 "$DOCKER" exec "$(cid web)" psql "$OLD_DATABASE_URL" -w -tAc 'select 1' >/dev/null 2>&1 && fail "postgres still accepts the old password"
-ok "role password set from keys/POSTGRES_PASSWORD; web restarted and connected with the new DATABASE_URL ($out); the old one is refused"
+ok "role password set from keys/POSTGRES_PASSWORD; web restarted by itself and connected with the new DATABASE_URL; the old one is refused"
+
+# ================================================================ 9b. Docker API path
+step "Docker API path: the sidecar restarts worker through the socket (SIDECAR_RESTART_SERVICES=worker)"
+# compose.docker-api.yml: the socket, its group for uid 65532, short debounce/cooldown; WITH_SECRETS_RESTART=false
+# for every consumer, as an operator opts out in .env, so no wrapper restarts anything: only the API acts.
+DOCKER_GID=$(stat -c %g "$DOCKER_SOCK")
+printf 'E2E_DOCKER_SOCK=%s\nE2E_DOCKER_GID=%s\nWITH_SECRETS_RESTART=false\n' "$DOCKER_SOCK" "$DOCKER_GID" >>"$WORK/.env"
+EXTRA_FILES=(-f "$E2E/compose.docker-api.yml")
+dc config -q || fail "compose config with compose.docker-api.yml"
+dc logs --no-color >"$WORK/logs-before-api.log" 2>&1   # the containers about to be replaced: step 10 checks them too
+ids() { local s; for s in secrets web worker beat postgres redis fake-infisical; do printf '%s=%s ' $s "$(cid $s | cut -c1-12)"; done; }
+IDS_BEFORE=$(ids) REV_BEFORE_UP=$(healthz_field revision)
+# --no-deps: Compose v2 would otherwise recreate postgres too, as it depends on `secrets` (docker/compose#10308);
+# postgres keeps holding the tmpfs volume, so the new sidecar finds the current version there.
+T0=$(now_ms)
+dc up -d --wait --no-deps secrets web worker beat >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up with compose.docker-api.yml"; }
+IDS_AFTER=$(ids)
+RECREATED=$(for s in secrets web worker beat postgres redis fake-infisical; do
+  [ "$(grep -o "$s=[0-9a-f]*" <<<"$IDS_BEFORE")" = "$(grep -o "$s=[0-9a-f]*" <<<"$IDS_AFTER")" ] || printf '%s ' $s; done)
+[ "$RECREATED" = "secrets web worker beat " ] || fail "recreated: $RECREATED; want secrets web worker beat"
+[ "$(healthz_field revision)" = "$REV_BEFORE_UP" ] && [ "$(rev_on_volume)" = "$REV_BEFORE_UP" ] \
+  || fail "the recreated sidecar did not carry the revision on: $REV_BEFORE_UP → $(healthz_field revision) (volume $(rev_on_volume))"
+ok "\`up -d --no-deps\` recreated $RECREATED in $(( $(now_ms) - T0 )) ms; the new sidecar carried revision $REV_BEFORE_UP on (content unchanged: nothing written)"
+[ "$(inspect secrets '{{.HostConfig.GroupAdd}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}}')" = "[$DOCKER_GID] 65532:5000 true" ] \
+  || fail "sidecar: $(inspect secrets '{{.HostConfig.GroupAdd}} {{.Config.User}} {{.HostConfig.ReadonlyRootfs}}')"
+for svc in web worker beat; do
+  poll 30 app_running $svc || fail "$svc's app is not running after the recreation"
+  check_app $svc exec
+done
+ok "socket $DOCKER_SOCK (gid $DOCKER_GID) mounted, sidecar still 65532:5000 + group $DOCKER_GID, read-only; WITH_SECRETS_RESTART=false: each wrapper exec'd its app as PID 1 ($APP_OUT)"
+# a container of another project with the same service name: the sidecar must not touch it
+DECOY=$PROJECT-decoy
+"$DOCKER" run -d --name "$DECOY" --network none --label "infisical-sidecar-e2e.decoy-of=$PROJECT" \
+  --label "com.docker.compose.project=$PROJECT-other" --label com.docker.compose.service=worker \
+  "$IMG_DEBIAN" sleep infinity >/dev/null
+OTHERS="web beat postgres redis fake-infisical secrets"
+STATE_BEFORE="$(restart_state $OTHERS) decoy:$("$DOCKER" inspect -f '{{.RestartCount}}:{{.State.StartedAt}}' "$DECOY")"
+WORKER_STARTED=$(inspect worker '{{.State.StartedAt}}')
+cp "$WORK/expected.json" "$WORK/expected-before-api.json"
+NEW_FROM_EMAIL="\"Rotated ✓ 'GlitchTip'\" <alerts+\$x@example.test>"
+node -e 'const f = process.argv[1], e = require(f); e.DEFAULT_FROM_EMAIL = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
+  "$WORK/expected.json" "$NEW_FROM_EMAIL"
+REV_BEFORE=$(healthz_field revision)
+[ "$(inspect worker '{{.State.StartedAt}}')" = "$WORKER_STARTED" ] || fail "worker restarted before any rotation"
+T_PUT=$(now_ms)
+node -e 'process.stdout.write(JSON.stringify({ environment: "prod", path: "/glitchtip/application", key: "DEFAULT_FROM_EMAIL", value: process.argv[1] }))' \
+  "$NEW_FROM_EMAIL" | fake PUT /__fake/secrets - >/dev/null
+T0=$(now_ms)
+reload_done() {   # the sidecar's JSON log: `reload action done` by the docker action, for revision $1
+  "$DOCKER" logs "$(cid secrets)" 2>/dev/null | node -e '
+    const lines = require("fs").readFileSync(0, "utf8").split("\n");
+    const hit = lines.some((l) => { try { const j = JSON.parse(l); return j.msg === "reload action done" && j.action === "docker" && j.revision === Number(process.argv[1]); } catch { return false; } });
+    process.exit(hit ? 0 : 1);' "$1"
+}
+poll $((3 * REFRESH_S + 15)) reload_done $((REV_BEFORE + 1)) \
+  || fail "no 'reload action done' (action docker, revision $((REV_BEFORE + 1))) in the sidecar's log: $("$DOCKER" logs --tail 5 "$(cid secrets)" 2>&1 | tr '\n' ' ')"
+DONE_MS=$(( $(now_ms) - T0 ))
+[ "$(inspect worker '{{.State.StartedAt}}')" != "$WORKER_STARTED" ] || fail "worker was not restarted"
+[ "$(started_ms worker)" -ge "$T_PUT" ] || fail "worker restarted before the rotation"
+poll 10 app_running worker || fail "worker's app is not running after the sidecar restarted it"
+check_app worker exec
+ok "worker restarted by the sidecar through the Docker API $(( $(started_ms worker) - T0 )) ms after the rotation ('reload action done', action docker, revision $((REV_BEFORE + 1)), logged after $DONE_MS ms): $APP_OUT (the rotated DEFAULT_FROM_EMAIL included)"
+STATE_AFTER="$(restart_state $OTHERS) decoy:$("$DOCKER" inspect -f '{{.RestartCount}}:{{.State.StartedAt}}' "$DECOY")"
+[ "$STATE_AFTER" = "$STATE_BEFORE" ] || fail "other containers were restarted: $STATE_BEFORE → $STATE_AFTER"
+for svc in web beat; do check_app $svc exec "$WORK/expected-before-api.json"; done
+ok "untouched: web, beat, postgres, redis, fake-infisical, secrets, and the other project's 'worker' (start times and restart counts unchanged); web and beat still run with the previous DEFAULT_FROM_EMAIL, as WITH_SECRETS_RESTART=false means"
+"$DOCKER" rm -f "$DECOY" >/dev/null && DECOY=
 
 # ================================================================ 10. down -v
 step "down -v: no secret left on disk"
-dc logs --no-color >"$WORK/all.log" 2>&1
+{ cat "$WORK/logs-before-api.log"; dc logs --no-color; } >"$WORK/all.log" 2>&1
+node "$E2E/check.mjs" flat "$E2E/seed.json" >"$WORK/seed-flat.json"
+# every value this run used: the current set, the seed's, and each rotated one
+ALL_VALUES=("$WORK/expected.json" "$WORK/seed-flat.json" "$NEW_EMAIL_URL" "$NEW_PG_PASSWORD" "$NEW_FROM_EMAIL")
 node -e '
   const fs = require("fs"), log = fs.readFileSync(process.argv[1], "utf8");
-  const values = Object.values(JSON.parse(fs.readFileSync(process.argv[2], "utf8"))).concat(process.argv.slice(3));
+  const values = [2, 3].flatMap((i) => Object.values(JSON.parse(fs.readFileSync(process.argv[i], "utf8")))).concat(process.argv.slice(4));
   if (values.some((v) => log.includes(v.split("\n")[0]))) process.exit(1);
-' "$WORK/all.log" "$WORK/expected.json" "$NEW_EMAIL_URL" "$NEW_PG_PASSWORD" || fail "a secret value is in a container's log"
+' "$WORK/all.log" "${ALL_VALUES[@]}" || fail "a secret value is in a container's log"
 ok "no secret value in any container's log ($(wc -l <"$WORK/all.log") lines)"
 grep -rqF "$(head -c 40 "$VOL/keys/SECRET_KEY")" /var/lib/docker/volumes || fail "positive control: the secret is not found under /var/lib/docker/volumes while mounted"
 dc down -v --remove-orphans --timeout 5 >/dev/null 2>&1
@@ -384,11 +607,11 @@ dc down -v --remove-orphans --timeout 5 >/dev/null 2>&1
 [ -z "$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || fail "volumes left"
 [ -z "$("$DOCKER" network ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || fail "networks left"
 node -e '
-  const values = Object.values(require(process.argv[1])).concat(process.argv.slice(2));
+  const values = [1, 2].flatMap((i) => Object.values(require(process.argv[i]))).concat(process.argv.slice(3));
   const { execFileSync } = require("child_process");
   const found = values.filter((v) => { try { execFileSync("grep", ["-rqF", "--", v.split("\n")[0], "/var/lib/docker/volumes", "/var/lib/docker/containers"]); return true; } catch { return false; } });
   if (found.length) { console.error("still on disk: " + found.length + " value(s)"); process.exit(1); }
-'  "$WORK/expected.json" "$NEW_EMAIL_URL" "$NEW_PG_PASSWORD" "$(node "$E2E/check.mjs" flat "$E2E/seed.json" | node -p 'JSON.parse(require("fs").readFileSync(0, "utf8")).POSTGRES_PASSWORD')" \
+' "${ALL_VALUES[@]}" \
   || fail "a secret value is still under /var/lib/docker"
 ok "no container, volume or network left; no secret value under /var/lib/docker/{volumes,containers}"
 step_end
