@@ -59,7 +59,7 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
     await writeSet(dir, { A: '2' }, writer);
     expect(await wrapper.exited).toBe(75);
     expect(readFileSync(marker, 'utf8')).toBe('term\n');
-    expect(wrapper.stderr()).toContain('with-secrets: secrets changed (revision 000001 -> 000002)');
+    expect(wrapper.stderr()).toContain('with-secrets: secrets changed (revision 1 -> 2)');
     expect(wrapper.stderr()).not.toContain('A=');
   });
 
@@ -70,6 +70,17 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
     await new Promise((resolve) => setTimeout(resolve, 400));
     wrapper.child.kill('SIGTERM');
     expect(await wrapper.exited).toBe(42);
+  });
+
+  it('passes SIGINT on as SIGTERM (a background job ignores INT) and stops without waiting for the next poll', async () => {
+    const dir = makeTempDir();
+    await writeSet(dir, { A: '1' });
+    const wrapper = startWrapper(shell, dir, ['sh', '-c', `trap 'exit 42' TERM; while :; do sleep 0.1; done`], { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '5' });
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const sent = Date.now();
+    wrapper.child.kill('SIGINT');
+    expect(await wrapper.exited).toBe(42);
+    expect(Date.now() - sent).toBeLessThan(2_000);
   });
 
   it('exits with the app status when the app ends by itself', async () => {

@@ -30,7 +30,9 @@ dir=\${0%/*}
 revision() {
   r=$(readlink "$dir/..data" 2>/dev/null) || return 0
   r=\${r#..rev-}
-  printf '%s' "\${r%%-*}"
+  r=\${r%%-*}
+  while [ "\${r#0}" != "$r" ] && [ -n "\${r#0}" ]; do r=\${r#0}; done
+  printf '%s' "$r"
 }
 [ "$#" -gt 0 ] || { echo "with-secrets: usage: with-secrets.sh COMMAND [ARGS...]" >&2; exit 64; }
 started=$(revision)
@@ -44,9 +46,14 @@ esac
 
 "$@" &
 child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM
-trap 'kill -INT "$child" 2>/dev/null' INT
-trap 'kill -HUP "$child" 2>/dev/null' HUP
+# A stop request is passed on as TERM: a background job starts with SIGINT ignored, so INT would be
+# lost. Then wait for the app and leave with its status, without waiting for the next poll.
+stop() {
+  kill -TERM "$child" 2>/dev/null
+  wait "$child"
+  exit $?
+}
+trap stop TERM INT HUP
 while :; do
   sleep "\${WITH_SECRETS_POLL:-5}" &
   wait "$!" 2>/dev/null
@@ -56,13 +63,10 @@ while :; do
     echo "with-secrets: secrets changed (revision $started -> $now); restarting in \${WITH_SECRETS_RESTART_DELAY:-0}s" >&2
     sleep "\${WITH_SECRETS_RESTART_DELAY:-0}"
     kill -TERM "$child" 2>/dev/null
-    i=0
-    while kill -0 "$child" 2>/dev/null && [ "$i" -lt "\${WITH_SECRETS_STOP_TIMEOUT:-25}" ]; do
-      sleep 1
-      i=$((i + 1))
-    done
-    kill -KILL "$child" 2>/dev/null
+    (sleep "\${WITH_SECRETS_STOP_TIMEOUT:-25}"; kill -KILL "$child" 2>/dev/null) &
+    killer=$!
     wait "$child" 2>/dev/null
+    kill "$killer" 2>/dev/null
     exit 75
   fi
 done

@@ -425,7 +425,7 @@ done
 for svc in web worker beat; do
   [ "$(restarts $svc)" = $((R0[$svc] + 1)) ] || fail "$svc restarted $(( $(restarts $svc) - R0[$svc] )) times, want once"
   S1[$svc]=$(started_ms $svc) F1[$svc]=$(finished_ms $svc)
-  D1[$svc]=$(log_ms $svc "with-secrets: secrets changed (revision $(printf %06d "$REV_BEFORE") -> $(printf %06d "$REV_AFTER")); restarting in ${DELAY_S[$svc]}s") \
+  D1[$svc]=$(log_ms $svc "with-secrets: secrets changed (revision $REV_BEFORE -> $REV_AFTER); restarting in ${DELAY_S[$svc]}s") \
     || fail "$svc's wrapper did not log the change $REV_BEFORE -> $REV_AFTER with its delay ${DELAY_S[$svc]}s"
   [ "$(exit_codes $svc "$T0")" = 75 ] || fail "$svc's container exited with '$(exit_codes $svc "$T0")' since the rotation, want 75 once"
   check_app $svc child
