@@ -251,7 +251,7 @@ async function heap(): Promise<void> {
   }
 }
 
-const AWS_STUB = './bench/stubs/aws-iam-auth.mjs';
+const AWS_STUB = './src/infisical/aws-iam-auth-stub.ts'; // the same stub the Dockerfile aliases in
 const AWS_ALIASES = ['@aws-sdk/credential-providers', '@smithy/protocol-http', '@smithy/signature-v4', '@aws-crypto/sha256-js'].map((pkg) => `--alias:${pkg}=${AWS_STUB}`);
 
 /** Cold start (spawn → /healthz 200) of several build variants and the floor, interleaved. */

@@ -11,6 +11,7 @@ import { EXIT_CODES } from '../src/errors.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
+import { waitFor } from './helpers/wait.js';
 
 async function appFor(env: Record<string, string>) {
   const { log, logs } = testLogger();
@@ -262,16 +263,3 @@ describe('once and check through the CLI', () => {
     expect(result.stdout).toContain('nothing was written');
   });
 });
-
-async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 3_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await condition()) return;
-    } catch {
-      // not yet (e.g. the file does not exist yet)
-    }
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
