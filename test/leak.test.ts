@@ -9,7 +9,9 @@ import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { DEMO_APPLICATION_PATH, DEMO_CLIENT_SECRET, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { glitchtipEnv, printed, runCommand, startFake, testLogger } from './helpers/sidecar.js';
+import { forms } from './helpers/canaries.js';
 import { makeTempDir } from './helpers/temp-dir.js';
+import { waitFor } from './helpers/wait.js';
 
 const tag = randomBytes(4).toString('hex');
 const CANARIES = {
@@ -22,9 +24,6 @@ const CANARIES = {
 };
 const served: string[] = [];
 
-function forms(value: string): string[] {
-  return [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64')].filter((form) => form.length >= 8);
-}
 
 async function seededFake() {
   const fake = await startFake();
@@ -46,9 +45,9 @@ describe('no secret value leaks', () => {
         const response = await app.server.inject(url);
         served.push(response.body, JSON.stringify(response.headers));
       };
-      await waitUntil(async () => (await app.server.inject('/healthz')).statusCode === 200);
+      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 5_000);
       fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', CANARIES.ROTATED);
-      await waitUntil(async () => (await app.server.inject('/healthz')).json().revision === 2);
+      await waitFor(async () => (await app.server.inject('/healthz')).json().revision === 2, 5_000);
       fake.faults.add({ route: 'list', kind: 'status', status: 500, times: 1 });
       fake.faults.add({ route: 'list', kind: 'malformed', times: 1 });
       await new Promise((resolve) => setTimeout(resolve, 2_500));
@@ -79,18 +78,10 @@ describe('no secret value leaks', () => {
     expect(everything.length).toBeGreaterThan(1_000);
     const secrets = [...Object.values(CANARIES), DEMO_CLIENT_SECRET];
     for (const secret of secrets) {
-      for (const form of forms(secret)) {
+      for (const form of forms(secret, 8)) {
         // Report which canary leaked, not the surrounding text (which would print it again).
         expect(everything.includes(form), `a form of canary #${secrets.indexOf(secret)} leaked`).toBe(false);
       }
     }
   });
 });
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}

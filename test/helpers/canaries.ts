@@ -26,9 +26,10 @@ export interface LeakGuard {
   readonly observedChars: number;
 }
 
-export function forms(value: string): string[] {
+/** The forms a leaked value could take; shorter than `minLength` they would match by chance. */
+export function forms(value: string, minLength = 12): string[] {
   const candidates = [value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1), Buffer.from(value).toString('base64'), ...value.split(/\r?\n/)];
-  return [...new Set(candidates)].filter((form) => form.length >= 12);
+  return [...new Set(candidates)].filter((form) => form.length >= minLength);
 }
 
 export function leakGuard(): LeakGuard {
