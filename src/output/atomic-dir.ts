@@ -41,6 +41,12 @@ export interface WriteResult {
   readonly filesWritten: number;
   /** Paths whose bytes differ from the previous version (added, changed or removed). */
   readonly changedPaths: readonly string[];
+  /**
+   * Set when the new version was committed (`..data` points to it, readers get the new set) but a
+   * later step failed: a top-level link, the directory fsync or pruning. The write counts as done;
+   * the next write or repair retries what is missing.
+   */
+  readonly publishError?: WriteError;
 }
 
 const DATA_LINK = '..data';
@@ -55,11 +61,6 @@ export class AtomicDirWriter {
 
   constructor(outputDir: string) {
     this.dir = path.resolve(outputDir);
-  }
-
-  /** The directory `..data` points to, or undefined before the first write. */
-  get currentVersionDir(): string | undefined {
-    return this.current ? path.join(this.dir, this.current.version) : undefined;
   }
 
   get revision(): number {
@@ -107,6 +108,20 @@ export class AtomicDirWriter {
     return result;
   }
 
+  /**
+   * The write, in the order kubelet's atomic_writer.go takes it. What a failure costs depends on the
+   * step it happens in:
+   *
+   *   1. prepare  the new version directory: mkdir, every file (mode and owner set before it is
+   *               visible), fsync of every directory. Failure: the new version is removed; the
+   *               live set and the revision are as before.
+   *   2. commit   rename a temp link over `..data`: the one atomic step that switches readers to the
+   *               new set. Failure: the new version is removed; nothing changed.
+   *   3. publish  top-level links for new names, unlink vanished names, fsync the output directory,
+   *               prune versions older than the previous one. From here on the new set IS the live
+   *               set: a failure is returned as `publishError` (the sync succeeded, the next pass
+   *               retries the publish), and the live version is never removed.
+   */
   private async writeNow(files: readonly FileToWrite[], options: WriteOptions, sameRevision: boolean): Promise<WriteResult> {
     assertRelativePaths(files);
     this.current ??= await this.loadCurrent();
@@ -120,44 +135,82 @@ export class AtomicDirWriter {
     const revision = (previous?.revision ?? 0) + (sameRevision || (previous && changedPaths.length === 0) ? 0 : 1);
     const version = `${VERSION_PREFIX}${String(revision).padStart(6, '0')}-${randomBytes(6).toString('base64url')}`;
     const versionDir = path.join(this.dir, version);
-    const dirMode = directoryModeFor(options.mode);
-    let bytesWritten = 0;
+
+    let bytesWritten: number;
     try {
-      await mkdir(versionDir, { mode: dirMode });
-      await this.applyOwnership(versionDir, dirMode, options);
-      const subdirs = new Set<string>();
-      for (const file of files) {
-        const parent = path.posix.dirname(file.path);
-        if (parent !== '.' && !subdirs.has(parent)) {
-          // One plain mkdir per level: `mkdir(…, { recursive: true })` reports ENOSPC as ENOENT on
-          // Node 20 (a full volume would read as a missing directory), and it would leave the
-          // intermediate levels without our mode and owner.
-          const segments = parent.split('/');
-          for (let depth = 1; depth <= segments.length; depth++) {
-            const level = segments.slice(0, depth).join('/');
-            if (subdirs.has(level)) continue;
-            await mkdir(path.join(versionDir, level), { mode: dirMode });
-            await this.applyOwnership(path.join(versionDir, level), dirMode, options);
-            subdirs.add(level);
-          }
-        }
-        await writeDurably(path.join(versionDir, file.path), file.content, options);
-        bytesWritten += file.content.length;
-      }
-      for (const subdir of subdirs) await fsyncPath(path.join(versionDir, subdir));
-      await fsyncPath(versionDir);
-      await this.swapDataLink(version);
-      await this.syncTopLevelLinks(next);
-      await fsyncPath(this.dir);
+      bytesWritten = await this.prepareVersion(versionDir, files, options); // step 1
+      await replaceSymlink(path.join(this.dir, DATA_LINK), version); // step 2
     } catch (error) {
       await rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
       throw writeError(error, versionDir);
     }
+    // Readers now see the new version: from here on it must never be deleted.
     this.current = { version, revision, files: next };
-    await this.removeOldVersions(version, previous?.version);
-    return { changed: true, revision, bytesWritten, filesWritten: files.length, changedPaths };
+    const publishError = await this.publish(version, previous?.version, next); // step 3
+    return { changed: true, revision, bytesWritten, filesWritten: files.length, changedPaths, ...(publishError ? { publishError } : {}) };
   }
 
+  /** Step 1: a complete, durable version directory nobody can see yet. Returns the bytes written. */
+  private async prepareVersion(versionDir: string, files: readonly FileToWrite[], options: WriteOptions): Promise<number> {
+    const dirMode = directoryModeFor(options.mode);
+    let bytesWritten = 0;
+    await mkdir(versionDir, { mode: dirMode });
+    await this.applyOwnership(versionDir, dirMode, options);
+    const subdirs = new Set<string>();
+    for (const file of files) {
+      const parent = path.posix.dirname(file.path);
+      if (parent !== '.' && !subdirs.has(parent)) {
+        // One plain mkdir per level: `mkdir(…, { recursive: true })` reports ENOSPC as ENOENT on
+        // Node 20 (a full volume would read as a missing directory), and it would leave the
+        // intermediate levels without our mode and owner.
+        const segments = parent.split('/');
+        for (let depth = 1; depth <= segments.length; depth++) {
+          const level = segments.slice(0, depth).join('/');
+          if (subdirs.has(level)) continue;
+          await mkdir(path.join(versionDir, level), { mode: dirMode });
+          await this.applyOwnership(path.join(versionDir, level), dirMode, options);
+          subdirs.add(level);
+        }
+      }
+      await writeDurably(path.join(versionDir, file.path), file.content, options);
+      bytesWritten += file.content.length;
+    }
+    for (const subdir of subdirs) await fsyncPath(path.join(versionDir, subdir));
+    await fsyncPath(versionDir);
+    return bytesWritten;
+  }
+
+  /**
+   * Step 3. Every part is attempted even when an earlier one fails (one bad name must not keep the
+   * other names from their links); the first failure is returned, never thrown.
+   */
+  private async publish(version: string, previous: string | undefined, files: Map<string, Buffer>): Promise<WriteError | undefined> {
+    const failures: WriteError[] = [];
+    const attempt = async (part: () => Promise<void>, where: string) => {
+      try {
+        await part();
+      } catch (error) {
+        failures.push(writeError(error, where));
+      }
+    };
+    const wanted = topLevelNames(files);
+    for (const name of wanted) {
+      const link = path.join(this.dir, name);
+      await attempt(async () => {
+        if ((await readLinkOrUndefined(link)) !== `${DATA_LINK}/${name}`) await replaceSymlink(link, `${DATA_LINK}/${name}`);
+      }, link);
+    }
+    await attempt(async () => {
+      for (const entry of await readdir(this.dir)) {
+        if (entry.startsWith('..') || wanted.has(entry)) continue;
+        const target = await readLinkOrUndefined(path.join(this.dir, entry));
+        if (target?.startsWith(`${DATA_LINK}/`)) await unlink(path.join(this.dir, entry));
+      }
+    }, this.dir);
+    await attempt(() => fsyncPath(this.dir), this.dir);
+    await attempt(() => this.removeOldVersions(version, previous), this.dir);
+    return failures[0];
+  }
   /** Removes leftovers of a crash mid-write (temp links, unreferenced versions). Called at start. */
   async cleanUp(): Promise<void> {
     const target = await readLinkOrUndefined(path.join(this.dir, DATA_LINK));
@@ -205,24 +258,6 @@ export class AtomicDirWriter {
       return true;
     } catch {
       return false;
-    }
-  }
-
-  private async swapDataLink(version: string): Promise<void> {
-    await replaceSymlink(path.join(this.dir, DATA_LINK), version);
-  }
-
-  /** One stable symlink per top-level name; names that disappeared lose theirs after the swap. */
-  private async syncTopLevelLinks(files: Map<string, Buffer>): Promise<void> {
-    const wanted = topLevelNames(files);
-    for (const name of wanted) {
-      const link = path.join(this.dir, name);
-      if ((await readLinkOrUndefined(link)) !== `${DATA_LINK}/${name}`) await replaceSymlink(link, `${DATA_LINK}/${name}`);
-    }
-    for (const entry of await readdir(this.dir)) {
-      if (entry.startsWith('..') || wanted.has(entry)) continue;
-      const target = await readLinkOrUndefined(path.join(this.dir, entry));
-      if (target?.startsWith(`${DATA_LINK}/`)) await unlink(path.join(this.dir, entry));
     }
   }
 
