@@ -3,24 +3,27 @@
  */
 import { createApp } from './app.js';
 import { describeConfig, loadConfig, type Env } from './config/load.js';
-import { EXIT_CODES, SidecarError, toSidecarError } from './errors.js';
+import { EXIT_CODES, HEALTHCHECK_EXIT_CODES, listExitCodes, SidecarError, STATUS_EXIT_CODES, toSidecarError } from './errors.js';
 import { healthcheck } from './healthcheck.js';
 import type { DestinationStream } from 'pino';
 import { createCliLogger, type Logger } from './log.js';
+import type { RenderedFile } from './render/index.js';
+import type { SyncOutcome } from './sync/sync-once.js';
+import { colorEnabled, printable } from './text.js';
 
 export const USAGE = `Usage: infisical-sidecar [command]
 
 Commands:
   run          (default) sync now, serve /healthz, keep the files fresh until SIGTERM
-  once         sync once and exit: 0 on success, a distinct code per failure (init containers)
+  once         sync once and exit: ${EXIT_CODES.ok} on success, a distinct code per failure (init containers)
   check        validate config, log in, fetch, show what would be written (no values); write nothing
-  healthcheck  GET the local /healthz; exit 0 when healthy, 1 otherwise (Docker HEALTHCHECK)
+  healthcheck  GET the local /healthz; exit ${HEALTHCHECK_EXIT_CODES.healthy} when healthy, ${HEALTHCHECK_EXIT_CODES.unhealthy} otherwise (Docker HEALTHCHECK)
   status       [--url http://127.0.0.1:8080] [--json] read a running sidecar's /healthz and print a table:
-               folders, ages, counts, last error and hint, next refresh; exit 0 healthy, 1 unhealthy, 2 unreachable
+               folders, ages, counts, last error and hint, next refresh; exit ${listExitCodes(STATUS_EXIT_CODES)}
   help         show this text
 
 Configuration is read from the environment; see docs/configuration.md. Operating it: docs/operations.md.
-Exit codes: 0 ok, 1 unexpected, 64 usage, 65 missing key, 69 fetch, 73 write, 75 deadline, 77 auth, 78 config.`;
+Exit codes: ${listExitCodes(EXIT_CODES)}; each is explained in docs/errors.md.`;
 
 export interface CliIo {
   readonly env: Env;
@@ -72,27 +75,30 @@ async function withConfig(command: 'run' | 'once' | 'check', io: CliIo): Promise
   try {
     const config = loadConfig(io.env);
     const tty = isTTY(io);
-    log = await createCliLogger(config.logLevel, { format: config.logFormat, destination: io.logDestination, isTTY: tty, color: tty && !io.env.NO_COLOR && io.env.TERM !== 'dumb' });
+    log = await createCliLogger(config.logLevel, { format: config.logFormat, destination: io.logDestination, isTTY: tty, color: colorEnabled(tty, io.env) });
     log.info({ command, config: describeConfig(config) }, 'starting');
     const app = createApp(config, log, { reloadConfig: () => loadConfig(io.env) });
-    if (command === 'once') {
-      const outcome = await app.once();
-      if (outcome.ok) {
-        log.info({ revision: outcome.revision, keyCount: outcome.keyCount }, 'once: secrets are in place');
+    try {
+      if (command === 'once') {
+        const outcome = await app.once();
+        if (outcome.ok) {
+          log.info({ revision: outcome.revision, keyCount: outcome.keyCount }, 'once: secrets are in place');
+          return EXIT_CODES.ok;
+        }
+        throw outcome.error;
+      }
+      if (command === 'check') {
+        const { outcome, files } = await app.check();
+        io.stdout(formatCheck(config.outputDir, outcome, files));
+        if (!outcome.ok) throw outcome.error;
         return EXIT_CODES.ok;
       }
-      throw outcome.error;
+      await app.start();
+      await io.shutdown;
+      log.info('stopping');
+    } finally {
+      await app.stop();
     }
-    if (command === 'check') {
-      const { outcome, files } = await app.check();
-      io.stdout(formatCheck(config.outputDir, outcome, files));
-      if (!outcome.ok) throw outcome.error;
-      return EXIT_CODES.ok;
-    }
-    await app.start();
-    await io.shutdown;
-    log.info('stopping');
-    await app.stop();
     return EXIT_CODES.ok;
   } catch (thrown) {
     const error = toSidecarError(thrown);
@@ -107,7 +113,7 @@ function report(error: SidecarError, log: Logger | undefined, io: CliIo): void {
   else io.stderr(`infisical-sidecar: ${error.code}: ${error.message}\nhint: ${error.hint}`);
 }
 
-function formatCheck(outputDir: string, outcome: Awaited<ReturnType<ReturnType<typeof createApp>['check']>>['outcome'], files: readonly { path: string; content: Buffer }[]): string {
+function formatCheck(outputDir: string, outcome: SyncOutcome, files: readonly RenderedFile[]): string {
   const lines = [`infisical-sidecar check: ${outcome.ok ? 'OK' : `FAILED (${outcome.error?.code})`}`, 'folders:'];
   for (const folder of outcome.folders) {
     lines.push(`  ${folder.path.padEnd(32)} ${folder.ok ? `${folder.secretCount} secret(s)` : `error ${folder.error?.code}: ${folder.error?.message}`}`);
@@ -115,12 +121,10 @@ function formatCheck(outputDir: string, outcome: Awaited<ReturnType<ReturnType<t
   if (outcome.missingKeys.length > 0) lines.push(`missing required keys: ${outcome.missingKeys.join(', ')}`);
   if (outcome.ok) {
     lines.push(`keys (${outcome.keyCount}, values not shown):`);
-    const jsonFile = files.find((file) => file.path.endsWith('.json'));
-    const keys = jsonFile ? Object.keys(JSON.parse(jsonFile.content.toString('utf8')) as object) : [];
-    for (const key of keys) lines.push(`  ${JSON.stringify(key).slice(1, -1)}`);
+    for (const key of outcome.keys) lines.push(`  ${printable(key)}`);
     lines.push(`files that would be written to ${outputDir}:`);
     for (const file of files) lines.push(`  ${file.path.padEnd(40)} ${file.content.length} bytes`);
-    for (const { key, output, reason } of outcome.skipped) lines.push(`  note: ${JSON.stringify(key)} left out of ${output} (${reason})`);
+    for (const { key, output, reason } of outcome.skipped) lines.push(`  note: "${printable(key)}" left out of ${output} (${reason})`);
   } else if (outcome.error) {
     lines.push(`error: ${outcome.error.message}`, `hint: ${outcome.error.hint}`);
   }

@@ -21,6 +21,39 @@ export const EXIT_CODES = Object.freeze({
 
 export type ExitCodeName = keyof typeof EXIT_CODES;
 
+/** When each exit code happens (docs/errors.md); typed by the codes' names, so a new exit code without a line here does not compile. */
+export const EXIT_MEANINGS: Readonly<Record<ExitCodeName, string>> = Object.freeze({
+  ok: 'Success: `once` wrote a complete set, `check` fetched everything, `run` stopped on SIGTERM. (`run` never exits on a failed sync: it keeps the last good files and retries.)',
+  unexpected: 'A bug or an unforeseen condition (`SIDECAR_UNEXPECTED`).',
+  usage: 'Unknown subcommand or argument.',
+  missingKeys: 'A required key, or a key a template needs, is missing; nothing was written.',
+  fetch: 'Infisical answered 404 or 400/422; for `check` (a single attempt) also unreachable, 5xx or 429. `once` retries those until its deadline (75).',
+  write: 'The output directory is missing, read-only or full.',
+  deadline: '`once` kept retrying a temporary failure until SIDECAR_ONCE_DEADLINE; the last error is in the message.',
+  auth: 'Infisical refused the login, or denied access after a fresh login.',
+  config: 'A setting is missing or malformed (printed to stderr, one line per problem).',
+});
+
+/** Exit codes of `status`, which reads a running sidecar's /healthz (for scripts and `watch`). */
+export const STATUS_EXIT_CODES = Object.freeze({ healthy: 0, unhealthy: 1, unreachable: 2, usage: EXIT_CODES.usage });
+
+export const STATUS_EXIT_MEANINGS: Readonly<Record<keyof typeof STATUS_EXIT_CODES, string>> = Object.freeze({
+  healthy: 'The sidecar answered `/healthz` with 200 (status `ok` or `degraded`).',
+  unhealthy: 'The sidecar answered 503 (status `starting`, `failing`, `stale` or `missing_keys`).',
+  unreachable: "Nothing answered at the URL within 3 s, or what answered is not a sidecar's `/healthz`.",
+  usage: 'Bad arguments.',
+});
+
+/** Exit codes of `healthcheck`, the image's Docker HEALTHCHECK. */
+export const HEALTHCHECK_EXIT_CODES = Object.freeze({ healthy: 0, unhealthy: 1 });
+
+/** `0 ok, 1 unexpected, …`: a table of exit codes as one line of help text. */
+export function listExitCodes(codes: Readonly<Record<string, number>>): string {
+  return Object.entries(codes)
+    .map(([name, code]) => `${code} ${name}`)
+    .join(', ');
+}
+
 interface CatalogueEntry {
   readonly exit: ExitCodeName;
   readonly meaning: string;

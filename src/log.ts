@@ -9,6 +9,7 @@
  * before either format sees the object, so both are covered by it.
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
+import type { Config } from './config/schema.js';
 
 export type { Logger };
 
@@ -43,7 +44,8 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
   );
 }
 
-export type LogFormat = 'auto' | 'json' | 'pretty';
+/** SIDECAR_LOG_FORMAT: the formats are those its schema accepts. */
+export type LogFormat = Config['logFormat'];
 
 export interface LogOutput {
   readonly format: LogFormat;
@@ -51,7 +53,7 @@ export interface LogOutput {
   readonly destination?: DestinationStream | undefined;
   /** Whether the destination is a terminal (decides `auto`). */
   readonly isTTY: boolean;
-  /** Colours in pretty output (a terminal, and NO_COLOR unset). */
+  /** Colours in pretty output: decide with `colorEnabled` (text.ts), the rule `status` uses too. */
   readonly color: boolean;
 }
 

@@ -3,16 +3,16 @@
  * it for a person: overall status, revision, freshness, next refresh, one row per folder, and the
  * last error with its hint. Colours only when stdout is a terminal and NO_COLOR is unset.
  *
- * Exit codes (for scripts and `watch`): 0 healthy (HTTP 200), 1 unhealthy (503 with a report),
- * 2 unreachable (no answer, or not a sidecar's /healthz), 64 bad arguments.
+ * Exit codes (STATUS_EXIT_CODES in errors.ts, for scripts and `watch`): healthy (HTTP 200),
+ * unhealthy (503 with a report), unreachable (no answer, or not a sidecar's /healthz), usage.
  *
  * Everything printed comes from /healthz, which never carries a value; text that came from a
  * server (error messages) has its control characters escaped so it cannot drive the terminal.
  */
 import type { Env } from './config/load.js';
+import { STATUS_EXIT_CODES } from './errors.js';
 import type { FolderView, HealthReport, HealthStatus } from './health/state.js';
-
-export const STATUS_EXIT = Object.freeze({ healthy: 0, unhealthy: 1, unreachable: 2, usage: 64 });
+import { colorEnabled, formatDuration, printable } from './text.js';
 
 export interface StatusIo {
   readonly env: Env;
@@ -35,20 +35,20 @@ export async function runStatus(argv: readonly string[], io: StatusIo): Promise<
   const args = parseStatusArgs(argv, io.env);
   if (typeof args === 'string') {
     io.stderr(`infisical-sidecar status: ${args}\n${STATUS_USAGE}`);
-    return STATUS_EXIT.usage;
+    return STATUS_EXIT_CODES.usage;
   }
   const answer = await fetchHealth(args.url, io.timeoutMs ?? 3_000);
   if (!answer.ok) {
     io.stderr(
-      `infisical-sidecar status: ${args.url} is unreachable: ${clean(answer.reason)}\n` +
+      `infisical-sidecar status: ${args.url} is unreachable: ${printable(answer.reason)}\n` +
         'hint: is the sidecar running, and is --url its health address (SIDECAR_HEALTH_HOST:SIDECAR_HEALTH_PORT)? Inside its container: infisical-sidecar status',
     );
-    return STATUS_EXIT.unreachable;
+    return STATUS_EXIT_CODES.unreachable;
   }
   const healthy = answer.httpStatus === 200 && answer.report.healthy;
   if (args.json) io.stdout(JSON.stringify(answer.report, null, 2));
-  else io.stdout(formatStatus(answer.report, { url: args.url, httpStatus: answer.httpStatus, color: useColor(io.isTTY, io.env), now: (io.now ?? Date.now)() }));
-  return healthy ? STATUS_EXIT.healthy : STATUS_EXIT.unhealthy;
+  else io.stdout(formatStatus(answer.report, { url: args.url, httpStatus: answer.httpStatus, color: colorEnabled(io.isTTY, io.env), now: (io.now ?? Date.now)() }));
+  return healthy ? STATUS_EXIT_CODES.healthy : STATUS_EXIT_CODES.unhealthy;
 }
 
 /** `--url` takes the base address or the full /healthz URL; the default is this container's port. */
@@ -84,7 +84,7 @@ export async function fetchHealth(url: string, timeoutMs: number): Promise<Answe
     response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
   } catch (error) {
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000}s` : (cause?.code ?? cause?.message ?? (error as Error).message);
+    const reason = (error as Error).name === 'TimeoutError' ? `no answer within ${formatDuration(timeoutMs)}` : (cause?.code ?? cause?.message ?? (error as Error).message);
     return { ok: false, reason };
   }
   const text = await response.text().catch(() => '');
@@ -102,10 +102,6 @@ function isReport(body: unknown): body is HealthReport {
   if (typeof body !== 'object' || body === null) return false;
   const r = body as Record<string, unknown>;
   return typeof r.status === 'string' && typeof r.healthy === 'boolean' && typeof r.revision === 'number' && Array.isArray(r.folders);
-}
-
-export function useColor(isTTY: boolean, env: Env): boolean {
-  return isTTY && (env.NO_COLOR === undefined || env.NO_COLOR === '') && env.TERM !== 'dumb';
 }
 
 const MEANING: Record<HealthStatus, string> = {
@@ -135,34 +131,35 @@ export function formatStatus(report: HealthReport, options: { url: string; httpS
   const tone = report.status === 'ok' ? p.ok : report.healthy || report.status === 'starting' ? p.warn : p.bad;
   const when = (iso: string | null, future = false): string => {
     if (iso === null) return p.dim('never');
-    const delta = Math.round((Date.parse(iso) - options.now) / 1000);
-    const relative = future ? (delta <= 0 ? 'due now' : `in ${duration(delta)}`) : `${duration(Math.max(0, -delta))} ago`;
+    const deltaMs = Date.parse(iso) - options.now;
+    const relative = future ? (Math.round(deltaMs / 1000) <= 0 ? 'due now' : `in ${formatDuration(deltaMs)}`) : `${formatDuration(-deltaMs)} ago`;
     return `${iso} (${relative})`;
   };
   const rows: [string, string][] = [
-    ['status', `${tone(p.bold(report.status))} (HTTP ${options.httpStatus}): ${MEANING[report.status as HealthStatus] ?? 'unknown status'}`],
+    ['status', `${tone(p.bold(printable(report.status)))} (HTTP ${options.httpStatus}): ${MEANING[report.status as HealthStatus] ?? 'unknown status'}`],
     ['revision', `${report.revision} (${report.keyCount} key${report.keyCount === 1 ? '' : 's'})`],
     [
       'last success',
       report.lastSuccessAt === null
         ? p.dim('never')
-        : `${report.lastSuccessAt} (${ageText(report.ageSeconds, report.maxStalenessSeconds, p)} ago; unhealthy after ${duration(report.maxStalenessSeconds)})`,
+        : `${report.lastSuccessAt} (${ageText(report.ageSeconds, report.maxStalenessSeconds, p)} ago; unhealthy after ${formatDuration(report.maxStalenessSeconds * 1000)})`,
     ],
     ['last attempt', when(report.lastAttemptAt)],
     ['next refresh', report.nextRefreshAt === null ? p.dim('not scheduled') : when(report.nextRefreshAt, true)],
-    ['last change', report.lastChangeAt === null ? p.dim('none since start') : `${when(report.lastChangeAt)}${report.changedKeys.length > 0 ? `: ${report.changedKeys.map(clean).join(', ')}` : ''}`],
+    ['last change', report.lastChangeAt === null ? p.dim('none since start') : `${when(report.lastChangeAt)}${report.changedKeys.length > 0 ? `: ${report.changedKeys.map(printable).join(', ')}` : ''}`],
     ['failures', report.consecutiveFailures === 0 ? '0' : p.bad(`${report.consecutiveFailures} in a row`)],
   ];
-  if (report.missingKeys.length > 0) rows.push(['missing keys', p.bad(report.missingKeys.map(clean).join(', '))]);
+  if (report.missingKeys.length > 0) rows.push(['missing keys', p.bad(report.missingKeys.map(printable).join(', '))]);
 
   const lines = [`infisical-sidecar ${p.dim(options.url)}`, ...table(rows)];
   lines.push('', ...folderTable(report.folders, report.maxStalenessSeconds, options.now, p));
   if (report.lastError) {
     lines.push(
       '',
-      `${p.bad('last error')}  ${p.bold(report.lastError.code)} ${p.dim(`at ${when(report.lastError.at)}`)}`,
-      `            ${clean(report.lastError.message).split('\n').join('\n            ')}`,
-      `${p.warn('hint')}        ${clean(report.lastError.hint)}`,
+      `${p.bad('last error')}  ${p.bold(printable(report.lastError.code))} ${p.dim(`at ${when(report.lastError.at)}`)}`,
+      // A message may span lines (one problem each); every line is escaped on its own and indented.
+      `            ${report.lastError.message.split('\n').map(printable).join('\n            ')}`,
+      `${p.warn('hint')}        ${printable(report.lastError.hint)}`,
     );
   }
   return lines.join('\n');
@@ -171,10 +168,10 @@ export function formatStatus(report: HealthReport, options: { url: string; httpS
 function folderTable(folders: readonly FolderView[], maxStalenessSeconds: number, now: number, p: Paint): string[] {
   const header = ['FOLDER', 'AGE', 'SECRETS', 'LAST ERROR'];
   const body = folders.map((folder) => [
-    clean(folder.path),
-    folder.ageSeconds === null ? 'never' : duration(folder.ageSeconds),
+    printable(folder.path),
+    folder.ageSeconds === null ? 'never' : formatDuration(folder.ageSeconds * 1000),
     folder.secretCount === null ? '-' : String(folder.secretCount),
-    folder.lastError === null ? '-' : `${folder.lastError.code} (${duration(Math.max(0, Math.round((now - Date.parse(folder.lastError.at)) / 1000)))} ago)`,
+    folder.lastError === null ? '-' : `${printable(folder.lastError.code)} (${formatDuration(now - Date.parse(folder.lastError.at))} ago)`,
   ]);
   const widths = header.map((title, column) => Math.max(title.length, ...body.map((row) => row[column]!.length)));
   const line = (cells: string[], style: (cell: string, column: number) => string) =>
@@ -202,20 +199,6 @@ function table(rows: readonly [string, string][]): string[] {
 
 function ageText(ageSeconds: number | null, maxStalenessSeconds: number, p: Paint): string {
   if (ageSeconds === null) return 'never';
-  const text = duration(ageSeconds);
+  const text = formatDuration(ageSeconds * 1000);
   return ageSeconds > maxStalenessSeconds ? p.bad(text) : text;
-}
-
-/** 42s, 4m 18s, 2h 5m, 3d 4h. */
-export function duration(totalSeconds: number): string {
-  const s = Math.max(0, Math.round(totalSeconds));
-  if (s < 60) return `${s}s`;
-  if (s < 3_600) return `${Math.floor(s / 60)}m${s % 60 ? ` ${s % 60}s` : ''}`;
-  if (s < 86_400) return `${Math.floor(s / 3_600)}h${Math.floor((s % 3_600) / 60) ? ` ${Math.floor((s % 3_600) / 60)}m` : ''}`;
-  return `${Math.floor(s / 86_400)}d${Math.floor((s % 86_400) / 3_600) ? ` ${Math.floor((s % 86_400) / 3_600)}h` : ''}`;
-}
-
-/** Escapes control characters (ANSI sequences included) in text that came from elsewhere. */
-function clean(text: string): string {
-  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -36,7 +36,7 @@ describe('AtomicDirWriter', () => {
     const mtime = statSync(path.join(dir, before, 'secrets.env')).mtimeMs;
 
     const result = await writer.write(files('x'), { mode: 0o440 });
-    expect(result).toEqual({ changed: false, revision: 1, bytesWritten: 0, filesWritten: 0, changedPaths: [] });
+    expect(result).toEqual({ changed: false, revision: 1, previousRevision: 1, bytesWritten: 0, filesWritten: 0, changedPaths: [] });
     expect(readlinkSync(path.join(dir, '..data'))).toBe(before);
     expect(statSync(path.join(dir, before, 'secrets.env')).mtimeMs).toBe(mtime);
   });

@@ -2,8 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { readCredentials } from '../src/config/credentials.js';
 import { loadConfig } from '../src/config/load.js';
-import { formatDuration, parseDuration } from '../src/config/duration.js';
+import { parseDuration } from '../src/config/duration.js';
 import { ConfigError, EXIT_CODES } from '../src/errors.js';
 
 const BASE = {
@@ -85,6 +86,24 @@ describe('loadConfig', () => {
     expect(config.clientSecretFile).toBe(path.join(dir, 'secret'));
   });
 
+  it('refuses an empty _FILE, naming the variable and the path', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'cfg-'));
+    writeFileSync(path.join(dir, 'secret'), ' \n');
+    // Not "unset": an empty webhook secret file would otherwise turn the webhook off without a word.
+    expect(problemsOf({ ...BASE, SIDECAR_WEBHOOK_SECRET_FILE: path.join(dir, 'secret') }, true)).toEqual([
+      `SIDECAR_WEBHOOK_SECRET_FILE: ${path.join(dir, 'secret')} is empty — write the value into the file`,
+    ]);
+  });
+
+  it('types every field from the variable table', () => {
+    const config = loadConfig(BASE);
+    // @ts-expect-error SIDECAR_HEALTH_PORT's schema makes a number: a field typed otherwise does not compile.
+    const port: string = config.healthPort;
+    // @ts-expect-error SIDECAR_LOG_FORMAT's schema allows only its three formats.
+    const format: 'yaml' = config.logFormat;
+    expect([port, format]).toEqual([8080, 'auto']);
+  });
+
   it('refuses both a variable and its _FILE form, and unreadable files, by name', () => {
     const problems = problemsOf({ ...BASE, INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE: '/nope/id', INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: '', INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: '/run/secrets/missing' });
     expect(problems[0]).toMatch(/^INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: both INFISICAL_UNIVERSAL_AUTH_CLIENT_ID and INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE are set/);
@@ -137,6 +156,49 @@ describe('loadConfig', () => {
   });
 });
 
+describe('readCredentials (every login)', () => {
+  const files = () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'creds-'));
+    const id = path.join(dir, 'id');
+    const secret = path.join(dir, 'secret');
+    writeFileSync(id, 'file-id\n');
+    writeFileSync(secret, '  file-secret \r\n');
+    return { id, secret };
+  };
+
+  it('reads the files again at every call, trimmed exactly as loadConfig trims them', () => {
+    const { id, secret } = files();
+    const config = loadConfig({ ...BASE, INFISICAL_UNIVERSAL_AUTH_CLIENT_ID: undefined, INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: undefined, INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE: id, INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: secret });
+    expect(readCredentials(config)).toEqual({ clientId: config.clientId, clientSecret: config.clientSecret });
+    expect(config.clientSecret).toBe('file-secret');
+    writeFileSync(secret, 'rotated\n');
+    expect(readCredentials(config)).toEqual({ clientId: 'file-id', clientSecret: 'rotated' });
+  });
+
+  it('uses values given directly as they are', () => {
+    expect(readCredentials(loadConfig(BASE))).toEqual({ clientId: 'id', clientSecret: 'secret' });
+  });
+
+  it('reports an unreadable or empty file as SIDECAR_CONFIG_FILE_UNREADABLE, naming variable and path, never falling back', () => {
+    const { id, secret } = files();
+    const source = { clientId: 'start-id', clientIdFile: id, clientSecret: 'start-secret', clientSecretFile: secret };
+    writeFileSync(secret, '\n');
+    const empty = (() => {
+      try {
+        return readCredentials(source);
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(empty).toBeInstanceOf(ConfigError);
+    expect(empty).toMatchObject({ code: 'SIDECAR_CONFIG_FILE_UNREADABLE', problems: [`INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: ${secret} is empty — write the value into the file`] });
+    expect(() => readCredentials({ ...source, clientIdFile: `${id}.gone` })).toThrow(
+      expect.objectContaining({ code: 'SIDECAR_CONFIG_FILE_UNREADABLE', problems: [expect.stringMatching(new RegExp(`^INFISICAL_UNIVERSAL_AUTH_CLIENT_ID_FILE: cannot read ${id}\\.gone \\(ENOENT\\)`))] }),
+    );
+    expect(readCredentials({ ...source, clientSecretFile: undefined })).toEqual({ clientId: 'file-id', clientSecret: 'start-secret' });
+  });
+});
+
 describe('durations', () => {
   it.each([
     ['500ms', 500],
@@ -150,9 +212,5 @@ describe('durations', () => {
   });
   it.each(['300', '', '5 minutes', 'm5', '-1s'])('refuses %j', (text) => {
     expect(parseDuration(text)).toBeUndefined();
-  });
-  it('formats back', () => {
-    expect(formatDuration(5_400_000)).toBe('1h30m');
-    expect(formatDuration(1_500)).toBe('1s500ms');
   });
 });

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { renderConfigurationReference, renderErrorCatalogue } from '../src/config/reference.js';
+import { renderConfigurationReference, renderErrorCatalogue } from '../scripts/reference.js';
 import { VARIABLES } from '../src/config/schema.js';
 import { ERROR_CATALOGUE } from '../src/errors.js';
 

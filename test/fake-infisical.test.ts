@@ -1,12 +1,17 @@
 /**
  * Fidelity tests for the fake Infisical server: each test pins one behaviour from
- * docs/infisical-api.md (§1–4, §7, §8), several through the real @infisical/sdk.
+ * docs/infisical-api.md (§1–4, §7, §8), several through the real @infisical/sdk. The last block
+ * drives both server generations (§8) and checks how the sidecar's client classifies each answer.
  */
 import { createHash, createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InfisicalSDK } from '@infisical/sdk';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { installSdkFetchFence } from '../src/infisical/call-context.js';
+import { createInfisicalClient } from '../src/infisical/client.js';
+import type { Credentials } from '../src/config/credentials.js';
+import type { FolderResult } from '../src/infisical/client.js';
 import {
   DEMO_CLIENT_ID,
   DEMO_CLIENT_SECRET,
@@ -16,8 +21,10 @@ import {
   parseSeed,
 } from './fake-infisical/seed.js';
 import type { FakeSeed } from './fake-infisical/seed.js';
+import { SERVER_GENERATIONS } from './fake-infisical/generation.js';
+import type { ServerGeneration } from './fake-infisical/generation.js';
 import { startFakeInfisical } from './fake-infisical/server.js';
-import type { FakeInfisical } from './fake-infisical/server.js';
+import type { FakeInfisical, FakeInfisicalOptions } from './fake-infisical/server.js';
 import { signWebhook } from './fake-infisical/webhook.js';
 
 const REQ_ID = /^req-[A-Za-z0-9]{14}$/;
@@ -612,6 +619,237 @@ describe('fake Infisical', () => {
         })),
       });
       expect(() => parseSeed({ projects: [{ id: 1 }] })).toThrow('seed.projects[0].environments must be an object');
+    });
+  });
+});
+
+/** What each generation answers where they differ (docs/infisical-api.md §8). */
+interface GenerationAnswers {
+  unknownClient: { status: number; error: string; message: string };
+  validationStatus: number;
+  garbageToken: string;
+  /** A token past its TTL (inside its max TTL): the first answer, then every later one. */
+  pastTtl: [{ status: number; error: string; message: string }, { status: number; error: string; message: string }];
+  revoked: { status: number; message: string };
+  /** The body's wait with 4 s left in the window. */
+  rateLimitWait: string;
+}
+
+const EXPIRED = { status: 403, error: 'TokenError', message: 'Your token has expired. Please re-authenticate.' };
+const NOT_FOUND_TOKEN = { status: 401, error: 'UnauthorizedError', message: 'No identity access token found' };
+
+const ANSWERS: Record<ServerGeneration, GenerationAnswers> = {
+  current: {
+    unknownClient: { status: 401, error: 'UnauthorizedError', message: 'Invalid credentials' },
+    validationStatus: 422,
+    garbageToken: 'The provided access token is malformed. Please use a valid token or generate a new one and try again.',
+    pastTtl: [EXPIRED, EXPIRED],
+    revoked: { status: 401, message: 'Failed to authorize: token has been revoked' },
+    rateLimitWait: '4 seconds',
+  },
+  v2024: {
+    unknownClient: { status: 404, error: 'NotFound', message: 'No identity with specified client ID was found' },
+    validationStatus: 401,
+    garbageToken: 'invalid token',
+    pastTtl: [{ status: 401, error: 'UnauthorizedError', message: 'Failed to renew MI access token due to TTL expiration' }, NOT_FOUND_TOKEN],
+    revoked: { status: 401, message: 'No identity access token found' },
+    rateLimitWait: '1 minute',
+  },
+};
+
+async function startGeneration(generation: ServerGeneration, opts: FakeInfisicalOptions = {}): Promise<FakeInfisical> {
+  const fake = await startFakeInfisical({ generation, ...opts });
+  onTestFinished(() => fake.close());
+  return fake;
+}
+
+function jwtClaims(token: string): Record<string, number> {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
+}
+
+describe.each(SERVER_GENERATIONS)('server generation %s', (generation) => {
+  const answers = ANSWERS[generation];
+  const loginUrl = (fake: FakeInfisical): string => `${fake.url}/api/v1/auth/universal-auth/login`;
+  const renew = (fake: FakeInfisical, accessToken: string): Promise<Json> => postJson(`${fake.url}/api/v1/auth/token/renew`, { accessToken });
+
+  it('missing folder: 404 SecretPathNotFound (current) or 200 with empty lists (v2024), also through the SDK', async () => {
+    const fake = await startGeneration(generation);
+    const token = await login(fake);
+    const missing = await list(fake, token, 'v3', { secretPath: '/nope' });
+    const unknownEnv = await list(fake, token, 'v3', { environment: 'staging' });
+    const sdk = new InfisicalSDK({ siteUrl: fake.url });
+    await sdk.auth().universalAuth.login({ clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET });
+    const viaSdk = sdk.secrets().listSecrets({ projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath: '/nope' });
+    if (generation === 'current') {
+      expectEnvelope(missing, 404, 'SecretPathNotFound');
+      expectEnvelope(unknownEnv, 404, 'SecretPathNotFound');
+      await expect(viaSdk).rejects.toThrow(/\[StatusCode=404\] Folder with path '\/nope'/);
+    } else {
+      expect(missing.status).toBe(200);
+      expect(missing.body).toEqual({ secrets: [], imports: [] });
+      expect(unknownEnv.body).toEqual({ secrets: [], imports: [] });
+      expect(await viaSdk).toEqual({ secrets: [], imports: [] });
+    }
+    // A wrong project id is a 404 on both.
+    expectEnvelope(await list(fake, token, 'v3', { workspaceId: 'no-such-project' }), 404, 'NotFound');
+  });
+
+  it('an existing folder lists `imports` only when asked on v2024, always on current', async () => {
+    const fake = await startGeneration(generation);
+    const token = await login(fake);
+    const plain = await list(fake, token, 'v3', { secretPath: '/glitchtip/database' });
+    expect(values(plain.body)).toEqual(dbSecrets);
+    expect('imports' in plain.body).toBe(generation === 'current');
+    expect((await list(fake, token, 'v3', { secretPath: '/glitchtip/database', include_imports: 'true' })).body.imports).toEqual([]);
+  });
+
+  it('login: unknown client id, wrong secret, body validation failure', async () => {
+    const fake = await startGeneration(generation);
+    const { status, error, message } = answers.unknownClient;
+    expectEnvelope(await postJson(loginUrl(fake), { clientId: 'nobody', clientSecret: 'x' }), status, error, message);
+    expectEnvelope(await postJson(loginUrl(fake), { clientId: DEMO_CLIENT_ID, clientSecret: 'wrong' }), 401, 'UnauthorizedError', 'Invalid credentials');
+    const invalid = await postJson(loginUrl(fake), { clientId: DEMO_CLIENT_ID });
+    expectEnvelope(invalid, answers.validationStatus, 'ValidationFailure');
+    expect(invalid.body.message).toEqual([expect.objectContaining({ path: ['clientSecret'], message: 'Required' })]);
+    // The real SDK: a string message follows [StatusCode=NNN]; an issue array leaves only the status.
+    const sdk = new InfisicalSDK({ siteUrl: fake.url });
+    await expect(sdk.auth().universalAuth.login({ clientId: 'nobody', clientSecret: 'x' })).rejects.toThrow(`[StatusCode=${status}] ${message}`);
+    await expect(sdk.auth().universalAuth.login({ clientId: DEMO_CLIENT_ID } as never)).rejects.toThrow(`Request failed with status ${answers.validationStatus}`);
+  });
+
+  it('a token past its TTL but inside its max TTL, on data calls and renew', async () => {
+    let now = 7_000_000;
+    const fake = await startGeneration(generation, { now: () => now, tokenTtlSeconds: 10, tokenMaxTtlSeconds: 40 });
+    const r = await postJson(loginUrl(fake), { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET });
+    expect(r.body).toMatchObject({ expiresIn: 10, accessTokenMaxTTL: 40 });
+    const token = r.body.accessToken as string;
+    // The JWT carries the TTL on current servers, the max TTL on late-2024 ones: never trust `exp`.
+    const claims = jwtClaims(token);
+    expect(claims['exp']! - claims['iat']!).toBe(generation === 'current' ? 10 : 40);
+    now += 11_000;
+    const [first, later] = answers.pastTtl;
+    expectEnvelope(await list(fake, token, 'v3', {}), first.status, first.error, first.message);
+    expectEnvelope(await list(fake, token, 'v3', {}), later.status, later.error, later.message);
+    expectEnvelope(await renew(fake, token), later.status, later.error, later.message);
+    expect((await list(fake, await login(fake), 'v3', {})).status).toBe(200);
+  });
+
+  it('garbage and revoked tokens', async () => {
+    const fake = await startGeneration(generation);
+    expectEnvelope(await list(fake, 'garbage', 'v3', {}), 403, 'TokenError', answers.garbageToken);
+    const token = await login(fake);
+    expect((await postJson(`${fake.url}/api/v1/auth/token/revoke`, { accessToken: token })).status).toBe(200);
+    expectEnvelope(await list(fake, token, 'v3', {}), answers.revoked.status, 'UnauthorizedError', answers.revoked.message);
+  });
+
+  it('secret reads limited per client IP: retry-after holds the real seconds left, x-ratelimit-* on every answer', async () => {
+    let now = 9_000_000;
+    const fake = await startGeneration(generation, { now: () => now, secretReadsPerMinute: 3 });
+    const token = await login(fake);
+    const limitHeaders = (r: Json): string[] => ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset'].map((h) => r.headers.get(h) ?? '-');
+    expect(limitHeaders(await list(fake, token, 'v3', {}))).toEqual(['3', '2', '60']);
+    now += 10_000;
+    expect(limitHeaders(await list(fake, token, 'v3', {}))).toEqual(['3', '1', '50']);
+    now += 10_000;
+    expect(limitHeaders(await list(fake, token, 'v3', {}))).toEqual(['3', '0', '40']);
+    now += 36_000;
+    const limited = await list(fake, token, 'v3', {});
+    expectEnvelope(limited, 429, 'RateLimitExceeded', `Rate limit exceeded. Please try again in ${answers.rateLimitWait}`);
+    expect(limited.headers.get('retry-after')).toBe('4');
+    expect(limitHeaders(limited)).toEqual(['3', '0', '4']);
+    // Authentication runs first: a bad token is refused as such, not rate-limited; logins are not secret reads.
+    expect((await list(fake, 'garbage', 'v3', {})).status).toBe(403);
+    expect((await postJson(loginUrl(fake), { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET })).status).toBe(200);
+    now += 4_000;
+    const next = await list(fake, token, 'v3', {});
+    expect(next.status).toBe(200);
+    expect(limitHeaders(next)).toEqual(['3', '2', '60']);
+    // The rateLimit fault words its body the same way.
+    fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 4, times: 1 });
+    expect((await list(fake, token, 'v3', {})).body.message).toBe(`Rate limit exceeded. Please try again in ${answers.rateLimitWait}`);
+  });
+
+  if (generation === 'v2024') {
+    it('renew returns the same token with the window moved, until the next window would pass the max TTL', async () => {
+      let now = 8_000_000;
+      const fake = await startGeneration(generation, { now: () => now, tokenTtlSeconds: 10, tokenMaxTtlSeconds: 40 });
+      const token = await login(fake);
+      for (const at of [5, 14, 23]) {
+        now = 8_000_000 + at * 1000;
+        const renewed = await renew(fake, token);
+        expect(renewed.body).toEqual({ accessToken: token, expiresIn: 10, accessTokenMaxTTL: 40, tokenType: 'Bearer' });
+        expect((await list(fake, token, 'v3', {})).status).toBe(200);
+      }
+      now = 8_000_000 + 31_000; // 31 + 10 > 40
+      expectEnvelope(await renew(fake, token), 401, 'UnauthorizedError', 'Failed to renew MI access token past its Max TTL expiration');
+      expectEnvelope(await list(fake, token, 'v3', {}), NOT_FOUND_TOKEN.status, NOT_FOUND_TOKEN.error, NOT_FOUND_TOKEN.message);
+    });
+
+    it('a token past its max TTL (the JWT exp) gets 403 TokenError, renew included', async () => {
+      let now = 8_000_000;
+      const fake = await startGeneration(generation, { now: () => now, tokenTtlSeconds: 10, tokenMaxTtlSeconds: 40 });
+      const token = await login(fake);
+      now += 41_000;
+      expectEnvelope(await list(fake, token, 'v3', {}), EXPIRED.status, EXPIRED.error, EXPIRED.message);
+      expectEnvelope(await renew(fake, token), EXPIRED.status, EXPIRED.error, EXPIRED.message);
+    });
+  }
+
+  describe("the sidecar's client classifies each answer", () => {
+    function clientFor(fake: FakeInfisical, credentials: Credentials = { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET }) {
+      onTestFinished(installSdkFetchFence(fake.url));
+      return createInfisicalClient({
+        siteUrl: fake.url,
+        projectId: DEMO_PROJECT_ID,
+        environment: DEMO_ENVIRONMENT,
+        includeImports: true,
+        expandSecretReferences: true,
+        requestTimeoutMs: 2_000,
+        credentials: () => credentials,
+      });
+    }
+    const failureOf = (result: FolderResult | undefined) => {
+      if (result === undefined || result.ok) throw new Error(`expected a failed folder, got ${JSON.stringify(result?.ok)}`);
+      return { code: result.error.code, status: result.error.status, retryAfterMs: result.error.retryAfterMs };
+    };
+
+    it('missing folder: SIDECAR_FETCH_NOT_FOUND on current, an empty folder on v2024', async () => {
+      const client = clientFor(await startGeneration(generation));
+      const [existing, missing] = await client.fetchFolders(['/glitchtip/database', '/nope']);
+      expect(existing?.ok).toBe(true);
+      if (generation === 'current') expect(failureOf(missing)).toMatchObject({ code: 'SIDECAR_FETCH_NOT_FOUND', status: 404 });
+      else expect(missing).toEqual({ path: '/nope', ok: true, secrets: [] });
+    });
+
+    it('unknown client id and a body the server rejects: SIDECAR_AUTH_INVALID_CREDENTIALS', async () => {
+      const fake = await startGeneration(generation);
+      const [unknown] = await clientFor(fake, { clientId: 'nobody', clientSecret: 'x' }).fetchFolders(['/glitchtip/database']);
+      expect(failureOf(unknown)).toMatchObject({ code: 'SIDECAR_AUTH_INVALID_CREDENTIALS', status: answers.unknownClient.status });
+      const [invalid] = await clientFor(fake, { clientId: DEMO_CLIENT_ID } as Credentials).fetchFolders(['/glitchtip/database']);
+      expect(failureOf(invalid)).toMatchObject({ code: 'SIDECAR_AUTH_INVALID_CREDENTIALS', status: answers.validationStatus });
+    });
+
+    it('a token past its TTL, or past its max TTL: one re-login, then the folders', async () => {
+      const fake = await startGeneration(generation);
+      const client = clientFor(fake);
+      const paths = ['/glitchtip/database', '/glitchtip/application'];
+      expect((await client.fetchFolders(paths)).every((f) => f.ok)).toBe(true);
+      let relogins = 0;
+      for (const form of ['401', '403'] as const) {
+        fake.expireTokens(form);
+        expect((await client.fetchFolders(paths)).every((f) => f.ok), form).toBe(true);
+        expect(client.stats.relogins).toBe(++relogins);
+      }
+    });
+
+    it('rate limited: SIDECAR_FETCH_RATE_LIMITED with retry-after from the header, not the body', async () => {
+      let now = 9_000_000;
+      const client = clientFor(await startGeneration(generation, { now: () => now, secretReadsPerMinute: 1 }));
+      expect((await client.fetchFolders(['/glitchtip/database']))[0]?.ok).toBe(true);
+      now += 45_000;
+      const [limited] = await client.fetchFolders(['/glitchtip/database']);
+      expect(failureOf(limited)).toEqual({ code: 'SIDECAR_FETCH_RATE_LIMITED', status: 429, retryAfterMs: 15_000 });
+      expect(client.stats.rateLimited).toBe(1);
     });
   });
 });

@@ -4,12 +4,12 @@
  * byte. A property test pushes 10,000 generated values through each shell, 1,000 per shell run.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { renderShellEnv, shellSingleQuote } from '../src/render/index.js';
+import { makeTempDir } from './helpers/temp-dir.js';
 
 const ENV_BINARY = '/usr/bin/env';
 
@@ -35,8 +35,8 @@ const SHELLS: Shell[] = [
   { name: 'busybox sh', argv: shellArgv(['/bin/busybox', '/usr/bin/busybox'], ['sh']), install: 'apt-get install -y busybox' },
 ];
 
-const workDir = mkdtempSync(join(tmpdir(), 'render-shell-'));
-afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+/** One directory for the whole file (each test rewrites secrets.env in it), removed after the last test. */
+const workDir = makeTempDir('render-shell-', afterAll);
 
 /** Sources `content` in `argv` and returns the resulting environment, name → raw value bytes. */
 function sourceAndDump(argv: string[], content: Buffer): Map<string, Buffer> {

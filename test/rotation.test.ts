@@ -7,24 +7,35 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { createApp } from '../src/app.js';
+import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { dockerRestartAction } from '../src/reload/docker.js';
 import { signWebhook } from './fake-infisical/webhook.js';
 import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
-import { glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
+import { FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
-const FAST = { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '10s', SIDECAR_REFRESH_JITTER: '0', SIDECAR_RELOAD_DEBOUNCE: '100ms', SIDECAR_RELOAD_COOLDOWN: '200ms' };
+/** FAST, with room for the reload actions' debounce and cooldown inside the staleness bound. */
+const FAST_RELOADS = { ...FAST, SIDECAR_MAX_STALENESS: '10s', SIDECAR_RELOAD_DEBOUNCE: '100ms', SIDECAR_RELOAD_COOLDOWN: '200ms' };
+const LIST = '/api/v3/secrets/raw';
+/** The refresh loop's minimum gap between triggered passes (src/sync/loop.ts). */
+const MIN_TRIGGER_GAP_MS = 1_000;
 
 async function startApp(env: Record<string, string>) {
   const { log, logs } = testLogger();
   const app = createApp(loadConfig(env), log, { reloadConfig: () => loadConfig(env) });
   await app.start();
   onTestFinished(() => app.stop());
-  await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200);
+  await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'the first sync');
   return { app, logs };
+}
+
+/** Waits until the app has finished one more pass than when called (the interval is 1 s here). */
+async function nextPass(app: App): Promise<void> {
+  const lastAttemptAt = async () => (await app.server.inject('/healthz')).json().lastAttemptAt as string | null;
+  const before = await lastAttemptAt();
+  await waitFor(async () => (await lastAttemptAt()) !== before, 'one more pass');
 }
 
 /** A local HTTP endpoint recording every reload notification. */
@@ -49,26 +60,28 @@ describe('reload actions', () => {
     const dir = makeTempDir();
     const receiver = await reloadReceiver();
     const marker = path.join(makeTempDir(), 'command.log');
-    await startApp(
+    const { app } = await startApp(
       glitchtipEnv(fake, dir, {
-        ...FAST,
+        ...FAST_RELOADS,
         SIDECAR_RELOAD_URL: receiver.url,
         SIDECAR_RELOAD_COMMAND: JSON.stringify(['/bin/sh', '-c', `printf '%s %s %s\\n' "$SIDECAR_REVISION" "$SIDECAR_CHANGED_KEYS" "$(cat ${dir}/keys/SECRET_KEY)" >> ${marker}`]),
       }),
     );
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // Another pass, and still no action: the first fill of an empty volume restarts nobody.
+    await nextPass(app);
     expect(receiver.calls).toEqual([]);
 
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-1');
-    await waitFor(() => receiver.calls.length === 1, 5_000);
+    await waitFor(() => receiver.calls.length === 1, 'the reload notification for revision 2', 5_000);
     expect(receiver.calls[0]).toEqual({ event: 'secrets.changed', revision: 2, changedKeys: ['SECRET_KEY'] });
     // The command saw the new value already on disk: actions run after all files are written.
     expect(readFileSync(marker, 'utf8')).toBe('2 SECRET_KEY rotated-1\n');
 
-    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // A pass with nothing changed runs no action.
+    await nextPass(app);
     expect(receiver.calls).toHaveLength(1);
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', 'rotated-2');
-    await waitFor(() => receiver.calls.length === 2, 5_000);
+    await waitFor(() => receiver.calls.length === 2, 'the reload notification for revision 3', 5_000);
     expect(receiver.calls[1]).toEqual({ event: 'secrets.changed', revision: 3, changedKeys: ['DATABASE_URL', 'POSTGRES_PASSWORD'] });
   }, 20_000);
 
@@ -76,19 +89,19 @@ describe('reload actions', () => {
     const fake = await startFake();
     const dir = makeTempDir();
     const receiver = await reloadReceiver();
-    const env = glitchtipEnv(fake, dir, { ...FAST, SIDECAR_RELOAD_URL: receiver.url });
+    const env = glitchtipEnv(fake, dir, { ...FAST_RELOADS, SIDECAR_RELOAD_URL: receiver.url });
 
     const first = await startApp(env);
     await first.app.stop();
     // Restart with nothing changed: no reload.
     const second = await startApp(env);
-    await new Promise((resolve) => setTimeout(resolve, 600));
+    await nextPass(second.app);
     expect(receiver.calls).toEqual([]);
     await second.app.stop();
 
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'EMAIL_URL', 'smtp://changed-while-down@example.test');
     await startApp(env);
-    await waitFor(() => receiver.calls.length === 1, 5_000);
+    await waitFor(() => receiver.calls.length === 1, 'the reload notification after the restart', 5_000);
     expect(receiver.calls[0]).toMatchObject({ revision: 2, changedKeys: ['EMAIL_URL'] });
   }, 20_000);
 });
@@ -124,7 +137,8 @@ describe('webhook push', () => {
     expect(await (await post(dev.body, dev.signature)).json()).toEqual({ triggered: false, reason: 'other environment' });
     const other = signWebhook(SECRET, event({ secretPath: '/other/app' }));
     expect(await (await post(other.body, other.signature)).json()).toEqual({ triggered: false, reason: 'other folder' });
-    await new Promise((resolve) => setTimeout(resolve, 1_200));
+    // Nothing to wait for: a triggered pass would have started within the minimum gap after the first.
+    await new Promise((resolve) => setTimeout(resolve, MIN_TRIGGER_GAP_MS + 200));
     expect(fake.requests.filter((r) => r.path.startsWith('/api/v3/secrets'))).toHaveLength(0);
     expect(readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8')).not.toBe('pushed');
 
@@ -132,20 +146,34 @@ describe('webhook push', () => {
     const sent = Date.now();
     const response = await fake.sendWebhook(url, SECRET, { environment: DEMO_ENVIRONMENT, secretPath: DEMO_APPLICATION_PATH, projectId: DEMO_PROJECT_ID });
     expect(response.status).toBe(202);
-    await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'pushed', 3_000);
+    await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'pushed', 'the pushed value in keys/SECRET_KEY', 3_000);
     expect(Date.now() - sent).toBeLessThan(2_500);
   }, 20_000);
 
-  it('coalesces a burst of webhooks into a bounded number of refreshes', async () => {
+  it('coalesces a burst of webhooks that arrives during a pass into exactly one more pass', async () => {
     const fake = await startFake();
-    const { app } = await startApp(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_WEBHOOK_SECRET: SECRET }));
+    const { app } = await startApp(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_REQUEST_TIMEOUT: '10s', SIDECAR_WEBHOOK_SECRET: SECRET }));
     const url = `http://127.0.0.1:${(app.server.server.address() as AddressInfo).port}/webhook`;
+    const push = () => fake.sendWebhook(url, SECRET, { environment: DEMO_ENVIRONMENT, secretPath: DEMO_DATABASE_PATH, projectId: DEMO_PROJECT_ID });
+    const lists = () => fake.requests.filter((r) => r.path === LIST);
     fake.clearRequests();
-    await Promise.all(Array.from({ length: 30 }, () => fake.sendWebhook(url, SECRET, { environment: DEMO_ENVIRONMENT, secretPath: DEMO_DATABASE_PATH, projectId: DEMO_PROJECT_ID })));
-    await new Promise((resolve) => setTimeout(resolve, 2_500));
-    const rounds = fake.requests.filter((r) => r.path.startsWith('/api/v3/secrets')).length / 2;
-    expect(rounds).toBeGreaterThanOrEqual(1);
-    expect(rounds).toBeLessThanOrEqual(3);
+
+    // One webhook starts a pass, held in flight by a slow answer to both of its list requests.
+    fake.faults.add({ route: 'list', kind: 'latency', ms: 2_000, times: 2 });
+    expect((await push()).status).toBe(202);
+    await waitFor(() => lists().length === 2, "the triggered pass's list requests");
+
+    // The burst lands while that pass is still waiting for its answers.
+    const burst = await Promise.all(Array.from({ length: 30 }, push));
+    expect(burst.every((delivery) => delivery.status === 202)).toBe(true);
+    expect(lists().map((r) => r.status), 'the burst arrived while the first pass was in flight').toEqual([0, 0]);
+
+    // Thirty triggers during one pass make one more pass, not thirty.
+    await waitFor(() => lists().length === 4 && lists().every((r) => r.status === 200), 'the one pass for the whole burst', 8_000);
+    const lastAnswered = Math.max(...lists().map((r) => r.at + r.ms));
+    // A trigger left over would start a pass one minimum gap after the last one: none may come.
+    await new Promise((resolve) => setTimeout(resolve, lastAnswered + MIN_TRIGGER_GAP_MS + 500 - Date.now()));
+    expect(lists()).toHaveLength(4);
   }, 20_000);
 });
 
@@ -157,9 +185,9 @@ describe('self-healing', () => {
     const original = readFileSync(path.join(dir, 'secrets.env'), 'utf8');
 
     rmSync(path.join(dir, 'secrets.env'));
-    await waitFor(() => existsSync(path.join(dir, 'secrets.env')) && readFileSync(path.join(dir, 'secrets.env'), 'utf8') === original, 5_000);
+    await waitFor(() => existsSync(path.join(dir, 'secrets.env')) && readFileSync(path.join(dir, 'secrets.env'), 'utf8') === original, 'secrets.env restored', 5_000);
     appendFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'tampered');
-    await waitFor(() => !readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8').endsWith('tampered'), 5_000);
+    await waitFor(() => !readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8').endsWith('tampered'), 'keys/SECRET_KEY restored', 5_000);
 
     expect((await app.server.inject('/healthz')).json().revision).toBe(1);
     expect(logs.text()).toContain('restored from the last good set');
@@ -179,8 +207,8 @@ describe('self-healing', () => {
     fake.expireTokens();
     fake.clearRequests();
     writeFileSync(secretFile, 'second-secret\n');
-    await waitFor(() => fake.requests.some((r) => r.path.includes('universal-auth/login') && r.status === 200), 5_000);
-    await waitFor(async () => (await app.server.inject('/healthz')).json().lastAttemptAt !== null && app.client.stats.logins === 2, 5_000);
+    await waitFor(() => fake.requests.some((r) => r.path.includes('universal-auth/login') && r.status === 200), 'a login with the new client secret', 5_000);
+    await waitFor(async () => (await app.server.inject('/healthz')).json().lastAttemptAt !== null && app.client.stats.logins === 2, 'a pass after the second login', 5_000);
     expect((await app.server.inject('/healthz')).statusCode).toBe(200);
   }, 20_000);
 
@@ -193,9 +221,9 @@ describe('self-healing', () => {
     expect(existsSync(path.join(dir, 'glitchtip.env'))).toBe(true);
 
     writeFileSync(configFile, '{ "outputs": [ broken');
-    await waitFor(() => logs.text().includes('config file changed but is invalid; keeping the previous config'), 5_000);
+    await waitFor(() => logs.text().includes('config file changed but is invalid; keeping the previous config'), 'the invalid config reported', 5_000);
     writeFileSync(configFile, JSON.stringify({ outputs: [{ format: 'json', path: 'glitchtip.json' }] }));
-    await waitFor(() => existsSync(path.join(dir, 'glitchtip.json')), 5_000);
+    await waitFor(() => existsSync(path.join(dir, 'glitchtip.json')), 'the output of the new config', 5_000);
     expect(existsSync(path.join(dir, 'glitchtip.env'))).toBe(false);
   }, 20_000);
 });

@@ -14,7 +14,8 @@ import { runCli } from '../src/cli.js';
 import { loadConfig } from '../src/config/load.js';
 import type { HealthReport } from '../src/health/state.js';
 import { createCliLogger, resolveLogFormat } from '../src/log.js';
-import { duration, formatStatus, parseStatusArgs } from '../src/status.js';
+import { formatStatus, parseStatusArgs } from '../src/status.js';
+import { colorEnabled, formatDuration, printable } from '../src/text.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -53,7 +54,7 @@ async function status(argv: string[], options: { isTTY?: boolean; env?: Record<s
 describe('infisical-sidecar status', () => {
   it('prints a table for a healthy sidecar and exits 0; no colours off a terminal; no values', async () => {
     const { app, url } = await runningSidecar();
-    await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 8_000);
+    await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, '/healthz 200');
     const result = await status(['--url', url]);
     expect(result.code).toBe(0);
     expect(result.stderr).toBe('');
@@ -77,7 +78,7 @@ describe('infisical-sidecar status', () => {
 
   it('exits 1 for an unhealthy sidecar and shows the error, the failing folder and the hint', async () => {
     const { app, url } = await runningSidecar({ SIDECAR_BACKOFF_MAX: '5s' }, (fake) => fake.removeFolder(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH));
-    await waitFor(async () => (await app.server.inject('/healthz')).json().status === 'failing', 8_000);
+    await waitFor(async () => (await app.server.inject('/healthz')).json().status === 'failing', '/healthz status failing');
     const result = await status(['--url', url]);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^status +failing \(HTTP 503\): no sync has ever succeeded$/m);
@@ -119,7 +120,7 @@ describe('infisical-sidecar status', () => {
 
   it('colours only on a terminal, and never with NO_COLOR or TERM=dumb', async () => {
     const { app, url } = await runningSidecar();
-    await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 8_000);
+    await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, '/healthz 200');
     expect((await status(['--url', url], { isTTY: true })).stdout).toMatch(ANSI);
     expect((await status(['--url', url], { isTTY: true, env: { NO_COLOR: '1' } })).stdout).not.toMatch(ANSI);
     expect((await status(['--url', url], { isTTY: true, env: { TERM: 'dumb' } })).stdout).not.toMatch(ANSI);
@@ -140,7 +141,28 @@ describe('infisical-sidecar status', () => {
     expect(text).toMatch(/^status +degraded \(HTTP 200\): secrets are fresh, but the last attempt failed$/m);
     expect(text).toMatch(/^next refresh +2026-01-01T00:12:00\.000Z \(in 2m\)$/m);
     expect(text).toMatch(/^last change +none since start$/m);
-    expect([duration(0), duration(59), duration(61), duration(3_600), duration(3_660), duration(90_000)]).toEqual(['0s', '59s', '1m 1s', '1h', '1h 1m', '1d 1h']);
+  });
+
+  it('shows durations as their two largest units, rounded to the second', () => {
+    expect([0, 59, 61, 3_600, 3_660, 90_000].map((seconds) => formatDuration(seconds * 1000))).toEqual(['0s', '59s', '1m 1s', '1h', '1h 1m', '1d 1h']);
+    expect([formatDuration(1_499), formatDuration(1_500), formatDuration(-5_000)]).toEqual(['1s', '2s', '0s']);
+  });
+
+  it('escapes every character that could break a line or drive a terminal, and nothing else', () => {
+    expect(printable('tab\tkey new\nline \u001b[31m NUL\u0000 DEL\u007f CSI\u009b LS\u2028 back\\slash \ud800lone')).toBe(
+      String.raw`tab\tkey new\nline \u001b[31m NUL\u0000 DEL\u007f CSI\u009b LS\u2028 back\\slash \ud800lone`,
+    );
+    for (const plain of ['KEY WITH SPACE', 'ключ', 'emoji😀', "qu'ote", 'say "hi"', '$(id)']) expect(printable(plain)).toBe(plain);
+    // Key names in logs: the same text as the inside of a JSON string, for every name without `"`, DEL or C1 characters.
+    for (const key of ['a\tb', 'new\nline', 'back\\slash', 'NUL\0KEY', '\uD800lone', 'esc\u001b']) expect(printable(key)).toBe(JSON.stringify(key).slice(1, -1));
+  });
+
+  it('has one colour rule: a terminal, NO_COLOR unset or empty, TERM not dumb', () => {
+    expect(colorEnabled(true, {})).toBe(true);
+    expect(colorEnabled(true, { NO_COLOR: '' })).toBe(true);
+    expect(colorEnabled(true, { NO_COLOR: '1' })).toBe(false);
+    expect(colorEnabled(true, { TERM: 'dumb' })).toBe(false);
+    expect(colorEnabled(false, {})).toBe(false);
   });
 
   it('is listed in the help', async () => {

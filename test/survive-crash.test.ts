@@ -7,13 +7,13 @@
  */
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AtomicDirWriter } from '../src/output/atomic-dir.js';
 import { checkSet, lines, makeSet, outputDir } from './helpers/output-set.js';
-import { MEMORY_TMP } from './helpers/scenario.js';
+import { makeTempDir } from './helpers/temp-dir.js';
 import { transpileFromSrc } from './helpers/transpile.js';
 
 const TOOLS = fileURLToPath(new URL('./tools/', import.meta.url));
@@ -23,8 +23,7 @@ const WRITE = { mode: 0o440 } as const;
 
 describe('no partial sets after a crash', () => {
   it(`SIGKILL at ${KILLS} random moments during writes leaves a complete old or new set every time`, async () => {
-    const build = mkdtempSync(path.join(MEMORY_TMP, 'writer-js-'));
-    onTestFinished(() => rmSync(build, { recursive: true, force: true }));
+    const build = makeTempDir('writer-js-');
     const writerModule = transpileFromSrc('output/atomic-dir.ts', build);
 
     const results = await Promise.all(

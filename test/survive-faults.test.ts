@@ -3,19 +3,21 @@
  * health) in run mode, over real HTTP to the fake server. Every scenario checks the same promises:
  * the last good files stay byte-identical while a pass fails, /healthz says why, the retry schedule
  * is bounded, and it recovers on its own. The scenarios only wait on timers, so they run concurrently;
- * the leak check at the end covers everything they logged and served.
+ * the leak check after the last test covers everything they logged and served.
  */
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXIT_CODES } from '../src/errors.js';
-import { startFakeInfisical, type FakeInfisical } from './fake-infisical/server.js';
+import type { FakeInfisical } from './fake-infisical/server.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
-import { FAST, freePort, health, logLines, outputFiles, scenario, until } from './helpers/scenario.js';
-import { glitchtipEnv, runCommand, type CapturedLogs } from './helpers/sidecar.js';
+import { freePort, health, logLines, outputFiles, scenario } from './helpers/scenario.js';
+import { FAST, glitchtipEnv, runCommand, type CapturedLogs } from './helpers/sidecar.js';
+import { waitFor } from './helpers/wait.js';
 
-const guard = leakGuard();
+/** Checks, after the last test, everything this file's sidecars printed or served. */
+const guard = leakGuard(50_000);
 const LOGIN = '/api/v1/auth/universal-auth/login';
 const LIST = '/api/v3/secrets/raw';
 /** Timer lateness tolerated on a loaded 2-core CI machine (timers fire late, never early). */
@@ -42,11 +44,10 @@ describe.concurrent('Infisical faults, run mode', () => {
     const { app, logs } = s.app(env);
     await s.start(app);
 
-    const failing = await until(async () => {
+    const failing = await waitFor(async () => {
       const h = await health(app);
       return h.body.consecutiveFailures >= 5 ? h : undefined;
     }, '5 failed passes', PATIENCE_MS);
-    guard.observe(failing.raw);
     expect(failing.statusCode).toBe(503);
     expect(failing.body).toMatchObject({ status: 'failing', ready: false, lastSuccessAt: null, lastError: { code: 'SIDECAR_FETCH_UNAVAILABLE' } });
     expect(failing.body.lastError?.message).toMatch(/POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/auth\/universal-auth\/login: request failed \(ECONNREFUSED\)/);
@@ -61,11 +62,10 @@ describe.concurrent('Infisical faults, run mode', () => {
     }
 
     // Infisical comes up on that port: the next attempt (≤ one capped backoff) succeeds.
-    const fake = await startFakeInfisical({ port });
-    onTestFinished(() => fake.close());
+    const fake = await s.fake({ port });
     guard.seed(fake);
     const upAt = Date.now();
-    const healthy = await until(async () => {
+    const healthy = await waitFor(async () => {
       const h = await health(app);
       return h.statusCode === 200 ? h : undefined;
     }, 'healthy after Infisical came up', 5_000, 10);
@@ -79,7 +79,6 @@ describe.concurrent('Infisical faults, run mode', () => {
     console.info(`[survive] down at start: ${delays.length} retries ${Math.min(...delays)}–${Math.max(...delays)} ms apart (cap 200 ms); first request ${firstTry} ms after Infisical came up, healthy after ${Date.now() - upAt} ms`);
     expect(healthy.body).toMatchObject({ status: 'ok', ready: true, revision: 1, consecutiveFailures: 0, lastError: null });
     expect(Object.keys(outputFiles(dir)).sort()).toEqual(expect.arrayContaining(['secrets.env', 'secrets.json', 'keys/SECRET_KEY']));
-    guard.observe(logs.text(), healthy.raw);
   });
 
   it('long outage mid-run: files byte-identical throughout, stale exactly at the bound, back within one interval', async ({ onTestFinished, expect }) => {
@@ -90,14 +89,14 @@ describe.concurrent('Infisical faults, run mode', () => {
     // Default backoff cap (5m) → capped by the 1 s interval: the outage is retried once per interval.
     const { app, logs, config } = s.app(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_BACKOFF_MAX: '5m' }));
     await s.start(app);
-    await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
     const baseline = outputFiles(dir);
 
     fake.faults.add({ kind: 'reset' });
     const outageStart = Date.now();
     const rotated = guard.canary('outage');
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', rotated);
-    const firstFailure = await until(async () => {
+    const firstFailure = await waitFor(async () => {
       const h = await health(app);
       return h.body.lastError ? h : undefined;
     }, 'first failed pass', PATIENCE_MS, 10);
@@ -116,12 +115,11 @@ describe.concurrent('Infisical faults, run mode', () => {
         expect(outputFiles(dir)).toEqual(baseline);
         identicalChecks++;
         lastFileCheck = after;
-        guard.observe(h.raw);
       }
       await sleep(5);
     }
     const stale = await health(app);
-    guard.observe(stale.raw, (await app.server.inject('/metrics')).body);
+    guard.observe((await app.server.inject('/metrics')).body);
     expect(stale.body).toMatchObject({ status: 'stale', healthy: false, ready: true });
     expect(stale.body.lastError?.code, stale.body.lastError?.message).toBe('SIDECAR_FETCH_UNAVAILABLE');
 
@@ -144,7 +142,7 @@ describe.concurrent('Infisical faults, run mode', () => {
 
     fake.faults.clear();
     const backAt = Date.now();
-    await until(async () => (await health(app)).body.status === 'ok', 'recovery', PATIENCE_MS, 10);
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'recovery', PATIENCE_MS, 10);
     const recoveryMs = Date.now() - backAt;
     // Within one interval of its return the sidecar asks again, and that pass succeeds.
     const firstTry = Math.min(...fake.requests.filter((r) => r.at >= backAt).map((r) => r.at)) - backAt;
@@ -152,7 +150,6 @@ describe.concurrent('Infisical faults, run mode', () => {
     const failedAfter = logLines(logs, 'sync failed; last good files kept').filter((line) => Date.parse(line.time as string) > backAt + firstTry + 5);
     expect(failedAfter.map((line) => `${line.time as string} ${line.code as string} ${line.err as string}`), `back at ${new Date(backAt).toISOString()}`).toEqual([]);
     expect(secretKeyFile(dir)).toBe(rotated);
-    guard.observe(logs.text());
     console.info(`[survive] outage: stale flip ${flipLagMs} ms after lastSuccessAt+maxStaleness (poll gap ≤ ${firstStale.after - firstStale.before + 5} ms); ${identicalChecks} byte-identical checks over ${outageMs} ms; ${outageLists} list requests; first request ${firstTry} ms and healthy ${recoveryMs} ms after Infisical returned (interval ${config.refreshIntervalMs} ms)`);
   });
 
@@ -165,7 +162,7 @@ describe.concurrent('Infisical faults, run mode', () => {
     // passes meet the flapping server within the 3 s window.
     const { app, logs } = s.app(glitchtipEnv(fake, dir, FAST), { refreshIntervalMs: 200, backoffMaxMs: 100 });
     await s.start(app);
-    await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
 
     const values = [secretKeyFile(dir)];
     // Down 120 ms, up 280 ms, over and over: connections reset mid-pass, passes half-done.
@@ -210,7 +207,7 @@ describe.concurrent('Infisical faults, run mode', () => {
     const last = guard.canary('flap-final', 'plain');
     values.push(last);
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', last);
-    await until(() => secretKeyFile(dir) === last, 'the last value', PATIENCE_MS, 10);
+    await waitFor(() => secretKeyFile(dir) === last, 'the last value', PATIENCE_MS, 10);
 
     const lists = fake.requests.filter((r) => isList(r) && r.at >= flapStart && r.at <= flapStart + flapMs).length;
     expect(lists).toBeGreaterThanOrEqual(2 * 3); // it met the flapping server several times
@@ -219,7 +216,6 @@ describe.concurrent('Infisical faults, run mode', () => {
     // Files are rewritten only when the content changed: one revision per written set.
     const report = (await health(app)).body;
     expect(logLines(logs, 'secrets written')).toHaveLength(report.revision);
-    guard.observe(logs.text());
     console.info(`[survive] flapping: ${samples} set samples over ${flapMs} ms, all whole and one version; ${seen.size} distinct values seen; ${lists} list requests; ${report.revision} revisions`);
   });
 
@@ -230,16 +226,15 @@ describe.concurrent('Infisical faults, run mode', () => {
     const dir = s.tempDir();
     const { app, logs } = s.app(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_MAX_STALENESS: '30s', SIDECAR_REQUEST_TIMEOUT: '300ms' }));
     await s.start(app);
-    await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
     const baseline = outputFiles(dir);
 
     fake.faults.add({ route: 'list', path: DEMO_APPLICATION_PATH, kind: 'hang' });
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', guard.canary('hang'));
-    const failed = await until(async () => {
+    const failed = await waitFor(async () => {
       const h = await health(app);
       return h.body.consecutiveFailures >= 3 ? h : undefined;
     }, '3 timed-out passes', PATIENCE_MS);
-    guard.observe(failed.raw);
     expect(failed.statusCode).toBe(200); // still within SIDECAR_MAX_STALENESS: degraded, not down
     expect(failed.body).toMatchObject({ status: 'degraded', lastError: { code: 'SIDECAR_FETCH_TIMEOUT' } });
     const hung = failed.body.folders.find((f) => f.path === DEMO_APPLICATION_PATH)?.lastError;
@@ -255,7 +250,6 @@ describe.concurrent('Infisical faults, run mode', () => {
     expect(hungRequests).toBeLessThanOrEqual(passes);
     expect(hungRequests).toBeGreaterThanOrEqual(Math.ceil(passes / 2));
     expect(fake.requests.filter(isList).length).toBeLessThanOrEqual(2 * passes);
-    guard.observe(logs.text());
   });
 
   it('5xx storm (500/502/503/504, JSON and HTML bodies): one request per folder per pass, files kept, then recovery', async ({ onTestFinished, expect }) => {
@@ -265,7 +259,7 @@ describe.concurrent('Infisical faults, run mode', () => {
     const dir = s.tempDir();
     const { app, logs } = s.app(glitchtipEnv(fake, dir, FAST));
     await s.start(app);
-    await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
     const baseline = outputFiles(dir);
 
     const storm = [500, 502, 503, 504].flatMap((status) => [
@@ -282,13 +276,12 @@ describe.concurrent('Infisical faults, run mode', () => {
       if (h.body.lastError) statuses.add(Number(/: (\d{3})/.exec(h.body.lastError.message)?.[1]));
       expect(h.body.lastError?.code ?? 'SIDECAR_FETCH_UNAVAILABLE').toBe('SIDECAR_FETCH_UNAVAILABLE');
       expect(outputFiles(dir)).toEqual(baseline);
-      guard.observe(h.raw);
       await sleep(30);
     }
     expect(fake.faults.list()).toEqual([]);
     guard.observe((await app.server.inject('/metrics')).body);
     // Recovered (and recorded: the next pass is a whole interval away, so stopping now cuts no pass).
-    await until(async () => (await health(app)).body.revision === 2, 'recovery after the storm', PATIENCE_MS);
+    await waitFor(async () => (await health(app)).body.revision === 2, 'recovery after the storm', PATIENCE_MS);
     expect(secretKeyFile(dir)).toBe(rotated);
     expect([...statuses].filter((status) => [500, 502, 503, 504].includes(status!)).length).toBeGreaterThanOrEqual(3);
 
@@ -297,7 +290,6 @@ describe.concurrent('Infisical faults, run mode', () => {
     const lists = fake.requests.filter(isList).length;
     expect(lists).toBeLessThanOrEqual(2 * passesThatListed(logs));
     expect(lists).toBeGreaterThanOrEqual(2 * passesThatListed(logs) - 2);
-    guard.observe(logs.text());
   });
 
   it('429 with retry-after: no request before it expires, not even when triggered', async ({ onTestFinished, expect }) => {
@@ -307,26 +299,24 @@ describe.concurrent('Infisical faults, run mode', () => {
     const dir = s.tempDir();
     const { app, logs } = s.app(glitchtipEnv(fake, dir, FAST));
     await s.start(app);
-    await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
 
     fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 2, times: 2 });
     const rotated = guard.canary('ratelimit');
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', rotated);
-    const limited = await until(async () => {
+    const limited = await waitFor(async () => {
       const h = await health(app);
       return h.body.lastError?.code === 'SIDECAR_FETCH_RATE_LIMITED' ? h : undefined;
     }, 'a 429', PATIENCE_MS, 10);
-    guard.observe(limited.raw);
     const lastLimited = Math.max(...fake.requests.filter((r) => r.status === 429).map((r) => r.at));
     expect(Date.parse(limited.body.nextRefreshAt!)).toBeGreaterThanOrEqual(lastLimited + 2_000 - 50);
     for (let i = 0; i < 5; i++) app.trigger('webhook storm');
 
-    await until(() => secretKeyFile(dir) === rotated, 'success after retry-after', PATIENCE_MS);
+    await waitFor(() => secretKeyFile(dir) === rotated, 'success after retry-after', PATIENCE_MS);
     const after = fake.requests.filter((r) => isList(r) && r.at > lastLimited);
     expect(after.length).toBeGreaterThanOrEqual(2);
     expect(Math.min(...after.map((r) => r.at)) - lastLimited).toBeGreaterThanOrEqual(2_000 - 5);
     expect(app.client.stats.rateLimited).toBeGreaterThanOrEqual(1);
-    guard.observe(logs.text());
   });
 
   for (const form of ['401', '403'] as const) {
@@ -337,21 +327,20 @@ describe.concurrent('Infisical faults, run mode', () => {
       const dir = s.tempDir();
       const { app, logs } = s.app(glitchtipEnv(fake, dir, FAST));
       await s.start(app);
-      await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+      await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
 
       fake.expireTokens(form);
       const rotated = guard.canary(`expired-${form}`);
       fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', rotated);
-      await until(() => secretKeyFile(dir) === rotated, 'rotation after re-login', PATIENCE_MS);
+      await waitFor(() => secretKeyFile(dir) === rotated, 'rotation after re-login', PATIENCE_MS);
       const attemptsBefore = (await health(app)).body.lastAttemptAt;
-      await until(async () => {
+      await waitFor(async () => {
         const h = await health(app);
         return h.body.lastAttemptAt !== attemptsBefore && h.body.status === 'ok';
       }, 'one more healthy pass', PATIENCE_MS);
       expect(fake.requests.filter(isLogin)).toHaveLength(2);
       expect(app.client.stats.relogins).toBe(1);
       expect((await health(app)).body).toMatchObject({ status: 'ok', lastError: null });
-      guard.observe(logs.text());
     });
   }
 
@@ -362,16 +351,15 @@ describe.concurrent('Infisical faults, run mode', () => {
     const dir = s.tempDir();
     const { app, logs } = s.app(glitchtipEnv(fake, dir, FAST));
     await s.start(app);
-    await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
     const baseline = outputFiles(dir);
 
     const deniedFrom = Date.now();
     fake.faults.add({ route: 'list', kind: 'status', status: 403, body: { reqId: 'req-aaaaaaaaaaaaaa', statusCode: 403, message: 'You are not allowed to read secrets', error: 'PermissionDenied' } });
-    const denied = await until(async () => {
+    const denied = await waitFor(async () => {
       const h = await health(app);
       return h.body.consecutiveFailures >= 4 ? h : undefined;
     }, '4 denied passes', PATIENCE_MS);
-    guard.observe(denied.raw);
     expect(denied.body.lastError).toMatchObject({ code: 'SIDECAR_AUTH_FORBIDDEN' });
     expect(denied.body.lastError?.message).toMatch(/403 You are not allowed to read secrets \(again after a fresh login\)/);
     expect(outputFiles(dir)).toEqual(baseline);
@@ -382,7 +370,6 @@ describe.concurrent('Infisical faults, run mode', () => {
     expect(failedPasses).toBeGreaterThanOrEqual(4);
     expect(logins).toBeLessThanOrEqual(failedPasses);
     expect(logins).toBeGreaterThanOrEqual(failedPasses - 1);
-    guard.observe(logs.text());
   });
 
   it('one folder failing while the other succeeds: nothing written; both changes land together in one revision', async ({ onTestFinished, expect }) => {
@@ -392,7 +379,7 @@ describe.concurrent('Infisical faults, run mode', () => {
     const dir = s.tempDir();
     const { app, logs } = s.app(glitchtipEnv(fake, dir, FAST));
     await s.start(app);
-    const first = await until(async () => {
+    const first = await waitFor(async () => {
       const h = await health(app);
       return h.body.status === 'ok' ? h : undefined;
     }, 'first sync');
@@ -403,11 +390,10 @@ describe.concurrent('Infisical faults, run mode', () => {
     const sk = guard.canary('one-folder-sk');
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', pg);
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', sk);
-    const failing = await until(async () => {
+    const failing = await waitFor(async () => {
       const h = await health(app);
       return h.body.consecutiveFailures >= 3 ? h : undefined;
     }, '3 failed passes', PATIENCE_MS);
-    guard.observe(failing.raw);
     expect(outputFiles(dir)).toEqual(baseline);
     const [database, application] = failing.body.folders;
     expect(database).toMatchObject({ path: DEMO_DATABASE_PATH, lastError: null, lastSuccessAt: first.body.folders[0]!.lastSuccessAt });
@@ -415,14 +401,13 @@ describe.concurrent('Infisical faults, run mode', () => {
     expect(failing.body.revision).toBe(1);
 
     fake.faults.clear();
-    const recovered = await until(async () => {
+    const recovered = await waitFor(async () => {
       const h = await health(app);
       return h.body.revision === 2 ? h : undefined;
     }, 'one new revision', PATIENCE_MS);
     expect(recovered.body.changedKeys).toEqual(['DATABASE_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
     expect(readFileSync(path.join(dir, 'keys', 'POSTGRES_PASSWORD'), 'utf8')).toBe(pg);
     expect(secretKeyFile(dir)).toBe(sk);
-    guard.observe(logs.text(), recovered.raw);
   });
 
   it('credentials revoked: clear error, last good files kept, `once` exits 77, recovers with a new client secret file', async ({ onTestFinished, expect }) => {
@@ -440,18 +425,18 @@ describe.concurrent('Infisical faults, run mode', () => {
     delete (env as Record<string, string | undefined>).INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET;
     const { app, logs } = s.app(env);
     await s.start(app);
-    await until(async () => (await health(app)).body.status === 'ok', 'first sync');
+    await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
     const baseline = outputFiles(dir);
 
     fake.revokeIdentity(clientId);
     fake.expireTokens();
     const revokedAt = Date.now();
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', guard.canary('after-revoke'));
-    const stale = await until(async () => {
+    const stale = await waitFor(async () => {
       const h = await health(app);
       return h.body.status === 'stale' ? h : undefined;
     }, 'stale after revocation', PATIENCE_MS);
-    guard.observe(stale.raw, (await app.server.inject('/metrics')).body);
+    guard.observe((await app.server.inject('/metrics')).body);
     expect(stale.statusCode).toBe(503);
     expect(stale.body.lastError).toMatchObject({ code: 'SIDECAR_AUTH_INVALID_CREDENTIALS' });
     expect(stale.body.lastError?.message).toMatch(/POST http:\/\/127\.0\.0\.1:\d+\/api\/v1\/auth\/universal-auth\/login: 401 Invalid credentials/);
@@ -466,18 +451,16 @@ describe.concurrent('Infisical faults, run mode', () => {
     expect(once.code).toBe(EXIT_CODES.auth);
     expect(once.logs.text()).toMatch(/"code":"SIDECAR_AUTH_INVALID_CREDENTIALS"/);
     expect(outputFiles(dir)).toEqual(baseline);
-    guard.observe(once.logs.text(), once.stderr, once.stdout);
 
     // The operator issues a new client secret and updates the mounted file: picked up without a restart.
     const secondSecret = guard.canary('client-secret-2', 'plain');
     fake.addIdentity(clientId, secondSecret);
     writeFileSync(secretFile, secondSecret);
-    const back = await until(async () => {
+    const back = await waitFor(async () => {
       const h = await health(app);
       return h.body.status === 'ok' ? h : undefined;
     }, 'recovered with the new client secret', PATIENCE_MS);
     expect(back.body.revision).toBe(2);
-    guard.observe(logs.text(), back.raw);
   });
 });
 
@@ -495,7 +478,6 @@ describe.concurrent('Infisical faults, once mode', () => {
     expect(elapsed).toBeGreaterThanOrEqual(1_000);
     expect(elapsed).toBeLessThan(1_000 + PATIENCE_MS);
     expect(logLines(result.logs, 'sync failed; last good files kept').length).toBeGreaterThanOrEqual(2);
-    guard.observe(result.logs.text(), result.stderr);
   });
 
   // Regression test for the race fixed in 33b9980 (the deadline expiring while a request is in flight
@@ -507,7 +489,6 @@ describe.concurrent('Infisical faults, once mode', () => {
     fake.faults.add({ route: 'list', kind: 'hang' });
     const started = Date.now();
     const result = await runCommand(['once'], glitchtipEnv(fake, s.tempDir(), { ...FAST, SIDECAR_REQUEST_TIMEOUT: '5s', SIDECAR_ONCE_DEADLINE: '1s' }));
-    guard.observe(result.logs.text(), result.stderr);
     expect(Date.now() - started).toBeLessThan(1_000 + PATIENCE_MS);
     expect(result.code).toBe(EXIT_CODES.deadline);
     const exiting = result.logs.lines().find((line) => line.msg === 'exiting')!;
@@ -516,11 +497,3 @@ describe.concurrent('Infisical faults, once mode', () => {
     expect(exiting.err).toMatch(/last error: SIDECAR_FETCH_TIMEOUT: GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/secrets\/raw \(folder \/glitchtip\/\w+\): cancelled before an answer arrived/);
   });
 });
-
-describe('leak guard over every fault above', () => {
-  it('finds no canary or client secret in logs, error messages, /healthz bodies or CLI output', () => {
-    expect(guard.observedChars).toBeGreaterThan(50_000);
-    expect(guard.leaks()).toEqual([]);
-  });
-});
-

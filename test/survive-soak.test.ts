@@ -17,9 +17,10 @@ import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 import { createLogger } from '../src/log.js';
 import { DEMO_APPLICATION_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
-import { forms, leakGuard } from './helpers/canaries.js';
-import { FAST, health, scenario, until } from './helpers/scenario.js';
-import { glitchtipEnv } from './helpers/sidecar.js';
+import { canaries, forms } from './helpers/canaries.js';
+import { health, scenario } from './helpers/scenario.js';
+import { FAST, glitchtipEnv } from './helpers/sidecar.js';
+import { waitFor } from './helpers/wait.js';
 
 const CYCLES = Number(process.env.SOAK_CYCLES ?? 1_000);
 const LONG = CYCLES > 5_000;
@@ -61,10 +62,10 @@ function slopePer1000(samples: readonly Sample[], y: (s: Sample) => number): num
 
 describe('soak', () => {
   it(`${CYCLES.toLocaleString('en')} refresh cycles at full speed with faults: RSS, heap, fds and handles stay flat`, async ({ onTestFinished }) => {
-    const guard = leakGuard();
+    const planted = canaries();
     const s = scenario(onTestFinished);
     const fake = await s.fake();
-    guard.seed(fake);
+    planted.seed(fake);
 
     // A log sink that keeps nothing: counts finished passes and checks every line for canaries on the fly.
     let cycles = 0;
@@ -110,7 +111,7 @@ describe('soak', () => {
         nextAction = n + 1;
         // A mix of everything the run loop meets, on a fixed schedule.
         if (n % 10 === 0) {
-          const value = guard.canary('soak', 'plain');
+          const value = planted.canary('soak', 'plain');
           protectedForms.push(...forms(value));
           fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', value);
           rotated++;
@@ -132,7 +133,7 @@ describe('soak', () => {
     const report = (await health(app)).body;
     const metrics = (await app.server.inject('/metrics')).body;
     if (protectedForms.some((form) => metrics.includes(form))) leakedLines++;
-    await until(async () => (await health(app)).body.revision >= 1, 'still serving');
+    await waitFor(async () => (await health(app)).body.revision >= 1, 'still serving');
 
     const first = samples[0]!;
     const last = samples[samples.length - 1]!;

@@ -44,7 +44,7 @@ describe('first sync', () => {
 
     const outcome = await app.once();
     expect(outcome).toMatchObject({ ok: true, revision: 1, changed: true, keyCount: 5 });
-    expect(readdirSync(dir).sort()).toEqual(['..data', readlinkSync(path.join(dir, '..data')), 'keys', 'secrets.dotenv', 'secrets.env', 'secrets.json', 'with-secrets.sh'].sort());
+    expect(readdirSync(dir).sort()).toEqual(['..data', '..digest-key', readlinkSync(path.join(dir, '..data')), 'keys', 'secrets.dotenv', 'secrets.env', 'secrets.json', 'with-secrets.sh'].sort());
 
     const json = JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as Record<string, string>;
     expect(Object.keys(json)).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
@@ -205,22 +205,22 @@ describe('run mode', () => {
     const { app } = await appFor(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '3s', SIDECAR_REFRESH_JITTER: '0' }));
     await app.start();
     try {
-      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200);
+      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'the first sync');
       fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-in-run');
-      await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'rotated-in-run', 3_000);
+      await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'rotated-in-run', 'the rotated value in keys/SECRET_KEY', 3_000);
       // The files are swapped in before /healthz records the pass.
-      await waitFor(async () => (await app.server.inject('/healthz')).json().revision === 2, 1_000);
+      await waitFor(async () => (await app.server.inject('/healthz')).json().revision === 2, '/healthz at revision 2', 1_000);
       const report = (await app.server.inject('/healthz')).json();
       expect(report).toMatchObject({ status: 'ok', revision: 2, changedKeys: ['SECRET_KEY'] });
 
       // Infisical goes away: files stay, health goes stale after the bound, and recovers after.
       const before = readOutputs(dir);
       fake.faults.add({ kind: 'status', status: 503 });
-      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 503, 6_000);
+      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 503, 'stale past SIDECAR_MAX_STALENESS', 6_000);
       expect((await app.server.inject('/healthz')).json()).toMatchObject({ status: 'stale', lastError: { code: 'SIDECAR_FETCH_UNAVAILABLE' } });
       expect(readOutputs(dir)).toEqual(before);
       fake.faults.clear();
-      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 3_000);
+      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'healthy again', 3_000);
     } finally {
       await app.stop();
     }

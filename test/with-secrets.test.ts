@@ -28,10 +28,28 @@ async function writeSet(dir: string, values: Record<string, string>, writer = ne
 
 function startWrapper(shell: string, dir: string, command: string[], env: Record<string, string> = {}) {
   const child = spawn(shell, [path.join(dir, 'with-secrets.sh'), ...command], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
   let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
-  return { child, exited, stderr: () => stderr };
+  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** An app that prints `ready` once its TERM trap is set, then runs until stopped. */
+const appTrappingTerm = (onTerm: string) => ['sh', '-c', `trap '${onTerm}' TERM; echo ready; while :; do sleep 0.1; done`];
+
+/**
+ * Waits until both ends handle signals: the app said `ready` (its trap is set), and the wrapper has
+ * two children, the app and its first poll `sleep` (the poll loop begins after the wrapper's trap).
+ */
+async function watching(wrapper: ReturnType<typeof startWrapper>): Promise<void> {
+  const pid = wrapper.child.pid!;
+  await waitFor(() => {
+    if (wrapper.child.exitCode !== null) throw new Error(`the wrapper exited with ${wrapper.child.exitCode}: ${wrapper.stderr()}`);
+    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    return wrapper.stdout().includes('ready\n') && children.length >= 2;
+  }, 'the app and the wrapper handling signals');
 }
 
 describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
@@ -47,12 +65,13 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
     const dir = makeTempDir();
     const writer = await writeSet(dir, { A: '1' });
     const marker = path.join(makeTempDir(), 'terminated');
-    const wrapper = startWrapper(shell, dir, ['sh', '-c', `trap 'echo term > ${marker}; exit 0' TERM; while :; do sleep 0.1; done`], {
+    const wrapper = startWrapper(shell, dir, appTrappingTerm(`echo term > ${marker}; exit 0`), {
       WITH_SECRETS_RESTART: 'true',
       WITH_SECRETS_POLL: '0.1',
     });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await watching(wrapper);
     await writer.repair({ mode: 0o440 }); // nothing damaged: no new version
+    // Three polls (0.1 s apart) see the same revision: the wrapper must still be running.
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(wrapper.child.exitCode).toBeNull();
 
@@ -66,8 +85,8 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
   it('forwards SIGTERM to the app and exits with its status', async () => {
     const dir = makeTempDir();
     await writeSet(dir, { A: '1' });
-    const wrapper = startWrapper(shell, dir, ['sh', '-c', `trap 'exit 42' TERM; while :; do sleep 0.1; done`], { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '0.2' });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    const wrapper = startWrapper(shell, dir, appTrappingTerm('exit 42'), { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '0.2' });
+    await watching(wrapper);
     wrapper.child.kill('SIGTERM');
     expect(await wrapper.exited).toBe(42);
   });
@@ -75,8 +94,8 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
   it('passes SIGINT on as SIGTERM (a background job ignores INT) and stops without waiting for the next poll', async () => {
     const dir = makeTempDir();
     await writeSet(dir, { A: '1' });
-    const wrapper = startWrapper(shell, dir, ['sh', '-c', `trap 'exit 42' TERM; while :; do sleep 0.1; done`], { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '5' });
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    const wrapper = startWrapper(shell, dir, appTrappingTerm('exit 42'), { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '5' });
+    await watching(wrapper);
     const sent = Date.now();
     wrapper.child.kill('SIGINT');
     expect(await wrapper.exited).toBe(42);
@@ -91,7 +110,6 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
   });
 });
 
-it('finds at least one POSIX shell to test with', async () => {
+it('finds at least one POSIX shell to test with', () => {
   expect(SHELLS.length).toBeGreaterThan(0);
-  await waitFor(() => true);
 });

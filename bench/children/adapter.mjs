@@ -12,9 +12,13 @@ const rss0 = process.memoryUsage().rss;
 const t0 = performance.now();
 let fetchAll;
 if (impl === 'sidecar') {
-  const { createInfisicalClient } = await import(`${env.BENCH_DIST}/infisical/client.js`);
+  const [{ createInfisicalClient }, { installSdkFetchFence }] = await Promise.all([
+    import(`${env.BENCH_DIST}/infisical/client.js`),
+    import(`${env.BENCH_DIST}/infisical/call-context.js`),
+  ]);
   var t1 = performance.now();
   var rss1 = process.memoryUsage().rss;
+  installSdkFetchFence(env.INFISICAL_SITE_URL);
   const client = createInfisicalClient({
     siteUrl: env.INFISICAL_SITE_URL,
     projectId: env.INFISICAL_PROJECT_ID,

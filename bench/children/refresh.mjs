@@ -1,8 +1,8 @@
 /**
  * One refresh at a time, on request, in its own process, so its CPU time is its own (the fake
  * Infisical server runs in the bench process). `--impl sidecar` builds the sidecar's syncer from
- * dist/ exactly as app.ts does for `run` (createInfisicalClient + AtomicDirWriter + createSyncer with
- * the parsed SIDECAR_DERIVE_* templates); `--impl floor` uses bench/floor.mjs. Both read the same
+ * dist/ exactly as app.ts does for `run` (the SDK fetch fence, createInfisicalClient, AtomicDirWriter
+ * and createSyncer); `--impl floor` uses bench/floor.mjs. Both read the same
  * environment.
  *
  * IPC: sends `ready`; on `{op:'sync'}` runs one pass and answers `synced` with CPU time (user+system,
@@ -13,18 +13,18 @@ const impl = process.argv[process.argv.indexOf('--impl') + 1];
 const dist = process.env.BENCH_DIST;
 
 async function sidecarPass() {
-  const [{ loadConfig }, { createInfisicalClient }, { AtomicDirWriter }, { createSyncer }, { parseTemplate }] = await Promise.all([
+  const [{ loadConfig }, { installSdkFetchFence }, { createInfisicalClient }, { AtomicDirWriter }, { createSyncer }] = await Promise.all([
     import(`${dist}/config/load.js`),
+    import(`${dist}/infisical/call-context.js`),
     import(`${dist}/infisical/client.js`),
     import(`${dist}/output/atomic-dir.js`),
     import(`${dist}/sync/sync-once.js`),
-    import(`${dist}/render/index.js`),
   ]);
   const config = loadConfig(process.env);
+  installSdkFetchFence(config.siteUrl);
   const client = createInfisicalClient({ ...config, credentials: () => ({ clientId: config.clientId, clientSecret: config.clientSecret }) });
   const writer = new AtomicDirWriter(config.outputDir);
-  const derived = new Map([...config.derived].map(([key, source]) => [key, parseTemplate(source)]));
-  const syncer = createSyncer({ config, client, writer, derived });
+  const syncer = createSyncer({ settings: config, client, writer });
   return async () => {
     const outcome = await syncer.syncOnce();
     if (!outcome.ok) throw new Error(`${outcome.error?.code}: ${outcome.error?.message}`);

@@ -1,7 +1,8 @@
 /**
  * Durations are written with units, as the Infisical Agent and Go accept them: `500ms`, `30s`, `5m`,
  * `1h`, `1h30m`, `2d`. A bare number is refused: "300" could be seconds or milliseconds, and guessing
- * wrong turns a 5-minute refresh into a tight loop.
+ * wrong turns a 5-minute refresh into a tight loop. (Showing a duration to a person is
+ * `formatDuration` in src/text.ts.)
  */
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -17,19 +18,4 @@ export function parseDuration(text: string): number | undefined {
     total += Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
   }
   return Math.round(total);
-}
-
-/** Formats milliseconds back into the shortest readable form, for logs and docs (`300000` → `5m`). */
-export function formatDuration(ms: number): string {
-  if (ms === 0) return '0s';
-  const parts: string[] = [];
-  let rest = ms;
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1_000]] as const) {
-    if (rest >= size) {
-      parts.push(`${Math.floor(rest / size)}${unit}`);
-      rest %= size;
-    }
-  }
-  if (rest > 0) parts.push(`${rest}ms`);
-  return parts.join('');
 }

@@ -1,134 +1,140 @@
 /**
  * `loadConfig` is the only code that reads the process environment. It validates every variable
  * against the table in `schema.ts`, reports **every** problem at once (one line per variable, naming
- * it and the fix), and returns a frozen `Config`.
+ * it and the fix), and returns a frozen `Config`. Each setting is parsed by its own schema into the
+ * type the table declares, so `Config` is built without a single cast.
  */
-import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors.js';
+import { readUtf8, readVariableFile, type ReadTextFile } from './credentials.js';
+import { DEFAULT_OUTPUT_PATHS } from './outputs.js';
 import {
   ConfigFileSchema,
-  DEFAULT_OUTPUT_PATHS,
+  DERIVE_PREFIX,
   VARIABLES,
   type Config,
   type ConfigFile,
-  type OutputTarget,
-  type VariableName,
+  type SettingName,
+  type SettingValue,
+  type SettingValues,
   type VariableSpec,
 } from './schema.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
-export type ReadTextFile = (path: string) => string;
 
-const DERIVE_PREFIX = 'SIDECAR_DERIVE_';
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
-/** Raw text of one variable, after resolving its `_FILE` form. */
-interface RawValue {
-  readonly text: string | undefined;
-  readonly file: string | undefined;
-}
+/** The table's rows, each typed by its own setting, so parsing one yields the type its schema declares. */
+const SETTINGS: { readonly [K in SettingName]: VariableSpec<SettingValue<K>> } = VARIABLES;
 
-export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = (p) => readFileSync(p, 'utf8')): Config {
+const isSettingName = (name: string): name is SettingName => name in SETTINGS && name !== DERIVE_PREFIX;
+const SETTING_NAMES: readonly SettingName[] = Object.keys(VARIABLES).filter(isSettingName);
+
+/** Settings parsed so far; a setting whose text was refused is absent. */
+type ParsedSettings = { -readonly [K in SettingName]?: SettingValue<K> };
+
+/** The raw text of one setting (undefined = unset), or `failed` when its `_FILE` form could not be used (the problem is already reported). */
+type RawText = { readonly failed: false; readonly text: string | undefined; readonly file?: string } | { readonly failed: true };
+
+export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = readUtf8): Config {
   const problems: string[] = [];
-  const raw = new Map<VariableName, RawValue>();
-
-  for (const name of Object.keys(VARIABLES) as VariableName[]) {
-    if (name === 'SIDECAR_DERIVE_') continue;
-    raw.set(name, readRaw(name, VARIABLES[name], env, readTextFile, problems));
+  const raw = new Map<SettingName, RawText>();
+  for (const name of SETTING_NAMES) {
+    raw.set(name, name === 'INFISICAL_SITE_URL' ? { failed: false, text: siteUrlText(env) } : readRaw(name, env, readTextFile, problems));
   }
-  raw.set('INFISICAL_SITE_URL', { text: siteUrlText(env), file: undefined });
 
-  const values = new Map<VariableName, unknown>();
-  for (const [name, { text }] of raw) {
-    const spec: VariableSpec = VARIABLES[name];
-    const input = text ?? spec.default;
-    if (input === undefined && spec.required) {
-      problems.push(`${name}: not set — ${requiredHint(name, spec)}`);
-      continue;
-    }
-    const parsed = spec.schema.safeParse(input);
-    if (!parsed.success) {
-      const reasons = parsed.error.issues.map((issue) => issue.message).join('; ');
-      problems.push(`${name}: ${reasons}${spec.example ? ` — e.g. ${spec.example}` : ''}`);
-      continue;
-    }
-    values.set(name, parsed.data);
-  }
+  const values: ParsedSettings = {};
+  for (const [name, text] of raw) if (!text.failed) parseSetting(name, text.text, values, problems);
 
   problems.push(...unknownSidecarVariables(env));
   const derivedFromEnv = derivedVariables(env, problems);
-  const configFilePath = values.get('SIDECAR_CONFIG_FILE') as string | undefined;
-  const configFile = configFilePath === undefined ? undefined : readConfigFile(configFilePath, readTextFile, problems);
+  const configFile = values.SIDECAR_CONFIG_FILE === undefined ? undefined : readConfigFile(values.SIDECAR_CONFIG_FILE, readTextFile, problems);
 
-  const siteUrl = normalizeSiteUrl(values.get('INFISICAL_SITE_URL') as string | undefined, values.get('SIDECAR_ALLOW_INSECURE_HTTP') as boolean | undefined, problems);
-  const refreshIntervalMs = values.get('SIDECAR_REFRESH_INTERVAL') as number;
-  const maxStalenessMs = values.get('SIDECAR_MAX_STALENESS') as number;
-  if (refreshIntervalMs !== undefined && maxStalenessMs !== undefined && maxStalenessMs <= refreshIntervalMs) {
+  const siteUrl = normalizeSiteUrl(values.INFISICAL_SITE_URL, values.SIDECAR_ALLOW_INSECURE_HTTP, problems);
+  if (values.SIDECAR_REFRESH_INTERVAL !== undefined && values.SIDECAR_MAX_STALENESS !== undefined && values.SIDECAR_MAX_STALENESS <= values.SIDECAR_REFRESH_INTERVAL) {
     problems.push(
       `SIDECAR_MAX_STALENESS: must be longer than SIDECAR_REFRESH_INTERVAL (${env.SIDECAR_MAX_STALENESS ?? VARIABLES.SIDECAR_MAX_STALENESS.default} ≤ ${env.SIDECAR_REFRESH_INTERVAL ?? VARIABLES.SIDECAR_REFRESH_INTERVAL.default}) — allow at least two intervals, e.g. 3× the interval`,
     );
   }
-  const secretPaths = values.get('INFISICAL_SECRET_PATHS') as string[] | undefined;
-  if (secretPaths !== undefined) checkSecretPaths(secretPaths, problems);
-
-  checkReloadSettings(values.get('SIDECAR_RELOAD_COMMAND') as string | undefined, values.get('SIDECAR_RELOAD_URL') as string | undefined, problems);
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (values.INFISICAL_SECRET_PATHS !== undefined) checkSecretPaths(values.INFISICAL_SECRET_PATHS, problems);
+  checkReloadSettings(values.SIDECAR_RELOAD_COMMAND, values.SIDECAR_RELOAD_URL, problems);
+  // Every setting that is absent from `values` has a problem reported, so a complete set means no problems from parsing.
+  if (siteUrl === undefined || problems.length > 0 || !isComplete(values)) throw new ConfigError(problems);
 
   const derived = new Map<string, string>(Object.entries(configFile?.derived ?? {}));
   for (const [key, template] of derivedFromEnv) derived.set(key, template);
-
-  const formats = values.get('SIDECAR_OUTPUTS') as OutputTarget['format'][];
-  const outputs: OutputTarget[] = configFile?.outputs ?? formats.map((format) => ({ format, path: DEFAULT_OUTPUT_PATHS[format] }));
+  const outputs = configFile?.outputs ?? values.SIDECAR_OUTPUTS.map((format) => ({ format, path: DEFAULT_OUTPUT_PATHS[format] }));
+  const fileOf = (name: SettingName) => {
+    const text = raw.get(name);
+    return text?.failed === false ? text.file : undefined;
+  };
 
   const config: Config = {
-    siteUrl: siteUrl!,
-    clientId: values.get('INFISICAL_UNIVERSAL_AUTH_CLIENT_ID') as string,
-    clientSecret: values.get('INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET') as string,
-    clientIdFile: raw.get('INFISICAL_UNIVERSAL_AUTH_CLIENT_ID')?.file,
-    clientSecretFile: raw.get('INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET')?.file,
-    organizationSlug: values.get('INFISICAL_AUTH_ORGANIZATION_SLUG') as string | undefined,
-    projectId: values.get('INFISICAL_PROJECT_ID') as string,
-    environment: values.get('INFISICAL_ENVIRONMENT') as string,
-    secretPaths: secretPaths!.map(normalizeFolder),
-    includeImports: values.get('INFISICAL_INCLUDE_IMPORTS') as boolean,
-    expandSecretReferences: values.get('INFISICAL_EXPAND_SECRET_REFERENCES') as boolean,
-    outputDir: values.get('SIDECAR_OUTPUT_DIR') as string,
-    outputs: outputs.map((output) => Object.freeze({ ...output })),
-    fileMode: values.get('SIDECAR_FILE_MODE') as number,
-    fileUid: values.get('SIDECAR_FILE_UID') as number | undefined,
-    fileGid: values.get('SIDECAR_FILE_GID') as number | undefined,
-    configFile: configFilePath,
+    siteUrl,
+    clientId: values.INFISICAL_UNIVERSAL_AUTH_CLIENT_ID,
+    clientSecret: values.INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET,
+    clientIdFile: fileOf('INFISICAL_UNIVERSAL_AUTH_CLIENT_ID'),
+    clientSecretFile: fileOf('INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET'),
+    organizationSlug: values.INFISICAL_AUTH_ORGANIZATION_SLUG,
+    projectId: values.INFISICAL_PROJECT_ID,
+    environment: values.INFISICAL_ENVIRONMENT,
+    secretPaths: Object.freeze(values.INFISICAL_SECRET_PATHS.map(normalizeFolder)),
+    includeImports: values.INFISICAL_INCLUDE_IMPORTS,
+    expandSecretReferences: values.INFISICAL_EXPAND_SECRET_REFERENCES,
+    outputDir: values.SIDECAR_OUTPUT_DIR,
+    outputs: Object.freeze(outputs.map((output) => Object.freeze({ ...output }))),
+    fileMode: values.SIDECAR_FILE_MODE,
+    fileUid: values.SIDECAR_FILE_UID,
+    fileGid: values.SIDECAR_FILE_GID,
+    configFile: values.SIDECAR_CONFIG_FILE,
     derived,
-    requiredKeys: values.get('SIDECAR_REQUIRED_KEYS') as string[],
-    refreshIntervalMs,
-    refreshJitter: values.get('SIDECAR_REFRESH_JITTER') as number,
-    maxStalenessMs,
-    backoffMaxMs: values.get('SIDECAR_BACKOFF_MAX') as number,
-    requestTimeoutMs: values.get('SIDECAR_REQUEST_TIMEOUT') as number,
-    onceDeadlineMs: values.get('SIDECAR_ONCE_DEADLINE') as number,
-    allowInsecureHttp: values.get('SIDECAR_ALLOW_INSECURE_HTTP') as boolean,
-    logLevel: values.get('SIDECAR_LOG_LEVEL') as string,
-    logFormat: values.get('SIDECAR_LOG_FORMAT') as Config['logFormat'],
-    healthHost: values.get('SIDECAR_HEALTH_HOST') as string,
-    healthPort: values.get('SIDECAR_HEALTH_PORT') as number,
-    watch: values.get('SIDECAR_WATCH') as boolean,
-    webhookSecret: values.get('SIDECAR_WEBHOOK_SECRET') as string | undefined,
-    webhookToleranceMs: values.get('SIDECAR_WEBHOOK_TOLERANCE') as number,
-    reloadCommand: values.get('SIDECAR_RELOAD_COMMAND') as string | undefined,
-    reloadUrl: values.get('SIDECAR_RELOAD_URL') as string | undefined,
-    restartServices: values.get('SIDECAR_RESTART_SERVICES') as string[],
-    dockerHost: values.get('SIDECAR_DOCKER_HOST') as string,
-    reloadDebounceMs: values.get('SIDECAR_RELOAD_DEBOUNCE') as number,
-    reloadCooldownMs: values.get('SIDECAR_RELOAD_COOLDOWN') as number,
-    reloadTimeoutMs: values.get('SIDECAR_RELOAD_TIMEOUT') as number,
-    reloadOnFirstWrite: values.get('SIDECAR_RELOAD_ON_FIRST_WRITE') as boolean,
+    requiredKeys: Object.freeze(values.SIDECAR_REQUIRED_KEYS),
+    refreshIntervalMs: values.SIDECAR_REFRESH_INTERVAL,
+    refreshJitter: values.SIDECAR_REFRESH_JITTER,
+    maxStalenessMs: values.SIDECAR_MAX_STALENESS,
+    backoffMaxMs: values.SIDECAR_BACKOFF_MAX,
+    requestTimeoutMs: values.SIDECAR_REQUEST_TIMEOUT,
+    onceDeadlineMs: values.SIDECAR_ONCE_DEADLINE,
+    allowInsecureHttp: values.SIDECAR_ALLOW_INSECURE_HTTP,
+    logLevel: values.SIDECAR_LOG_LEVEL,
+    logFormat: values.SIDECAR_LOG_FORMAT,
+    healthHost: values.SIDECAR_HEALTH_HOST,
+    healthPort: values.SIDECAR_HEALTH_PORT,
+    watch: values.SIDECAR_WATCH,
+    webhookSecret: values.SIDECAR_WEBHOOK_SECRET,
+    webhookToleranceMs: values.SIDECAR_WEBHOOK_TOLERANCE,
+    reloadCommand: values.SIDECAR_RELOAD_COMMAND,
+    reloadUrl: values.SIDECAR_RELOAD_URL,
+    restartServices: Object.freeze(values.SIDECAR_RESTART_SERVICES),
+    dockerHost: values.SIDECAR_DOCKER_HOST,
+    reloadDebounceMs: values.SIDECAR_RELOAD_DEBOUNCE,
+    reloadCooldownMs: values.SIDECAR_RELOAD_COOLDOWN,
+    reloadTimeoutMs: values.SIDECAR_RELOAD_TIMEOUT,
+    reloadOnFirstWrite: values.SIDECAR_RELOAD_ON_FIRST_WRITE,
   };
-  Object.freeze(config.secretPaths);
-  Object.freeze(config.outputs);
-  Object.freeze(config.requiredKeys);
-  Object.freeze(config.restartServices);
   return Object.freeze(config);
+}
+
+/** Parses one setting's text (or its default) with the table's schema; a refusal becomes a problem naming the variable. */
+function parseSetting<K extends SettingName>(name: K, text: string | undefined, values: ParsedSettings, problems: string[]): void {
+  const spec = SETTINGS[name];
+  const input = text ?? spec.default;
+  if (input === undefined && spec.required) {
+    problems.push(`${name}: not set — ${requiredHint(name, spec)}`);
+    return;
+  }
+  const parsed = spec.schema.safeParse(input);
+  if (!parsed.success) {
+    const reasons = parsed.error.issues.map((issue) => issue.message).join('; ');
+    problems.push(`${name}: ${reasons}${spec.example ? ` — e.g. ${spec.example}` : ''}`);
+    return;
+  }
+  values[name] = parsed.data;
+}
+
+/** Whether every setting was parsed (an optional one may hold undefined, but is present). */
+function isComplete(values: ParsedSettings): values is SettingValues {
+  return SETTING_NAMES.every((name) => name in values);
 }
 
 /** A summary safe to log: secrets shown as `<set>`, never their value. */
@@ -157,22 +163,20 @@ export function describeConfig(config: Config): Record<string, unknown> {
   };
 }
 
-function readRaw(name: string, spec: VariableSpec, env: Env, readTextFile: ReadTextFile, problems: string[]): RawValue {
+function readRaw(name: SettingName, env: Env, readTextFile: ReadTextFile, problems: string[]): RawText {
   const direct = env[name];
-  const filePath = spec.fileForm ? env[`${name}_FILE`] : undefined;
-  if (filePath === undefined || filePath === '') return { text: direct, file: undefined };
+  const filePath = SETTINGS[name].fileForm ? env[`${name}_FILE`] : undefined;
+  if (filePath === undefined || filePath === '') return { failed: false, text: direct };
   if (direct !== undefined && direct !== '') {
     problems.push(`${name}: both ${name} and ${name}_FILE are set — keep only one (the _FILE form for Compose secrets)`);
-    return { text: undefined, file: undefined };
+    return { failed: true };
   }
-  try {
-    // A trailing newline from `echo` or an editor is not part of a credential.
-    return { text: readTextFile(filePath).replace(/\r?\n$/, ''), file: filePath };
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    problems.push(`${name}_FILE: cannot read ${filePath} (${reason}) — mount the file and make it readable by the sidecar user (uid ${process.getuid?.() ?? '?'})`);
-    return { text: undefined, file: filePath };
+  const read = readVariableFile(name, filePath, readTextFile);
+  if (!read.ok) {
+    problems.push(read.problem);
+    return { failed: true };
   }
+  return { failed: false, text: read.text, file: filePath };
 }
 
 /** INFISICAL_SITE_URL wins; otherwise the CLI's INFISICAL_DOMAIN / INFISICAL_API_URL with its `/api` suffix removed. */
@@ -214,11 +218,11 @@ function requiredHint(name: string, spec: VariableSpec): string {
 function unknownSidecarVariables(env: Env): string[] {
   const known = new Set<string>(Object.keys(VARIABLES));
   // The `_FILE` form of a variable that has one (SIDECAR_WEBHOOK_SECRET_FILE) is a known setting too.
-  for (const [name, spec] of Object.entries(VARIABLES) as [string, VariableSpec][]) if (spec.fileForm) known.add(`${name}_FILE`);
+  for (const [name, spec] of Object.entries<VariableSpec>(VARIABLES)) if (spec.fileForm) known.add(`${name}_FILE`);
   return Object.keys(env)
     .filter((name) => name.startsWith('SIDECAR_') && !name.startsWith(DERIVE_PREFIX) && !known.has(name))
     .map((name) => {
-      const close = [...known].find((candidate) => candidate !== 'SIDECAR_DERIVE_' && editDistance(candidate, name) <= 2);
+      const close = [...known].find((candidate) => candidate !== DERIVE_PREFIX && editDistance(candidate, name) <= 2);
       return `${name}: unknown setting${close ? ` — did you mean ${close}?` : ' — see docs/configuration.md for the list'}`;
     });
 }

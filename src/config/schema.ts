@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { DEFAULT_OUTPUT_PATHS, OUTPUT_FORMATS, type OutputSpec } from './outputs.js';
 
 export type VariableGroup = 'infisical' | 'sidecar' | 'output' | 'reload' | 'health';
 
@@ -67,8 +68,6 @@ const octalMode = z
   .refine((mode) => (mode & 0o007) === 0, 'must not grant access to "other" users (last digit 0): secrets are never world-readable');
 
 const id = z.coerce.number().int('must be a whole number').min(0).max(4_294_967_294);
-
-const OUTPUT_FORMATS = ['env', 'dotenv', 'json', 'files'] as const;
 
 /** The variable table. Order here is the order in docs/configuration.md. */
 export const VARIABLES = {
@@ -141,8 +140,8 @@ export const VARIABLES = {
   SIDECAR_OUTPUTS: {
     group: 'output',
     schema: commaList.pipe(z.array(z.enum(OUTPUT_FORMATS, { message: `each must be one of ${OUTPUT_FORMATS.join(', ')}` })).min(1, 'name at least one output')),
-    default: 'env,dotenv,json,files',
-    doc: 'Which outputs to write: `env` → secrets.env (POSIX sh), `dotenv` → secrets.dotenv, `json` → secrets.json, `files` → keys/<KEY>. A config file can rename them.',
+    default: OUTPUT_FORMATS.join(','),
+    doc: `Which outputs to write: \`env\` → ${DEFAULT_OUTPUT_PATHS.env} (POSIX sh), \`dotenv\` → ${DEFAULT_OUTPUT_PATHS.dotenv}, \`json\` → ${DEFAULT_OUTPUT_PATHS.json}, \`files\` → ${DEFAULT_OUTPUT_PATHS.files}/<KEY>. A config file can rename them.`,
   },
   SIDECAR_FILE_MODE: {
     group: 'output',
@@ -314,6 +313,21 @@ export const VARIABLES = {
 
 export type VariableName = keyof typeof VARIABLES;
 
+/** `SIDECAR_DERIVE_` is a prefix (`SIDECAR_DERIVE_<NAME>`), documented in the table but not a setting of its own. */
+export const DERIVE_PREFIX = 'SIDECAR_DERIVE_' satisfies VariableName;
+
+/** The variables that hold one setting each: every row of the table but the derive prefix. */
+export type SettingName = Exclude<VariableName, typeof DERIVE_PREFIX>;
+
+/** Each setting's parsed value, by name: the output type of its schema in the table. */
+export type SettingValues = { readonly [K in SettingName]: z.output<(typeof VARIABLES)[K]['schema']> };
+
+/**
+ * The parsed value of one setting. An indexed access on `SettingValues` (not a conditional type of
+ * its own), so generic code over a setting name `K` keeps the value's type tied to `K`.
+ */
+export type SettingValue<K extends SettingName> = SettingValues[K];
+
 /** The optional JSON config file: outputs with custom names, derived values. Unknown keys are errors. */
 export const ConfigFileSchema = z
   .object({
@@ -336,61 +350,58 @@ export const ConfigFileSchema = z
 
 export type ConfigFile = z.output<typeof ConfigFileSchema>;
 
-export interface OutputTarget {
-  readonly format: (typeof OUTPUT_FORMATS)[number];
-  readonly path: string;
-}
+/**
+ * The value of a setting as `Config` holds it: its parsed type, read-only. Config's fields take their
+ * types from here, so a field that does not match its variable's schema does not compile.
+ */
+type Setting<K extends SettingName> = Readonly<SettingValue<K>>;
 
-/** The validated, frozen configuration every stage receives. */
+/** The validated, frozen configuration every stage receives. Each field names the variable it comes from. */
 export interface Config {
-  readonly siteUrl: string;
-  readonly clientId: string;
-  readonly clientSecret: string;
+  /** INFISICAL_SITE_URL (or the CLI's INFISICAL_DOMAIN / INFISICAL_API_URL), without `/api` or a trailing slash. */
+  readonly siteUrl: Setting<'INFISICAL_SITE_URL'>;
+  readonly clientId: Setting<'INFISICAL_UNIVERSAL_AUTH_CLIENT_ID'>;
+  readonly clientSecret: Setting<'INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET'>;
   /** Where the credentials came from, so a rotated file can be re-read (undefined = environment). */
   readonly clientIdFile: string | undefined;
   readonly clientSecretFile: string | undefined;
-  readonly organizationSlug: string | undefined;
-  readonly projectId: string;
-  readonly environment: string;
-  readonly secretPaths: readonly string[];
-  readonly includeImports: boolean;
-  readonly expandSecretReferences: boolean;
-  readonly outputDir: string;
-  readonly outputs: readonly OutputTarget[];
-  readonly fileMode: number;
-  readonly fileUid: number | undefined;
-  readonly fileGid: number | undefined;
-  readonly configFile: string | undefined;
-  /** Derived key → template source, parsed by the render stage. */
+  readonly organizationSlug: Setting<'INFISICAL_AUTH_ORGANIZATION_SLUG'>;
+  readonly projectId: Setting<'INFISICAL_PROJECT_ID'>;
+  readonly environment: Setting<'INFISICAL_ENVIRONMENT'>;
+  /** INFISICAL_SECRET_PATHS, each without a trailing slash. */
+  readonly secretPaths: Setting<'INFISICAL_SECRET_PATHS'>;
+  readonly includeImports: Setting<'INFISICAL_INCLUDE_IMPORTS'>;
+  readonly expandSecretReferences: Setting<'INFISICAL_EXPAND_SECRET_REFERENCES'>;
+  readonly outputDir: Setting<'SIDECAR_OUTPUT_DIR'>;
+  /** SIDECAR_OUTPUTS under their default names, or the config file's `outputs`. */
+  readonly outputs: readonly OutputSpec[];
+  readonly fileMode: Setting<'SIDECAR_FILE_MODE'>;
+  readonly fileUid: Setting<'SIDECAR_FILE_UID'>;
+  readonly fileGid: Setting<'SIDECAR_FILE_GID'>;
+  readonly configFile: Setting<'SIDECAR_CONFIG_FILE'>;
+  /** Derived key → template source (config file, then SIDECAR_DERIVE_<NAME>), parsed by the render stage. */
   readonly derived: ReadonlyMap<string, string>;
-  readonly requiredKeys: readonly string[];
-  readonly refreshIntervalMs: number;
-  readonly refreshJitter: number;
-  readonly maxStalenessMs: number;
-  readonly backoffMaxMs: number;
-  readonly requestTimeoutMs: number;
-  readonly onceDeadlineMs: number;
-  readonly allowInsecureHttp: boolean;
-  readonly logLevel: string;
-  readonly logFormat: 'auto' | 'json' | 'pretty';
-  readonly healthHost: string;
-  readonly healthPort: number;
-  readonly watch: boolean;
-  readonly webhookSecret: string | undefined;
-  readonly webhookToleranceMs: number;
-  readonly reloadCommand: string | undefined;
-  readonly reloadUrl: string | undefined;
-  readonly restartServices: readonly string[];
-  readonly dockerHost: string;
-  readonly reloadDebounceMs: number;
-  readonly reloadCooldownMs: number;
-  readonly reloadTimeoutMs: number;
-  readonly reloadOnFirstWrite: boolean;
+  readonly requiredKeys: Setting<'SIDECAR_REQUIRED_KEYS'>;
+  readonly refreshIntervalMs: Setting<'SIDECAR_REFRESH_INTERVAL'>;
+  readonly refreshJitter: Setting<'SIDECAR_REFRESH_JITTER'>;
+  readonly maxStalenessMs: Setting<'SIDECAR_MAX_STALENESS'>;
+  readonly backoffMaxMs: Setting<'SIDECAR_BACKOFF_MAX'>;
+  readonly requestTimeoutMs: Setting<'SIDECAR_REQUEST_TIMEOUT'>;
+  readonly onceDeadlineMs: Setting<'SIDECAR_ONCE_DEADLINE'>;
+  readonly allowInsecureHttp: Setting<'SIDECAR_ALLOW_INSECURE_HTTP'>;
+  readonly logLevel: Setting<'SIDECAR_LOG_LEVEL'>;
+  readonly logFormat: Setting<'SIDECAR_LOG_FORMAT'>;
+  readonly healthHost: Setting<'SIDECAR_HEALTH_HOST'>;
+  readonly healthPort: Setting<'SIDECAR_HEALTH_PORT'>;
+  readonly watch: Setting<'SIDECAR_WATCH'>;
+  readonly webhookSecret: Setting<'SIDECAR_WEBHOOK_SECRET'>;
+  readonly webhookToleranceMs: Setting<'SIDECAR_WEBHOOK_TOLERANCE'>;
+  readonly reloadCommand: Setting<'SIDECAR_RELOAD_COMMAND'>;
+  readonly reloadUrl: Setting<'SIDECAR_RELOAD_URL'>;
+  readonly restartServices: Setting<'SIDECAR_RESTART_SERVICES'>;
+  readonly dockerHost: Setting<'SIDECAR_DOCKER_HOST'>;
+  readonly reloadDebounceMs: Setting<'SIDECAR_RELOAD_DEBOUNCE'>;
+  readonly reloadCooldownMs: Setting<'SIDECAR_RELOAD_COOLDOWN'>;
+  readonly reloadTimeoutMs: Setting<'SIDECAR_RELOAD_TIMEOUT'>;
+  readonly reloadOnFirstWrite: Setting<'SIDECAR_RELOAD_ON_FIRST_WRITE'>;
 }
-
-export const DEFAULT_OUTPUT_PATHS: Readonly<Record<OutputTarget['format'], string>> = {
-  env: 'secrets.env',
-  dotenv: 'secrets.dotenv',
-  json: 'secrets.json',
-  files: 'keys',
-};

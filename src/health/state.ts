@@ -69,11 +69,6 @@ export class HealthState {
     for (const path of options.secretPaths) this.folders.set(path, { lastSuccessAt: undefined, secretCount: undefined, lastError: undefined });
   }
 
-  /** Starts from what an earlier run left on the volume (the revision carries on). */
-  setRevision(revision: number): void {
-    this.revision = revision;
-  }
-
   record(outcome: SyncOutcome, nextAttemptAt?: number): void {
     this.lastAttemptAt = outcome.finishedAt;
     this.nextRefreshAt = nextAttemptAt;
@@ -93,7 +88,9 @@ export class HealthState {
     }
     if (outcome.ok) {
       this.lastSuccessAt = outcome.finishedAt;
-      this.lastError = undefined;
+      // A set that is live but not fully published (a top-level link failed) is degraded until a
+      // later pass repairs it.
+      this.lastError = outcome.publishError ? { error: outcome.publishError, at: outcome.finishedAt } : undefined;
       this.missingKeys = [];
       this.consecutiveFailures = 0;
       this.keyCount = outcome.keyCount;

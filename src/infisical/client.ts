@@ -4,21 +4,20 @@
  * Everything else sees `InfisicalClient.fetchFolders()`: log in when needed, fetch every folder
  * concurrently, re-login once on 401 *or* 403 (servers differ: docs/infisical-api.md §8), and turn
  * every failure into a typed `AuthError` / `FetchError` with the HTTP status, a retryable flag and,
- * for 429, the server's retry-after.
+ * for 429, the server's retry-after. Answers are classified once, by HTTP status, in `codeForStatus`;
+ * re-login is read from that classification (`isTokenRejection`), never from an error's class.
  *
  * The SDK has no timeout, signal or retry options, and it retries network errors and 429s itself
  * for up to ~65 s, ignoring retry-after (§6). `call-context.ts` therefore runs each SDK call under a
- * deadline and lets it make exactly one HTTP request, so our own backoff stays in charge.
+ * deadline and lets it make exactly one HTTP request, so our own backoff stays in charge; its fence
+ * must be installed for `siteUrl` (`installSdkFetchFence`) before the first call.
  */
 import { InfisicalSDK } from '@infisical/sdk';
 import { z } from 'zod';
-import { AuthError, FetchError, type SidecarError } from '../errors.js';
-import { runWithDeadline, type CallOutcome } from './call-context.js';
+import { AuthError, FetchError, isSidecarError, toSidecarError, type ErrorCode, type SidecarError } from '../errors.js';
+import type { Credentials } from '../config/credentials.js';
+import { runWithDeadline, type CallFailure, type CallOutcome } from './call-context.js';
 
-export interface Credentials {
-  readonly clientId: string;
-  readonly clientSecret: string;
-}
 
 export interface InfisicalClientOptions {
   readonly siteUrl: string;
@@ -67,6 +66,7 @@ const ListResponseSchema = z.object({
 
 export function createInfisicalClient(options: InfisicalClientOptions): InfisicalClient {
   const stats: ClientStats = { requests: 0, logins: 0, relogins: 0, rateLimited: 0 };
+  const callOptions = (signal: AbortSignal | undefined) => ({ siteUrl: options.siteUrl, timeoutMs: options.requestTimeoutMs, signal });
   let session: InfisicalSDK | undefined;
   let loginInFlight: Promise<InfisicalSDK> | undefined;
 
@@ -79,10 +79,10 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
       const { clientId, clientSecret } = options.credentials();
       const sdk = new InfisicalSDK({ siteUrl: options.siteUrl });
       const body = { clientId, clientSecret, ...(options.organizationSlug ? { organizationSlug: options.organizationSlug } : {}) };
-      const outcome = await runWithDeadline(() => sdk.auth().universalAuth.login(body), { timeoutMs: options.requestTimeoutMs, signal });
+      const outcome = await runWithDeadline(() => sdk.auth().universalAuth.login(body), callOptions(signal));
       count(outcome);
       stats.logins++;
-      if (!outcome.ok) throw loginError(outcome, loginUrl);
+      if (!outcome.ok) throw errorFor('login', outcome.failure, `POST ${loginUrl}`);
       session = sdk;
       return sdk;
     })().finally(() => {
@@ -103,10 +103,10 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
           recursive: false,
           viewSecretValue: true,
         }),
-      { timeoutMs: options.requestTimeoutMs, signal },
+      callOptions(signal),
     );
     count(outcome);
-    if (!outcome.ok) throw listError(outcome, listUrl, path);
+    if (!outcome.ok) throw errorFor('list', outcome.failure, `GET ${listUrl} (folder ${path})`);
     return mergeFolder(outcome.value, path, listUrl);
   }
 
@@ -115,9 +115,8 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
     try {
       return await listFolder(sdk, path, signal);
     } catch (error) {
-      if (!(error instanceof FetchError && (error.status === 401 || error.status === 403))) throw error;
-      // The token expired or was revoked (401 on older servers, 403 TokenError on newer ones):
-      // log in once more. A second refusal means the identity really lacks access.
+      if (!isTokenRejection(error)) throw error;
+      // Log in once more. A second refusal means the identity really lacks access.
       if (session === sdk) {
         session = undefined;
         stats.relogins++;
@@ -126,17 +125,15 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
       try {
         return await listFolder(fresh, path, signal);
       } catch (retryError) {
-        if (retryError instanceof FetchError && (retryError.status === 401 || retryError.status === 403)) {
-          throw new AuthError('SIDECAR_AUTH_FORBIDDEN', `${retryError.message} (again after a fresh login)`, { status: retryError.status });
-        }
-        throw retryError;
+        if (!isTokenRejection(retryError)) throw retryError;
+        throw new AuthError('SIDECAR_AUTH_FORBIDDEN', `${retryError.message} (again after a fresh login)`, { status: retryError.status });
       }
     }
   }
 
   function count(outcome: CallOutcome<unknown>): void {
     stats.requests += outcome.requests;
-    if (outcome.status === 429) stats.rateLimited++;
+    if (!outcome.ok && outcome.failure.kind === 'http' && outcome.failure.status === 429) stats.rateLimited++;
   }
 
   return {
@@ -150,7 +147,7 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
           try {
             return { path, ok: true, secrets: await fetchOne(path, signal) };
           } catch (error) {
-            return { path, ok: false, error: error as SidecarError };
+            return { path, ok: false, error: toSidecarError(error) };
           }
         }),
       );
@@ -184,34 +181,53 @@ function mergeFolder(body: unknown, path: string, url: string): FolderSecret[] {
   return [...merged].map(([key, value]) => ({ key, value }));
 }
 
-function loginError(outcome: Extract<CallOutcome<unknown>, { ok: false }>, url: string): SidecarError {
-  const where = `POST ${url}`;
-  const status = outcome.status;
-  if (outcome.error) return withWhere(outcome.error, where);
-  const detail = `${where}: ${status}${outcome.serverMessage ? ` ${outcome.serverMessage}` : ''}`;
-  // Older servers answer an unknown client id with 404 rather than 401 (docs §8).
-  if (status === 401 || status === 404 || status === 400 || status === 422) return new AuthError('SIDECAR_AUTH_INVALID_CREDENTIALS', detail, { status });
-  if (status === 403) return new AuthError('SIDECAR_AUTH_FORBIDDEN', detail, { status });
-  return statusError(status, detail, outcome.retryAfterMs);
+type Call = 'login' | 'list';
+
+/**
+ * A data call answered 401 (older servers) or 403 `TokenError` (newer ones), which `codeForStatus`
+ * classifies as `SIDECAR_AUTH_FORBIDDEN`: the token expired or was revoked (docs/infisical-api.md §8).
+ * The same code without a status (a value the identity may not read) needs no new login.
+ */
+function isTokenRejection(error: unknown): error is SidecarError {
+  return isSidecarError(error) && error.code === 'SIDECAR_AUTH_FORBIDDEN' && error.status !== undefined;
 }
 
-function listError(outcome: Extract<CallOutcome<unknown>, { ok: false }>, url: string, path: string): SidecarError {
-  const where = `GET ${url} (folder ${path})`;
-  if (outcome.error) return withWhere(outcome.error, where);
-  const status = outcome.status;
-  const detail = `${where}: ${status}${outcome.serverMessage ? ` ${outcome.serverMessage}` : ''}`;
-  if (status === 401 || status === 403) return new FetchError('SIDECAR_AUTH_FORBIDDEN', detail, { status });
-  if (status === 404) return new FetchError('SIDECAR_FETCH_NOT_FOUND', detail, { status });
-  return statusError(status, detail, outcome.retryAfterMs);
+/** A failed call as a typed error: transport errors get the method and URL; answers are classified by status. */
+function errorFor(call: Call, failure: CallFailure, where: string): SidecarError {
+  if (failure.kind === 'transport') return new FetchError(failure.error.code, `${where}: ${failure.error.message}`, { retryable: failure.error.retryable });
+  const { status, serverMessage, retryAfterMs } = failure;
+  return errorForStatus(call, status, `${where}: ${status}${serverMessage ? ` ${serverMessage}` : ''}`, retryAfterMs);
 }
 
-function statusError(status: number | undefined, detail: string, retryAfterMs: number | undefined): SidecarError {
-  if (status === 429) return new FetchError('SIDECAR_FETCH_RATE_LIMITED', detail, { status, retryable: true, retryAfterMs });
-  if (status !== undefined && status >= 400 && status < 500) return new FetchError('SIDECAR_FETCH_REJECTED', detail, { status });
-  return new FetchError('SIDECAR_FETCH_UNAVAILABLE', detail, { status, retryable: true });
+/**
+ * The one classification of Infisical's answers, by HTTP status. The code decides the exit code
+ * (src/errors.ts), the retryable flag the backoff, and `isTokenRejection` reads re-login from it.
+ */
+function errorForStatus(call: Call, status: number, detail: string, retryAfterMs: number | undefined): SidecarError {
+  const code = codeForStatus(call, status);
+  switch (code) {
+    case 'SIDECAR_AUTH_INVALID_CREDENTIALS':
+    case 'SIDECAR_AUTH_FORBIDDEN':
+      return new AuthError(code, detail, { status });
+    case 'SIDECAR_FETCH_RATE_LIMITED':
+      return new FetchError(code, detail, { status, retryable: true, retryAfterMs });
+    case 'SIDECAR_FETCH_UNAVAILABLE':
+      return new FetchError(code, detail, { status, retryable: true });
+    default:
+      return new FetchError(code, detail, { status });
+  }
 }
 
-/** Transport errors from the call context get the method and URL prepended. */
-function withWhere(error: SidecarError, where: string): SidecarError {
-  return new FetchError(error.code, `${where}: ${error.message}`, { status: error.status, retryable: error.retryable, retryAfterMs: error.retryAfterMs, cause: error.cause });
+function codeForStatus(call: Call, status: number): ErrorCode {
+  if (status === 429) return 'SIDECAR_FETCH_RATE_LIMITED';
+  if (call === 'login') {
+    // Older servers answer an unknown client id with 404 rather than 401 (docs/infisical-api.md §8).
+    if (status === 400 || status === 401 || status === 404 || status === 422) return 'SIDECAR_AUTH_INVALID_CREDENTIALS';
+    if (status === 403) return 'SIDECAR_AUTH_FORBIDDEN';
+  } else {
+    if (status === 401 || status === 403) return 'SIDECAR_AUTH_FORBIDDEN';
+    if (status === 404) return 'SIDECAR_FETCH_NOT_FOUND';
+  }
+  if (status >= 400 && status < 500) return 'SIDECAR_FETCH_REJECTED';
+  return 'SIDECAR_FETCH_UNAVAILABLE';
 }

@@ -6,6 +6,7 @@
  *     ..data -> ..rev-000007-k3J9aQ
  *     secrets.env -> ..data/secrets.env      (one stable symlink per top-level name)
  *     keys -> ..data/keys
+ *     ..digest-key                          0400, see `digestKey()`
  *
  * A new version is written into a fresh directory (each file: create with O_EXCL, write, chmod and
  * chown before it is visible, fsync), then `..data` is replaced by a rename, which is atomic. A
@@ -19,12 +20,7 @@ import { constants as fsConstants } from 'node:fs';
 import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { WriteError } from '../errors.js';
-
-export interface FileToWrite {
-  /** Relative, posix separators, no `..` segments: `secrets.env`, `keys/SECRET_KEY`. */
-  readonly path: string;
-  readonly content: Buffer;
-}
+import type { RenderedFile } from '../render/index.js';
 
 export interface WriteOptions {
   readonly mode: number;
@@ -37,6 +33,8 @@ export interface WriteResult {
   readonly changed: boolean;
   /** Counts up by one per written version; survives restarts (it is part of the directory name). */
   readonly revision: number;
+  /** The revision before this write (0 on a volume that never held a set). */
+  readonly previousRevision: number;
   readonly bytesWritten: number;
   readonly filesWritten: number;
   /** Paths whose bytes differ from the previous version (added, changed or removed). */
@@ -50,14 +48,33 @@ export interface WriteResult {
 }
 
 const DATA_LINK = '..data';
+/** Inside each version: the caller's manifest of the set (src/sync/manifest.ts), 0400, no top-level link. */
+const MANIFEST = '..manifest';
+const DIGEST_KEY = '..digest-key';
 const VERSION_PREFIX = '..rev-';
 const VERSION_NAME = /^\.\.rev-(\d{6,})-[A-Za-z0-9_-]+$/;
 
-export class AtomicDirWriter {
+/** What the sync stage needs of a writer: `AtomicDirWriter`, or `DryRunWriter` for `check`. */
+export interface SetWriter {
+  readonly revision: number;
+  write(files: readonly RenderedFile[], options: WriteOptions, manifest?: Buffer): Promise<WriteResult>;
+  readManifest(): Promise<Buffer | undefined>;
+  digestKey(): Promise<Buffer>;
+  repair(options: WriteOptions): Promise<string[]>;
+}
+
+interface CurrentVersion {
+  readonly version: string;
+  readonly revision: number;
+  readonly files: Map<string, Buffer>;
+  readonly manifest: Buffer | undefined;
+}
+
+export class AtomicDirWriter implements SetWriter {
   private readonly dir: string;
   private queue: Promise<unknown> = Promise.resolve();
   /** What the current version holds, so an unchanged refresh costs no disk reads. */
-  private current: { version: string; revision: number; files: Map<string, Buffer> } | undefined;
+  private current: CurrentVersion | undefined;
 
   constructor(outputDir: string) {
     this.dir = path.resolve(outputDir);
@@ -67,11 +84,36 @@ export class AtomicDirWriter {
     return this.current?.revision ?? 0;
   }
 
-  /** The files of the version on disk (after a restart: what an earlier run left), if any. */
-  readCurrent(): Promise<ReadonlyMap<string, Buffer> | undefined> {
+  /** The manifest written with the version on disk, if any (after a restart: an earlier run's). */
+  readManifest(): Promise<Buffer | undefined> {
     return this.exclusive(async () => {
       this.current ??= await this.loadCurrent();
-      return this.current?.files;
+      return this.current?.manifest;
+    });
+  }
+
+  /**
+   * A random key for the caller's keyed digests, kept beside the versions (`..digest-key`, 0400,
+   * owned by the sidecar) so a restart finds it again, and gone with them when the tmpfs is. Only
+   * the sidecar's user can read it; without it a digest in a manifest says nothing about a value.
+   */
+  digestKey(): Promise<Buffer> {
+    return this.exclusive(async () => {
+      const file = path.join(this.dir, DIGEST_KEY);
+      try {
+        const key = await readFile(file);
+        if (key.length === 32) return key;
+        await unlink(file);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw writeError(error, file);
+      }
+      const key = randomBytes(32);
+      try {
+        await writeDurably(file, key, { mode: 0o400 });
+      } catch (error) {
+        throw writeError(error, file);
+      }
+      return key;
     });
   }
 
@@ -79,8 +121,8 @@ export class AtomicDirWriter {
    * Writes `files` as the new complete set, unless it equals what is on disk. On any error the
    * previous set stays exactly as it was and the partial new version is removed.
    */
-  write(files: readonly FileToWrite[], options: WriteOptions): Promise<WriteResult> {
-    return this.exclusive(() => this.writeNow(files, options, false));
+  write(files: readonly RenderedFile[], options: WriteOptions, manifest?: Buffer): Promise<WriteResult> {
+    return this.exclusive(() => this.writeNow(files, options, manifest, false));
   }
 
   /**
@@ -95,7 +137,7 @@ export class AtomicDirWriter {
       const problems = await this.findDamage(current.version, current.files);
       if (problems.length > 0) {
         const files = [...current.files].map(([file, content]) => ({ path: file, content }));
-        await this.writeNow(files, options, true);
+        await this.writeNow(files, options, current.manifest, true);
       }
       return problems;
     });
@@ -122,36 +164,37 @@ export class AtomicDirWriter {
    *               set: a failure is returned as `publishError` (the sync succeeded, the next pass
    *               retries the publish), and the live version is never removed.
    */
-  private async writeNow(files: readonly FileToWrite[], options: WriteOptions, sameRevision: boolean): Promise<WriteResult> {
+  private async writeNow(files: readonly RenderedFile[], options: WriteOptions, manifest: Buffer | undefined, sameRevision: boolean): Promise<WriteResult> {
     assertRelativePaths(files);
     this.current ??= await this.loadCurrent();
     const previous = this.current;
     const next = new Map(files.map((file) => [file.path, file.content]));
     const changedPaths = diffPaths(previous?.files, next);
+    const previousRevision = previous?.revision ?? 0;
     if (!sameRevision && previous && changedPaths.length === 0 && (await this.linksIntact(previous.version, next))) {
-      return { changed: false, revision: previous.revision, bytesWritten: 0, filesWritten: 0, changedPaths: [] };
+      return { changed: false, revision: previous.revision, previousRevision, bytesWritten: 0, filesWritten: 0, changedPaths: [] };
     }
 
-    const revision = (previous?.revision ?? 0) + (sameRevision || (previous && changedPaths.length === 0) ? 0 : 1);
+    const revision = previousRevision + (sameRevision || (previous && changedPaths.length === 0) ? 0 : 1);
     const version = `${VERSION_PREFIX}${String(revision).padStart(6, '0')}-${randomBytes(6).toString('base64url')}`;
     const versionDir = path.join(this.dir, version);
 
     let bytesWritten: number;
     try {
-      bytesWritten = await this.prepareVersion(versionDir, files, options); // step 1
+      bytesWritten = await this.prepareVersion(versionDir, files, options, manifest); // step 1
       await replaceSymlink(path.join(this.dir, DATA_LINK), version); // step 2
     } catch (error) {
       await rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
       throw writeError(error, versionDir);
     }
     // Readers now see the new version: from here on it must never be deleted.
-    this.current = { version, revision, files: next };
+    this.current = { version, revision, files: next, manifest };
     const publishError = await this.publish(version, previous?.version, next); // step 3
-    return { changed: true, revision, bytesWritten, filesWritten: files.length, changedPaths, ...(publishError ? { publishError } : {}) };
+    return { changed: true, revision, previousRevision, bytesWritten, filesWritten: files.length, changedPaths, ...(publishError ? { publishError } : {}) };
   }
 
   /** Step 1: a complete, durable version directory nobody can see yet. Returns the bytes written. */
-  private async prepareVersion(versionDir: string, files: readonly FileToWrite[], options: WriteOptions): Promise<number> {
+  private async prepareVersion(versionDir: string, files: readonly RenderedFile[], options: WriteOptions, manifest: Buffer | undefined): Promise<number> {
     const dirMode = directoryModeFor(options.mode);
     let bytesWritten = 0;
     await mkdir(versionDir, { mode: dirMode });
@@ -175,6 +218,8 @@ export class AtomicDirWriter {
       await writeDurably(path.join(versionDir, file.path), file.content, options);
       bytesWritten += file.content.length;
     }
+    // Not chowned to SIDECAR_FILE_UID/GID: only the sidecar reads it.
+    if (manifest) await writeDurably(path.join(versionDir, MANIFEST), manifest, { mode: 0o400 });
     for (const subdir of subdirs) await fsyncPath(path.join(versionDir, subdir));
     await fsyncPath(versionDir);
     return bytesWritten;
@@ -222,14 +267,15 @@ export class AtomicDirWriter {
   }
 
   /** Reads the version `..data` points to (after a restart the tmpfs may still hold it). */
-  private async loadCurrent(): Promise<{ version: string; revision: number; files: Map<string, Buffer> } | undefined> {
+  private async loadCurrent(): Promise<CurrentVersion | undefined> {
     const version = await readLinkOrUndefined(path.join(this.dir, DATA_LINK));
     const match = version === undefined ? null : VERSION_NAME.exec(version);
     if (!version || !match) return undefined;
     try {
       const files = new Map<string, Buffer>();
       await readTree(path.join(this.dir, version), '', files);
-      return { version, revision: Number(match[1]), files };
+      const manifest = await readFile(path.join(this.dir, version, MANIFEST)).catch(() => undefined);
+      return { version, revision: Number(match[1]), files, manifest };
     } catch {
       return undefined;
     }
@@ -324,6 +370,7 @@ async function readLinkOrUndefined(link: string): Promise<string | undefined> {
 
 async function readTree(root: string, prefix: string, into: Map<string, Buffer>): Promise<void> {
   for (const entry of await readdir(path.join(root, prefix), { withFileTypes: true })) {
+    if (prefix === '' && entry.name === MANIFEST) continue;
     const relative = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
     if (entry.isDirectory()) await readTree(root, relative, into);
     else if (entry.isFile()) into.set(relative, await readFile(path.join(root, relative)));
@@ -350,7 +397,7 @@ function directoryModeFor(fileMode: number): number {
   return mode;
 }
 
-function assertRelativePaths(files: readonly FileToWrite[]): void {
+function assertRelativePaths(files: readonly RenderedFile[]): void {
   for (const file of files) {
     const segments = file.path.split('/');
     if (file.path === '' || file.path.startsWith('/') || segments.some((s) => s === '' || s === '.' || s === '..' || s.startsWith('..') || s.includes('\0'))) {

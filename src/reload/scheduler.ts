@@ -30,6 +30,8 @@ export type ReloadOutcome = 'success' | 'failure';
 
 export interface ReloadSchedulerOptions {
   readonly actions: readonly ReloadAction[];
+  /** Also reload when the first write fills an empty volume (SIDECAR_RELOAD_ON_FIRST_WRITE). */
+  readonly reloadOnFirstWrite: boolean;
   readonly debounceMs: number;
   readonly cooldownMs: number;
   readonly log: Logger;
@@ -51,6 +53,18 @@ export class ReloadScheduler {
 
   get enabled(): boolean {
     return this.options.actions.length > 0;
+  }
+
+  /**
+   * Called after every pass: a new revision is a change worth reloading for. A rewrite of the same
+   * revision (self-healing, a publish retry) is not: the content the app reads did not change.
+   * Revision 1 on an empty volume is the first content it ever held, so nobody consumed an older
+   * value; a first pass that *replaces* what an earlier run left is a change like any other.
+   */
+  onSynced(outcome: { readonly ok: boolean; readonly revision: number; readonly previousRevision: number; readonly changedKeys: readonly string[] }): void {
+    if (!outcome.ok || outcome.revision <= outcome.previousRevision) return;
+    if (outcome.previousRevision === 0 && !this.options.reloadOnFirstWrite) return;
+    this.notify({ revision: outcome.revision, changedKeys: outcome.changedKeys });
   }
 
   /** Records a change; the actions run once the burst is over and the cooldown has passed. */

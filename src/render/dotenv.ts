@@ -4,11 +4,9 @@
  * table of where each reader differs; `parseDotenv` below is the executable form of the grammar.
  */
 
+import { DEFAULT_OUTPUT_PATHS } from '../config/outputs.js';
 import { isEnvName, sortedEntries } from './keys.js';
 import type { RenderedContent, SkipReason, SkippedKey, Snapshot } from './types.js';
-
-/** Default `OutputSpec.path` of the dotenv format. */
-export const DOTENV_DEFAULT_PATH = 'secrets.dotenv';
 
 /** Fixed first line; readers skip it as a comment. */
 const DOTENV_HEADER = '# Written by infisical-sidecar. Dotenv dialect: see docs/output-formats.md\n';
@@ -58,7 +56,7 @@ export function dotenvSkipReason(key: string, value: string): SkipReason | undef
  *
  * @param output the output path reported in `skipped` (default "secrets.dotenv")
  */
-export function renderDotenv(snapshot: Snapshot, output: string = DOTENV_DEFAULT_PATH): RenderedContent {
+export function renderDotenv(snapshot: Snapshot, output: string = DEFAULT_OUTPUT_PATHS.dotenv): RenderedContent {
   const skipped: SkippedKey[] = [];
   let text = DOTENV_HEADER;
   for (const [key, value] of sortedEntries(snapshot)) {

@@ -1,10 +1,8 @@
 /** `files` format: one file per key holding the raw value, for `*_FILE` consumers. */
 
+import { DEFAULT_OUTPUT_PATHS } from '../config/outputs.js';
 import { isSafeFileName, sortedEntries } from './keys.js';
 import type { RenderedFile, SkippedKey, Snapshot } from './types.js';
-
-/** Default `OutputSpec.path` of the files format: the sub-directory that holds the per-key files. */
-export const KEY_FILES_DEFAULT_DIR = 'keys';
 
 /** What `renderKeyFiles` returns: one file per kept key, and the keys left out. */
 export interface RenderedKeyFiles {
@@ -20,7 +18,7 @@ export interface RenderedKeyFiles {
  *
  * @param dir the sub-directory, relative, posix separators (default "keys")
  */
-export function renderKeyFiles(snapshot: Snapshot, dir: string = KEY_FILES_DEFAULT_DIR): RenderedKeyFiles {
+export function renderKeyFiles(snapshot: Snapshot, dir: string = DEFAULT_OUTPUT_PATHS.files): RenderedKeyFiles {
   const prefix = dir.replace(/\/+$/, '');
   const files: RenderedFile[] = [];
   const skipped: SkippedKey[] = [];

@@ -15,9 +15,9 @@ export type {
 } from './types.js';
 export { DEFAULT_OUTPUTS, renderOutputs } from './outputs.js';
 export { isEnvName, isSafeFileName, compareCodeUnits } from './keys.js';
-export { renderShellEnv, shellSingleQuote, SHELL_ENV_DEFAULT_PATH } from './shell.js';
-export { renderDotenv, parseDotenv, quoteDotenvValue, needsDoubleQuotes, wouldBeInterpolated, dotenvSkipReason, DOTENV_DEFAULT_PATH } from './dotenv.js';
-export { renderJson, JSON_DEFAULT_PATH } from './json.js';
-export { renderKeyFiles, KEY_FILES_DEFAULT_DIR, type RenderedKeyFiles } from './files.js';
+export { renderShellEnv, shellSingleQuote } from './shell.js';
+export { renderDotenv, parseDotenv, quoteDotenvValue, needsDoubleQuotes, wouldBeInterpolated, dotenvSkipReason } from './dotenv.js';
+export { renderJson } from './json.js';
+export { renderKeyFiles, type RenderedKeyFiles } from './files.js';
 export { parseTemplate, renderTemplate, applyDerived, type Template } from './template.js';
 export { percentEncode, FILTERS, FILTER_NAMES, type Filter } from './filters.js';

@@ -3,9 +3,6 @@
 import { sortedEntries } from './keys.js';
 import type { RenderedContent, Snapshot } from './types.js';
 
-/** Default `OutputSpec.path` of the json format. */
-export const JSON_DEFAULT_PATH = 'secrets.json';
-
 /**
  * Renders the json format: keys in code-unit order, 2-space indent, one entry per line, trailing
  * newline; `{}\n` when empty. Never skips a key.

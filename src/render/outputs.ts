@@ -1,19 +1,14 @@
 /** Renders a list of outputs from one snapshot: the render stage's main entry point. */
 
 import { RenderError } from '../errors.js';
-import { DOTENV_DEFAULT_PATH, renderDotenv } from './dotenv.js';
-import { KEY_FILES_DEFAULT_DIR, renderKeyFiles } from './files.js';
-import { JSON_DEFAULT_PATH, renderJson } from './json.js';
-import { SHELL_ENV_DEFAULT_PATH, renderShellEnv } from './shell.js';
+import { renderDotenv } from './dotenv.js';
+import { renderKeyFiles } from './files.js';
+import { renderJson } from './json.js';
+import { renderShellEnv } from './shell.js';
 import type { OutputSpec, RenderedFile, RenderResult, SkippedKey, Snapshot } from './types.js';
 
 /** The outputs written when none are configured: secrets.env, secrets.dotenv, secrets.json, keys/. */
-export const DEFAULT_OUTPUTS: readonly OutputSpec[] = Object.freeze([
-  Object.freeze({ format: 'env', path: SHELL_ENV_DEFAULT_PATH }),
-  Object.freeze({ format: 'dotenv', path: DOTENV_DEFAULT_PATH }),
-  Object.freeze({ format: 'json', path: JSON_DEFAULT_PATH }),
-  Object.freeze({ format: 'files', path: KEY_FILES_DEFAULT_DIR }),
-] satisfies OutputSpec[]);
+export { DEFAULT_OUTPUTS } from '../config/outputs.js';
 
 /**
  * Renders every output from one snapshot. Pure and deterministic: keys are taken in UTF-16

@@ -3,11 +3,9 @@
  * busybox ash (GlitchTip's wrapper, docs/glitchtip.md §3).
  */
 
+import { DEFAULT_OUTPUT_PATHS } from '../config/outputs.js';
 import { isEnvName, sortedEntries } from './keys.js';
 import type { RenderedContent, SkippedKey, Snapshot } from './types.js';
-
-/** Default `OutputSpec.path` of the env format. */
-export const SHELL_ENV_DEFAULT_PATH = 'secrets.env';
 
 /** Fixed first line: nothing in it changes between runs, so unchanged secrets give unchanged bytes. */
 const SHELL_ENV_HEADER = '# Written by infisical-sidecar. Load in sh/dash/bash/busybox with: set -a; . <this file>; set +a\n';
@@ -29,7 +27,7 @@ export function shellSingleQuote(value: string): string {
  *
  * @param output the output path reported in `skipped` (default "secrets.env")
  */
-export function renderShellEnv(snapshot: Snapshot, output: string = SHELL_ENV_DEFAULT_PATH): RenderedContent {
+export function renderShellEnv(snapshot: Snapshot, output: string = DEFAULT_OUTPUT_PATHS.env): RenderedContent {
   const skipped: SkippedKey[] = [];
   let text = SHELL_ENV_HEADER;
   for (const [key, value] of sortedEntries(snapshot)) {

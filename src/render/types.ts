@@ -6,18 +6,8 @@
 /** Merged secrets: key → value. Values may hold any Unicode, NUL, newlines, and be megabytes long. */
 export type Snapshot = ReadonlyMap<string, string>;
 
-/** The four file dialects the sidecar writes; `docs/output-formats.md` specifies each byte. */
-export type OutputFormat = 'env' | 'dotenv' | 'json' | 'files';
-
-/** One output to render. */
-export interface OutputSpec {
-  format: OutputFormat;
-  /**
-   * Path relative to the output directory, with `/` separators ("secrets.env"). For `files` it names
-   * the sub-directory that holds one file per key ("keys"). Config validates it; render uses it as is.
-   */
-  path: string;
-}
+/** The formats and their default names are defined once, by config (an earlier stage). */
+export type { OutputFormat, OutputSpec } from '../config/outputs.js';
 
 /** One file to write: a relative posix path ("secrets.env", "keys/SECRET_KEY") and its exact bytes. */
 export interface RenderedFile {

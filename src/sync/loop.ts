@@ -24,23 +24,19 @@ export interface LoopOptions {
 export interface RefreshLoop {
   /** Resolves when the signal aborts and the pass in flight (if any) has finished. */
   readonly done: Promise<void>;
-  /** Asks for a pass as soon as allowed (coalesced). */
+  /** Asks for a pass as soon as allowed (coalesced); the reason is for the caller's logs. */
   trigger(reason: string): void;
-  /** Why the last trigger fired, for logs. */
-  readonly lastTriggerReason: string | undefined;
 }
 
 export function startRefreshLoop(options: LoopOptions): RefreshLoop {
   const now = options.now ?? Date.now;
   const minGap = options.minTriggerGapMs ?? 1_000;
   let pending = false;
-  let reason: string | undefined;
   let wake: (() => void) | undefined;
   let honourUntil = 0; // no triggered pass before this time (429 retry-after, minimum gap)
 
-  const trigger = (why: string): void => {
+  const trigger = (): void => {
     pending = true;
-    reason = why;
     wake?.();
   };
 
@@ -82,13 +78,7 @@ export function startRefreshLoop(options: LoopOptions): RefreshLoop {
     }
   })();
 
-  return {
-    done,
-    trigger,
-    get lastTriggerReason() {
-      return reason;
-    },
-  };
+  return { done, trigger };
 }
 
 /**

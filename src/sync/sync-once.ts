@@ -6,11 +6,12 @@
  * be rendered, nothing is written and the last good files stay exactly as they were.
  */
 import type { Config } from '../config/schema.js';
-import { SidecarError, toSidecarError } from '../errors.js';
+import { RenderError, SidecarError, toSidecarError } from '../errors.js';
 import type { FolderResult, InfisicalClient } from '../infisical/client.js';
-import type { AtomicDirWriter } from '../output/atomic-dir.js';
-import { applyDerived, renderOutputs, type SkippedKey, type Snapshot, type Template } from '../render/index.js';
+import type { SetWriter } from '../output/atomic-dir.js';
+import { applyDerived, parseTemplate, renderOutputs, type SkippedKey, type Snapshot, type Template } from '../render/index.js';
 import { renderWithSecrets, WITH_SECRETS_PATH } from '../render/with-secrets.js';
+import { changedKeys, decodeManifest, digestSnapshot, encodeManifest, type KeyDigests } from './manifest.js';
 
 export interface FolderReport {
   readonly path: string;
@@ -27,12 +28,22 @@ export interface SyncOutcome {
   readonly folders: readonly FolderReport[];
   /** Why the pass failed; undefined on success. */
   readonly error: SidecarError | undefined;
+  /**
+   * The new set is live (`..data` points to it) but a later step of the write failed, e.g. a
+   * top-level link (src/output/atomic-dir.ts, step 3). The pass still counts as a success; the next
+   * pass retries the missing step.
+   */
+  readonly publishError?: SidecarError | undefined;
   readonly missingKeys: readonly string[];
   /** Number of keys in the merged snapshot (derived included). */
   readonly keyCount: number;
+  /** Names (never values) of every key in the snapshot, derived included, sorted. Empty on failure. */
+  readonly keys: readonly string[];
   /** Whether files were rewritten (false when the content was unchanged, or on failure). */
   readonly changed: boolean;
   readonly revision: number;
+  /** The revision the volume held before this pass (0: it never held a set). */
+  readonly previousRevision: number;
   /** Names (never values) of keys added, changed or removed since the last good pass. */
   readonly changedKeys: readonly string[];
   readonly bytesWritten: number;
@@ -48,33 +59,39 @@ export interface SyncOutcome {
   readonly overridden: readonly { key: string; from: string; winner: string }[];
 }
 
+/** What a pass reads from the configuration; `reconfigure` swaps it (config file hot reload). */
+export type SyncSettings = Pick<Config, 'secretPaths' | 'requiredKeys' | 'outputs' | 'derived' | 'fileMode' | 'fileUid' | 'fileGid'>;
+
 export interface SyncDeps {
-  readonly config: Pick<Config, 'secretPaths' | 'requiredKeys' | 'outputs' | 'fileMode' | 'fileUid' | 'fileGid'>;
+  readonly settings: SyncSettings;
   readonly client: Pick<InfisicalClient, 'fetchFolders'>;
-  readonly writer: Pick<AtomicDirWriter, 'write' | 'revision'>;
-  readonly derived: ReadonlyMap<string, Template>;
-  /**
-   * The snapshot an earlier run left on the volume, so the first pass after a restart reports
-   * only the keys that really changed while the sidecar was down.
-   */
-  readonly previousSnapshot?: () => Promise<Snapshot | undefined>;
+  readonly writer: SetWriter;
   readonly now?: () => number;
 }
 
 export interface Syncer {
   /** Runs one pass; never throws (the outcome carries the error). */
   syncOnce(signal?: AbortSignal): Promise<SyncOutcome>;
-  /** The merged snapshot of the last good pass (for `check` and self-healing); never logged. */
-  readonly lastGoodSnapshot: Snapshot | undefined;
+  /** Applies new outputs and derived values from the next pass on; throws (and keeps the old ones) if a template is invalid. */
+  reconfigure(settings: SyncSettings): void;
+  /** Restores files someone deleted or edited from the last written set; returns what was damaged. */
+  repair(): Promise<string[]>;
 }
 
+/** Throws before the first pass on an invalid template, so `run` and `once` exit with the config code. */
 export function createSyncer(deps: SyncDeps): Syncer {
   const now = deps.now ?? Date.now;
-  let lastGood: Snapshot | undefined;
+  let settings = deps.settings;
+  let derived = parseDerivedTemplates(settings.derived);
+  /** Digests of the last good snapshot; loaded from the version on disk before the first write. */
+  let lastGood: KeyDigests | undefined;
+  let loadedFromDisk = false;
+  const writeOptions = () => ({ mode: settings.fileMode, uid: settings.fileUid, gid: settings.fileGid });
 
   async function syncOnce(signal?: AbortSignal): Promise<SyncOutcome> {
     const startedAt = now();
-    const base = { startedAt, revision: deps.writer.revision, missingKeys: [] as string[], skipped: [] as SkippedKey[], overridden: [] as SyncOutcome['overridden'], oversizedForEnv: [] as string[] };
+    const revision = deps.writer.revision;
+    const base = { startedAt, revision, previousRevision: revision, keys: [] as string[], missingKeys: [] as string[], skipped: [] as SkippedKey[], overridden: [] as SyncOutcome['overridden'], oversizedForEnv: [] as string[] };
     const fail = (error: unknown, folders: readonly FolderReport[], extra: Partial<SyncOutcome> = {}): SyncOutcome => ({
       ...base,
       ok: false,
@@ -91,7 +108,7 @@ export function createSyncer(deps: SyncDeps): Syncer {
 
     let results: FolderResult[];
     try {
-      results = await deps.client.fetchFolders(deps.config.secretPaths, signal);
+      results = await deps.client.fetchFolders(settings.secretPaths, signal);
     } catch (error) {
       return fail(error, []);
     }
@@ -100,11 +117,11 @@ export function createSyncer(deps: SyncDeps): Syncer {
     if (failed && !failed.ok) return fail(mostSevere(results), folders);
 
     const { snapshot: fetched, overridden } = mergeFolders(results);
-    const missingKeys = deps.config.requiredKeys.filter((key) => !fetched.has(key));
+    const missingKeys = settings.requiredKeys.filter((key) => !fetched.has(key));
     if (missingKeys.length > 0) {
       const error = new SidecarError(
         'SIDECAR_MISSING_REQUIRED_KEYS',
-        `required key${missingKeys.length === 1 ? '' : 's'} missing from ${deps.config.secretPaths.join(', ')}: ${missingKeys.join(', ')}`,
+        `required key${missingKeys.length === 1 ? '' : 's'} missing from ${settings.secretPaths.join(', ')}: ${missingKeys.join(', ')}`,
       );
       return fail(error, folders, { missingKeys, overridden });
     }
@@ -112,35 +129,42 @@ export function createSyncer(deps: SyncDeps): Syncer {
     let snapshot: Snapshot;
     let rendered: ReturnType<typeof renderOutputs>;
     try {
-      snapshot = applyDerived(fetched, deps.derived);
-      rendered = renderOutputs(snapshot, deps.config.outputs);
+      snapshot = applyDerived(fetched, derived);
+      rendered = renderOutputs(snapshot, settings.outputs);
       // Consumers start through the wrapper that sits next to the env file (docs/rotation.md).
-      const envOutput = deps.config.outputs.find((output) => output.format === 'env');
+      const envOutput = settings.outputs.find((output) => output.format === 'env');
       if (envOutput) rendered = { ...rendered, files: [...rendered.files, { path: WITH_SECRETS_PATH, content: renderWithSecrets(envOutput.path) }] };
     } catch (error) {
       return fail(error, folders, { overridden });
     }
 
     try {
-      lastGood ??= await deps.previousSnapshot?.().catch(() => undefined);
-      const written = await deps.writer.write(rendered.files, { mode: deps.config.fileMode, uid: deps.config.fileUid, gid: deps.config.fileGid });
-      const changedKeys = diffKeys(lastGood, snapshot);
-      lastGood = snapshot;
+      if (!loadedFromDisk) {
+        lastGood = decodeManifest(await deps.writer.readManifest());
+        loadedFromDisk = true;
+      }
+      const digests = digestSnapshot(snapshot, await deps.writer.digestKey());
+      const written = await deps.writer.write(rendered.files, writeOptions(), encodeManifest(digests));
+      const changed = changedKeys(lastGood, digests);
+      lastGood = digests;
       return {
         ...base,
         ok: true,
         finishedAt: now(),
         folders,
         error: undefined,
+        keys: [...snapshot.keys()].sort(),
         keyCount: snapshot.size,
         changed: written.changed,
         revision: written.revision,
-        changedKeys: written.changed ? changedKeys : [],
+        previousRevision: written.previousRevision,
+        changedKeys: written.changed ? changed : [],
         bytesWritten: written.bytesWritten,
         filesWritten: written.filesWritten,
         skipped: rendered.skipped,
         overridden,
-        oversizedForEnv: deps.config.outputs.some((output) => output.format === 'env') ? oversizedForEnv(snapshot) : [],
+        oversizedForEnv: settings.outputs.some((output) => output.format === 'env') ? oversizedForEnv(snapshot) : [],
+        publishError: written.publishError,
       };
     } catch (error) {
       return fail(error, folders, { overridden, skipped: rendered.skipped });
@@ -149,10 +173,27 @@ export function createSyncer(deps: SyncDeps): Syncer {
 
   return {
     syncOnce,
-    get lastGoodSnapshot() {
-      return lastGood;
+    reconfigure(next) {
+      derived = parseDerivedTemplates(next.derived);
+      settings = next;
     },
+    repair: () => deps.writer.repair(writeOptions()),
   };
+}
+
+/** Templates are checked before the first pass, so a typo fails with the config exit code, not at the first sync. */
+function parseDerivedTemplates(sources: ReadonlyMap<string, string>): Map<string, Template> {
+  const problems: string[] = [];
+  const templates = new Map<string, Template>();
+  for (const [key, source] of sources) {
+    try {
+      templates.set(key, parseTemplate(source));
+    } catch (error) {
+      problems.push(`derived ${key}: ${(error as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new RenderError('SIDECAR_TEMPLATE_INVALID', problems.join('; '));
+  return templates;
 }
 
 /** Folders merge in the configured order: on a duplicate key the later folder wins. */
@@ -177,13 +218,6 @@ const MAX_ENV_STRING_BYTES = 131_072;
 
 function oversizedForEnv(snapshot: Snapshot): string[] {
   return [...snapshot].filter(([key, value]) => Buffer.byteLength(`${key}=${value}`) + 1 > MAX_ENV_STRING_BYTES).map(([key]) => key);
-}
-
-function diffKeys(previous: Snapshot | undefined, next: Snapshot): string[] {
-  const changed: string[] = [];
-  for (const [key, value] of next) if (previous?.get(key) !== value) changed.push(key);
-  for (const key of previous?.keys() ?? []) if (!next.has(key)) changed.push(key);
-  return changed.sort();
 }
 
 function toFolderReport(result: FolderResult): FolderReport {

@@ -8,15 +8,21 @@
  * comparing the disk against what we wrote rather than by guessing who caused an event.
  */
 import { watch, type FSWatcher } from 'chokidar';
+import type { SidecarError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export interface WatchOptions {
   readonly outputDir: string;
   readonly credentialFiles: readonly string[];
   readonly configFile: string | undefined;
-  readonly onOutputEvent: () => Promise<void>;
+  /** Restores damaged outputs; returns what was damaged (logged here). */
+  readonly repairOutputs: () => Promise<string[]>;
   readonly onCredentialsChanged: () => void;
-  readonly onConfigChanged: () => void;
+  /**
+   * Applies the changed config file and returns what to log about it (names only); throws (logged
+   * here, old config kept) when it is invalid.
+   */
+  readonly onConfigChanged: () => Record<string, unknown>;
   readonly log: Logger;
   readonly debounceMs?: number;
 }
@@ -40,7 +46,12 @@ export function startWatching(options: WatchOptions): Watcher {
   const outputs = watch(options.outputDir, { ignoreInitial: true, depth: 2, followSymlinks: false });
   outputs.on('all', () =>
     debounced('outputs', () => {
-      options.onOutputEvent().catch((error: Error) => options.log.error({ err: error.message }, 'could not check the output files'));
+      options.repairOutputs().then(
+        (damaged) => {
+          if (damaged.length > 0) options.log.warn({ damaged }, 'output files were deleted or modified by someone else; restored from the last good set');
+        },
+        (error: Error) => options.log.error({ err: error.message }, 'could not check the output files'),
+      );
     }),
   );
   outputs.on('error', (error) => options.log.warn({ err: (error as Error).message }, 'output watcher error'));
@@ -51,8 +62,12 @@ export function startWatching(options: WatchOptions): Watcher {
     // Compose secrets are bind mounts: an in-place edit on the host shows here as a change.
     const files = watch(inputs, { ignoreInitial: true, awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 50 } });
     files.on('all', (_event, path) => {
-      if (path === options.configFile) debounced('config', options.onConfigChanged);
-      else debounced('credentials', options.onCredentialsChanged);
+      if (path === options.configFile) debounced('config', () => applyConfigChange(options));
+      else
+        debounced('credentials', () => {
+          options.log.info('credential file changed; logging in again');
+          options.onCredentialsChanged();
+        });
     });
     files.on('error', (error) => options.log.warn({ err: (error as Error).message }, 'input file watcher error'));
     watchers.push(files);
@@ -66,4 +81,12 @@ export function startWatching(options: WatchOptions): Watcher {
       await Promise.all(watchers.map((w) => w.close()));
     },
   };
+}
+
+function applyConfigChange(options: WatchOptions): void {
+  try {
+    options.log.info(options.onConfigChanged(), 'config file changed; applied');
+  } catch (error) {
+    options.log.error({ code: (error as SidecarError).code, err: (error as Error).message }, 'config file changed but is invalid; keeping the previous config');
+  }
 }

@@ -7,17 +7,20 @@
  * The `/__fake/*` control API has NO authentication: it is a test tool. Never expose it beyond
  * loopback or a private test network.
  *
- * Spec: docs/infisical-api.md §1–4, §7, §8 (shared docs). Where the doc records two server versions,
- * the newer behaviour is the default and options select the older one (missingFolder, expiredTokenForm).
+ * Spec: docs/infisical-api.md §1–4, §7, §8. Where real servers differ, `generation` picks which one
+ * the fake answers like (generation.ts, auth.ts); `current` is the default.
  */
 import { createHash, randomInt } from 'node:crypto';
 import { createServer, STATUS_CODES } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Auth } from './auth.js';
-import type { AuthFailure, ExpiredTokenForm, TokenGrant } from './auth.js';
+import type { AuthFailure, TokenGrant } from './auth.js';
 import { Faults, parseFaultRule } from './faults.js';
 import type { FaultAction, FaultControl, FaultRoute } from './faults.js';
+import { GENERATION_TRAITS } from './generation.js';
+import type { ExpiredTokenForm, MissingFolderAnswer, ServerGeneration } from './generation.js';
+import { FixedWindowLimiter } from './rate-limit.js';
 import { GLITCHTIP_SEED } from './seed.js';
 import type { FakeSeed } from './seed.js';
 import { normalizePath, Store } from './store.js';
@@ -27,7 +30,7 @@ import type { WebhookDelivery } from './webhook.js';
 
 export type { FakeSeed } from './seed.js';
 export type { FaultControl, FaultRule } from './faults.js';
-export type { ExpiredTokenForm } from './auth.js';
+export type { ExpiredTokenForm, MissingFolderAnswer, ServerGeneration } from './generation.js';
 export type { SetSecretOptions } from './store.js';
 
 export interface FakeInfisicalOptions {
@@ -37,14 +40,26 @@ export interface FakeInfisicalOptions {
   port?: number;
   /** Default GLITCHTIP_SEED. Copied, never mutated. */
   seed?: FakeSeed;
-  /** '404' (newer servers, default): SecretPathNotFound. 'empty': 200 {secrets:[],imports:[]} (2024 servers). */
-  missingFolder?: '404' | 'empty';
+  /** Which server to answer like where real ones differ (docs/infisical-api.md §8); default 'current'. */
+  generation?: ServerGeneration;
+  /** '404': SecretPathNotFound (current). 'empty': 200 {secrets:[],imports:[]} (v2024). Default: the generation's. */
+  missingFolder?: MissingFolderAnswer;
   /** `expiresIn` of issued tokens; default 2592000 (30 days). 0 = never expires. */
   tokenTtlSeconds?: number;
   /** `accessTokenMaxTTL` and the renewal budget; default max(2592000, tokenTtlSeconds). 0 = no budget. */
   tokenMaxTtlSeconds?: number;
-  /** How expired tokens fail: '403' TokenError (newer, default) or '401' legacy "No identity access token found". */
+  /**
+   * The default form of `expireTokens()`: '403' TokenError or '401'. Default: the generation's ('403'
+   * current, '401' v2024). On 'current' it is also how a token past its TTL fails ('401': "No identity
+   * access token found"); 'v2024' always answers TTL and max-TTL expiry as that server did.
+   */
   expiredTokenForm?: ExpiredTokenForm;
+  /**
+   * Secret reads (v3/v4 list) allowed per client IP per fixed 60 s window, counted after
+   * authentication, with x-ratelimit-* headers on every list answer. Default: no limit (self-hosted
+   * current servers; the late-2024 server allowed 40).
+   */
+  secretReadsPerMinute?: number;
   /** Clock for token expiry and lockout (not for timestamps in secrets); default Date.now. */
   now?: () => number;
 }
@@ -106,6 +121,9 @@ interface Reply {
 const API_BODY_LIMIT = 1024 * 1024; // fastify's default bodyLimit
 const CONTROL_BODY_LIMIT = 64 * 1024 * 1024; // room for 1 MiB values after JSON escaping
 const DEFAULT_TTL_SECONDS = 2_592_000;
+const RATE_LIMIT_WINDOW_MS = 60_000;
+/** x-ratelimit-limit of a `rateLimit` fault when no real limit is configured: the older instance default. */
+const FAULT_RATE_LIMIT = 60;
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
 /** Default `error` names, as the server's error classes name them. */
@@ -122,11 +140,15 @@ const ERROR_NAMES: Record<number, string> = {
 
 export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promise<FakeInfisical> {
   const seed = structuredClone(opts.seed ?? GLITCHTIP_SEED);
-  const missingFolder = opts.missingFolder ?? '404';
-  const expiredTokenForm = opts.expiredTokenForm ?? '403';
+  const generation = opts.generation ?? 'current';
+  const traits = GENERATION_TRAITS[generation];
+  const missingFolder = opts.missingFolder ?? traits.missingFolder;
+  const expiredTokenForm = opts.expiredTokenForm ?? traits.expiredTokenForm;
   const tokenTtlSeconds = opts.tokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
   const now = opts.now ?? Date.now;
+  const secretReads = opts.secretReadsPerMinute === undefined ? undefined : new FixedWindowLimiter(opts.secretReadsPerMinute, RATE_LIMIT_WINDOW_MS);
   const auth = new Auth({
+    generation,
     tokenTtlSeconds,
     tokenMaxTtlSeconds: opts.tokenMaxTtlSeconds ?? Math.max(DEFAULT_TTL_SECONDS, tokenTtlSeconds),
     expiredTokenForm,
@@ -195,14 +217,8 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
         return;
       case 'malformed':
         return send(req, res, { status: 200, raw: '{"secrets":[{"secretKey":"TRUNC', headers: { 'content-type': 'application/json; charset=utf-8' } });
-      case 'rateLimit': {
-        const s = action.retryAfterSeconds;
-        return send(req, res, {
-          status: 429,
-          json: envelope(429, 'RateLimitExceeded', `Rate limit exceeded. Please try again in ${s} seconds`),
-          headers: { 'retry-after': String(s), 'x-ratelimit-limit': '60', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': String(s) },
-        });
-      }
+      case 'rateLimit':
+        return send(req, res, rateLimited(action.retryAfterSeconds, secretReads?.limit ?? FAULT_RATE_LIMIT));
       case 'status': {
         const { status, body, headers } = action;
         const reply: Reply = { status };
@@ -222,13 +238,22 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     }
   }
 
+  /** 429 as @fastify/rate-limit + Infisical's error builder send it; the body's wording depends on the generation. */
+  function rateLimited(secondsLeft: number, limit: number): Reply {
+    return {
+      status: 429,
+      json: envelope(429, 'RateLimitExceeded', `Rate limit exceeded. Please try again in ${traits.rateLimitWait(secondsLeft)}`),
+      headers: { 'retry-after': String(secondsLeft), ...rateLimitHeaders(limit, 0, secondsLeft) },
+    };
+  }
+
   async function login(req: IncomingMessage): Promise<Reply> {
     const parsed = await readApiBody(req);
     if ('reply' in parsed) return parsed.reply;
     const issues: ZodIssue[] = [];
     const clientId = requiredString(parsed.body, 'clientId', issues);
     const clientSecret = requiredString(parsed.body, 'clientSecret', issues);
-    if (clientId === undefined || clientSecret === undefined) return validationFailure(issues);
+    if (clientId === undefined || clientSecret === undefined) return validationFailure(issues, traits.validationStatus);
     return grantOrFailure(auth.login(clientId, clientSecret));
   }
 
@@ -237,7 +262,7 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     if ('reply' in parsed) return parsed.reply;
     const issues: ZodIssue[] = [];
     const token = requiredString(parsed.body, 'accessToken', issues);
-    if (token === undefined) return validationFailure(issues);
+    if (token === undefined) return validationFailure(issues, traits.validationStatus);
     if (route === 'renew') return grantOrFailure(auth.renew(token));
     const result = auth.revoke(token);
     return result.ok ? { status: 200, json: { message: 'Successfully revoked access token' } } : failure(result);
@@ -249,6 +274,15 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     if (header === undefined || header === '') return failure({ ok: false, status: 401, error: 'UnauthorizedError', message: 'Token missing' });
     const authResult = auth.authenticate(header.slice(7)); // the server slices without checking the scheme word
     if (!authResult.ok) return failure(authResult);
+    if (secretReads === undefined) return listAuthenticated(route, query);
+    // The route's limiter runs in preValidation: after authentication, before the query is checked.
+    const window = secretReads.take(req.socket.remoteAddress ?? '', now());
+    if (!window.allowed) return rateLimited(window.resetSeconds, secretReads.limit);
+    const reply = listAuthenticated(route, query);
+    return { ...reply, headers: { ...reply.headers, ...rateLimitHeaders(secretReads.limit, window.remaining, window.resetSeconds) } };
+  }
+
+  function listAuthenticated(route: 'listV3' | 'listV4', query: Record<string, string>): Reply {
 
     const v4 = route === 'listV4';
     const issues: ZodIssue[] = [];
@@ -275,7 +309,7 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     if (v4 && projectIdParam === undefined) {
       issues.push({ code: 'invalid_type', expected: 'string', received: 'undefined', path: ['projectId'], message: 'Required' });
     }
-    if (issues.length > 0) return validationFailure(issues);
+    if (issues.length > 0) return validationFailure(issues, traits.validationStatus);
 
     let project: Project | undefined;
     if (projectIdParam !== undefined && projectIdParam !== '') {
@@ -293,7 +327,9 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     const tagSlugs = (query['tagSlugs'] ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 
     const result = store.list(project, { environment, secretPath, recursive, includeImports, expand, viewSecretValue, tagSlugs });
-    if (result.ok) return { status: 200, json: { secrets: result.secrets, imports: result.imports } };
+    if (result.ok) {
+      return { status: 200, json: includeImports || traits.importsKeyAlways ? { secrets: result.secrets, imports: result.imports } : { secrets: result.secrets } };
+    }
     if (missingFolder === 'empty') return { status: 200, json: { secrets: [], imports: [] } };
     if (result.reason === 'environment') {
       return error(404, 'NotFound', `Environment with slug '${environment}' in project with ID ${project.id} not found`);
@@ -461,6 +497,7 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     reset: () => {
       store = new Store(seed);
       loadIdentities();
+      secretReads?.clear();
       faults.clear();
       requests.length = 0;
     },
@@ -538,9 +575,13 @@ interface ZodIssue {
   [extra: string]: unknown;
 }
 
-/** 422 carries the zod issue array as `message`, not a string. */
-function validationFailure(issues: ZodIssue[]): Reply {
-  return { status: 422, json: envelope(422, 'ValidationFailure', issues) };
+/** The zod issue array as `message`, not a string; 422 on current servers, 401 on late-2024 ones. */
+function validationFailure(issues: ZodIssue[], status: 401 | 422): Reply {
+  return { status, json: envelope(status, 'ValidationFailure', issues) };
+}
+
+function rateLimitHeaders(limit: number, remaining: number, resetSeconds: number): Record<string, string> {
+  return { 'x-ratelimit-limit': String(limit), 'x-ratelimit-remaining': String(remaining), 'x-ratelimit-reset': String(resetSeconds) };
 }
 
 /** zod `z.string().trim()` on a body field: returns the trimmed value or records an issue. */

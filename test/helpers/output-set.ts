@@ -3,21 +3,18 @@
  * child's stdout, and the check of what a consumer would find in the directory right now.
  */
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { onTestFinished } from 'vitest';
 import { makeSet, NAMES, parseFile } from '../tools/generation.mjs';
-import { MEMORY_TMP } from './scenario.js';
+import { makeTempDir } from './temp-dir.js';
 import { mountTmpfs, TMPFS_SKIP_REASON } from './tmpfs.js';
 
 export { makeSet, NAMES };
 
 /** A fresh tmpfs mount (64 MiB) when possible, else a directory under /dev/shm; removed after the test. */
 export function outputDir(prefix: string): string {
-  if (TMPFS_SKIP_REASON === undefined) return mountTmpfs(onTestFinished, 64 * 1024);
-  const dir = mkdtempSync(path.join(MEMORY_TMP, prefix));
-  onTestFinished(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
+  return TMPFS_SKIP_REASON === undefined ? mountTmpfs(onTestFinished, 64 * 1024) : makeTempDir(prefix);
 }
 
 export function lines(child: ChildProcessWithoutNullStreams): { next: (timeoutMs?: number) => Promise<string> } {

@@ -1,5 +1,7 @@
 /**
- * Shared set-up for tests that run the real sidecar against the fake Infisical server.
+ * Shared set-up for tests that run the real sidecar against the fake Infisical server. Everything
+ * the sidecar prints here (logs, CLI output) is also recorded for the file's leak guard
+ * (helpers/canaries.ts).
  */
 import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
@@ -7,13 +9,24 @@ import { runCli } from '../../src/cli.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startFakeInfisical, type FakeInfisical, type FakeInfisicalOptions } from '../fake-infisical/server.js';
 import { glitchtipSidecarEnv } from '../fake-infisical/seed.js';
+import { recordOutput } from './canaries.js';
+import type { OnFinished } from './temp-dir.js';
 
-/** Every line anything printed during the test file, for the leak check. */
-export const printed: string[] = [];
+/** The fastest settings config accepts: 1 s refresh, 2 s staleness, no jitter, short timeouts. */
+export const FAST: Readonly<Record<string, string>> = Object.freeze({
+  SIDECAR_REFRESH_INTERVAL: '1s',
+  SIDECAR_REFRESH_JITTER: '0',
+  SIDECAR_MAX_STALENESS: '2s',
+  SIDECAR_REQUEST_TIMEOUT: '1s', // 300 ms is too tight for a cold first request on a loaded CI machine
+  SIDECAR_BACKOFF_MAX: '200ms',
+  SIDECAR_ONCE_DEADLINE: '2s',
+  SIDECAR_LOG_LEVEL: 'debug',
+});
 
-export async function startFake(options: FakeInfisicalOptions = {}): Promise<FakeInfisical> {
+/** The fake Infisical server, closed when the test ends (concurrent tests pass their context's `onTestFinished`). */
+export async function startFake(options: FakeInfisicalOptions = {}, onFinished: OnFinished = onTestFinished): Promise<FakeInfisical> {
   const fake = await startFakeInfisical(options);
-  onTestFinished(() => fake.close());
+  onFinished(() => fake.close());
   return fake;
 }
 
@@ -42,8 +55,9 @@ export function captureLogs(): CapturedLogs {
   const chunks: string[] = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      chunks.push(chunk.toString('utf8'));
-      printed.push(chunk.toString('utf8'));
+      const text = chunk.toString('utf8');
+      chunks.push(text);
+      recordOutput(text);
       callback();
     },
   });
@@ -73,11 +87,11 @@ export async function runCommand(argv: string[], env: Record<string, string>, sh
     env,
     stdout: (text) => {
       stdout.push(text);
-      printed.push(text);
+      recordOutput(text);
     },
     stderr: (text) => {
       stderr.push(text);
-      printed.push(text);
+      recordOutput(text);
     },
     shutdown,
     logDestination: logs.stream as never,

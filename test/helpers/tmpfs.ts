@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { makeTempDir, type OnFinished } from './temp-dir.js';
 
-type OnFinished = (fn: () => void | Promise<void>) => void;
 
 function probe(): string | undefined {
   if (process.platform !== 'linux') return `tmpfs mounts need Linux (this is ${process.platform})`;
@@ -29,7 +29,8 @@ export const TMPFS_SKIP_REASON: string | undefined = probe();
 
 /** Mounts a tmpfs of `sizeKiB` on a fresh directory; unmounted (lazily, if busy) when the test ends. */
 export function mountTmpfs(onFinished: OnFinished, sizeKiB: number, extraOptions: string[] = []): string {
-  const dir = mkdtempSync(path.join(tmpdir(), 'tmpfs-'));
+  // Clean-up runs in reverse order of registration: unmount first, then makeTempDir removes the mount point.
+  const dir = makeTempDir('tmpfs-', onFinished);
   execFileSync('mount', ['-t', 'tmpfs', '-o', ['size=' + sizeKiB + 'k', 'mode=0755', ...extraOptions].join(','), 'tmpfs', dir], { stdio: 'pipe' });
   onFinished(() => {
     try {
@@ -37,7 +38,6 @@ export function mountTmpfs(onFinished: OnFinished, sizeKiB: number, extraOptions
     } catch {
       execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
     }
-    rmSync(dir, { recursive: true, force: true });
   });
   return dir;
 }

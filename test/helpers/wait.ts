@@ -1,13 +1,23 @@
-/** Polls until `condition` holds (exceptions count as "not yet"), instead of sleeping a fixed time. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, timeoutMs = 3_000, pollMs = 50): Promise<void> {
+/**
+ * Polls `probe` until it returns a truthy value, and returns that value: a wait on a condition,
+ * never on a fixed sleep. A thrown error counts as "not yet" and is named in the failure, which
+ * also names `what` was awaited.
+ *
+ *   const report = await waitFor(async () => { const h = await health(app); return h.body.revision === 2 && h; }, 'revision 2');
+ */
+export async function waitFor<T>(probe: () => T | Promise<T>, what: string, timeoutMs = 8_000, pollMs = 20): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
     try {
-      if (await condition()) return;
-    } catch {
-      // not yet
+      const value = await probe();
+      if (value) return value as NonNullable<T>;
+    } catch (error) {
+      lastError = error;
     }
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    if (Date.now() > deadline) {
+      throw new Error(`not within ${timeoutMs} ms: ${what}${lastError ? ` (last error: ${(lastError as Error).message})` : ''}`);
+    }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
 }

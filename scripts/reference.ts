@@ -1,10 +1,17 @@
 /**
  * Renders the configuration reference and the error catalogue as Markdown from the code's own
- * tables, so the docs cannot drift: `npm run docs` writes them, a test fails when they differ.
+ * tables, so the docs cannot drift: `npm run docs` (scripts/docs.ts) writes them, test/docs.test.ts
+ * fails when they differ. Documentation only: nothing in src/ imports this.
  */
-import { ERROR_CATALOGUE, EXIT_CODES, type ExitCodeName } from '../errors.js';
-import { STATUS_EXIT } from '../status.js';
-import { VARIABLES, type VariableSpec } from './schema.js';
+import { VARIABLES, type VariableSpec } from '../src/config/schema.js';
+import {
+  ERROR_CATALOGUE,
+  EXIT_CODES,
+  EXIT_MEANINGS,
+  HEALTHCHECK_EXIT_CODES,
+  STATUS_EXIT_CODES,
+  STATUS_EXIT_MEANINGS,
+} from '../src/errors.js';
 
 const GROUP_TITLES: Record<VariableSpec['group'], string> = {
   infisical: 'Infisical access',
@@ -14,25 +21,10 @@ const GROUP_TITLES: Record<VariableSpec['group'], string> = {
   health: 'Health server',
 };
 
-/** When each exit code happens; typed by the code's names, so a new exit code without a line here does not compile. */
-const EXIT_MEANINGS: Record<ExitCodeName, string> = {
-  ok: 'Success: `once` wrote a complete set, `check` fetched everything, `run` stopped on SIGTERM. (`run` never exits on a failed sync: it keeps the last good files and retries.)',
-  unexpected: 'A bug or an unforeseen condition (`SIDECAR_UNEXPECTED`).',
-  usage: 'Unknown subcommand or argument.',
-  missingKeys: 'A required key, or a key a template needs, is missing; nothing was written.',
-  fetch: 'Infisical answered 404 or 400/422; for `check` (a single attempt) also unreachable, 5xx or 429. `once` retries those until its deadline (75).',
-  write: 'The output directory is missing, read-only or full.',
-  deadline: '`once` kept retrying a temporary failure until SIDECAR_ONCE_DEADLINE; the last error is in the message.',
-  auth: 'Infisical refused the login, or denied access after a fresh login.',
-  config: 'A setting is missing or malformed (printed to stderr, one line per problem).',
-};
-
-const STATUS_MEANINGS: Record<keyof typeof STATUS_EXIT, string> = {
-  healthy: 'The sidecar answered `/healthz` with 200 (status `ok` or `degraded`).',
-  unhealthy: 'The sidecar answered 503 (status `starting`, `failing`, `stale` or `missing_keys`).',
-  unreachable: 'Nothing answered at the URL within 3 s, or what answered is not a sidecar\'s `/healthz`.',
-  usage: 'Bad arguments.',
-};
+/** A table's entries with its own key type, to look each name up in its meanings (Object.entries widens keys to string). */
+function entries<K extends string>(table: Readonly<Record<K, number>>): [K, number][] {
+  return (Object.keys(table) as K[]).map((key) => [key, table[key]]);
+}
 
 function cell(text: string): string {
   return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
@@ -45,7 +37,7 @@ export function renderConfigurationReference(): string {
     '<!-- Generated from src/config/schema.ts by `npm run docs`; a test fails when this file is out of date. -->',
     '',
     'Every setting is an environment variable. Durations take units (`500ms`, `30s`, `5m`, `1h`, `1h30m`); a bare number is refused.',
-    'Variables marked *file* can instead be given as `<NAME>_FILE`, the path of a file holding the value (Compose `secrets:`); one trailing newline is dropped.',
+    'Variables marked *file* can instead be given as `<NAME>_FILE`, the path of a file holding the value (Compose `secrets:`); surrounding whitespace such as the trailing newline is dropped, and an empty file is an error.',
     'All problems are reported at once, each naming its variable and the fix, and the process exits with code 78.',
     'An unknown `SIDECAR_*` variable is an error too (typos would otherwise be silently ignored).',
     '',
@@ -53,7 +45,7 @@ export function renderConfigurationReference(): string {
   const groups = [...new Set(Object.values(VARIABLES).map((spec) => spec.group))];
   for (const group of groups) {
     lines.push(`## ${GROUP_TITLES[group]}`, '', '| Variable | Default | Meaning |', '| --- | --- | --- |');
-    for (const [name, spec] of Object.entries(VARIABLES) as [string, VariableSpec][]) {
+    for (const [name, spec] of Object.entries<VariableSpec>(VARIABLES)) {
       if (spec.group !== group) continue;
       const label = name.endsWith('_') ? `\`${name}<NAME>\`` : `\`${name}\``;
       const flags = [spec.required ? '**required**' : '', spec.fileForm ? '*file*' : '', spec.secret ? '*secret*' : ''].filter(Boolean).join(', ');
@@ -96,15 +88,15 @@ export function renderErrorCatalogue(): string {
     '',
     '| Exit code | Name | When |',
     '| --- | --- | --- |',
-    ...(Object.entries(EXIT_CODES) as [ExitCodeName, number][]).map(([name, code]) => `| ${code} | ${name} | ${cell(EXIT_MEANINGS[name])} |`),
+    ...entries(EXIT_CODES).map(([name, code]) => `| ${code} | ${name} | ${cell(EXIT_MEANINGS[name])} |`),
     '',
     'Of `status` (reads a running sidecar\'s `/healthz`):',
     '',
     '| Exit code | When |',
     '| --- | --- |',
-    ...(Object.entries(STATUS_EXIT) as [keyof typeof STATUS_EXIT, number][]).map(([name, code]) => `| ${code} | ${cell(STATUS_MEANINGS[name])} |`),
+    ...entries(STATUS_EXIT_CODES).map(([name, code]) => `| ${code} | ${cell(STATUS_EXIT_MEANINGS[name])} |`),
     '',
-    'Of `healthcheck` (the image\'s Docker HEALTHCHECK): 0 when `http://127.0.0.1:$SIDECAR_HEALTH_PORT/healthz` answers 200 within 2 s, 1 otherwise.',
+    `Of \`healthcheck\` (the image's Docker HEALTHCHECK): ${HEALTHCHECK_EXIT_CODES.healthy} when \`http://127.0.0.1:$SIDECAR_HEALTH_PORT/healthz\` answers 200 within 2 s, ${HEALTHCHECK_EXIT_CODES.unhealthy} otherwise.`,
     '',
     '## Error codes',
     '',

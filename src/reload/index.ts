@@ -1,0 +1,27 @@
+/**
+ * The reload stage: which actions the configuration asks for, behind one scheduler.
+ */
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { commandAction, httpAction } from './actions.js';
+import { dockerRestartAction } from './docker.js';
+import { ReloadScheduler, type ReloadAction, type ReloadOutcome } from './scheduler.js';
+
+export { ReloadScheduler, type ChangeEvent, type ReloadAction, type ReloadOutcome } from './scheduler.js';
+
+export function createReloads(config: Config, log: Logger, onResult: (action: string, outcome: ReloadOutcome, ms: number) => void): ReloadScheduler {
+  const actions: ReloadAction[] = [];
+  if (config.reloadCommand) actions.push(commandAction(config.reloadCommand, config.reloadTimeoutMs));
+  if (config.reloadUrl) actions.push(httpAction(config.reloadUrl, config.reloadTimeoutMs));
+  if (config.restartServices.length > 0) {
+    actions.push(dockerRestartAction({ endpoint: config.dockerHost, services: config.restartServices, timeoutMs: config.reloadTimeoutMs }));
+  }
+  return new ReloadScheduler({
+    actions,
+    reloadOnFirstWrite: config.reloadOnFirstWrite,
+    debounceMs: config.reloadDebounceMs,
+    cooldownMs: config.reloadCooldownMs,
+    log,
+    onResult,
+  });
+}

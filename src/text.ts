@@ -1,0 +1,45 @@
+/**
+ * How the sidecar shows things to a person: durations, text that came from elsewhere, colours.
+ * One rule for each, shared by log lines, `status` and `check`. A leaf: imports nothing.
+ */
+
+/** Short escapes for the control characters that have one, as JSON writes them; the backslash itself so an escape stays unambiguous. */
+const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\f': '\\f', '\r': '\\r' };
+
+/**
+ * Characters that could break a line or drive a terminal: C0 and C1 controls (ANSI sequences start
+ * with ESC or CSI), DEL, the Unicode line and paragraph separators, and lone surrogates (which no
+ * encoder can write as UTF-8).
+ */
+const UNPRINTABLE = /[\\\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * `text` with every unprintable character escaped (`\n`, `\t`, `\u001b`, `\ud800`, and `\\` for a
+ * backslash), so a key name or a server's message stays on one log or terminal line and cannot
+ * move the cursor. For names without `"`, DEL or C1 characters this is exactly the inside of
+ * `JSON.stringify(text)`; a `"` is left as it is (harmless on a line).
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (char) => SHORT_ESCAPES[char] ?? `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The two largest units, rounded to the second: `0s`, `59s`, `1m 1s`, `1h`, `1h 1m`, `1d 1h`. Negative counts as 0. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1_000));
+  const two = (big: number, bigUnit: string, small: number, smallUnit: string) => `${big}${bigUnit}${small ? ` ${small}${smallUnit}` : ''}`;
+  if (s < 60) return `${s}s`;
+  if (s < 3_600) return two(Math.floor(s / 60), 'm', s % 60, 's');
+  if (s < 86_400) return two(Math.floor(s / 3_600), 'h', Math.floor((s % 3_600) / 60), 'm');
+  return two(Math.floor(s / 86_400), 'd', Math.floor((s % 86_400) / 3_600), 'h');
+}
+
+/** The variables that decide colours (https://no-color.org: any non-empty NO_COLOR turns them off). */
+export interface ColorEnv {
+  readonly NO_COLOR?: string | undefined;
+  readonly TERM?: string | undefined;
+}
+
+/** Colours only for a person at a terminal that can show them, and never when NO_COLOR is set. */
+export function colorEnabled(isTTY: boolean, env: ColorEnv): boolean {
+  return isTTY && (env.NO_COLOR === undefined || env.NO_COLOR === '') && env.TERM !== 'dumb';
+}

@@ -1,0 +1,147 @@
+/**
+ * What the restructured core promises, end to end against the fake server (issue 10):
+ * - a failure after the `..data` swap is a successful sync of the new revision: reload actions run,
+ *   `/healthz` reports the publish error until a later pass repairs it;
+ * - `check` and the restart diff take key names from the sync, never by parsing a rendered file, so
+ *   they work whatever outputs are configured and cannot quote a value in an error;
+ * - the manifest and its digest key are readable by the sidecar's user only.
+ */
+import { mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createApp } from '../src/app.js';
+import { loadConfig } from '../src/config/load.js';
+import { EXIT_CODES } from '../src/errors.js';
+import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
+import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
+import { makeTempDir } from './helpers/temp-dir.js';
+import { waitFor } from './helpers/wait.js';
+
+const FAST = { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '10s', SIDECAR_REFRESH_JITTER: '0', SIDECAR_RELOAD_DEBOUNCE: '50ms', SIDECAR_RELOAD_COOLDOWN: '50ms' };
+
+async function reloadReceiver() {
+  const calls: { revision: number; changedKeys: string[] }[] = [];
+  const server = http.createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      calls.push(JSON.parse(body) as { revision: number; changedKeys: string[] });
+      response.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/reload`, calls };
+}
+
+function appFor(env: Record<string, string>) {
+  const { log, logs } = testLogger();
+  const app = createApp(loadConfig(env), log, { reloadConfig: () => loadConfig(env) });
+  onTestFinished(() => app.stop());
+  return { app, logs };
+}
+
+describe('a failure after the ..data swap', () => {
+  it('counts as a sync of the new revision: reload runs, /healthz is degraded with the error until a pass repairs it', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const receiver = await reloadReceiver();
+    const configFile = path.join(makeTempDir(), 'sidecar.json');
+    writeFileSync(configFile, JSON.stringify({ outputs: [{ format: 'env', path: 'secrets.env' }] }));
+    const { app, logs } = appFor(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_CONFIG_FILE: configFile, SIDECAR_RELOAD_URL: receiver.url, SIDECAR_WATCH: 'false' }));
+    await app.start();
+    await waitFor(() => app.health.report().revision === 1, 'first sync');
+
+    // A directory sits where the next configuration's new output goes; the same pass rotates a value.
+    mkdirSync(path.join(dir, 'secrets.json'));
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-secret-key-value-0123456789');
+    writeFileSync(configFile, JSON.stringify({ outputs: [{ format: 'env', path: 'secrets.env' }, { format: 'json', path: 'secrets.json' }] }));
+    app.reconfigure(loadConfig(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_CONFIG_FILE: configFile })));
+
+    const degraded = await waitFor(() => {
+      const report = app.health.report();
+      return report.revision === 2 ? report : undefined;
+    }, 'revision 2');
+    expect(degraded).toMatchObject({ status: 'degraded', healthy: true, lastError: { code: 'SIDECAR_OUTPUT_UNWRITABLE' } });
+    expect(degraded.lastError?.message).toMatch(/secrets\.json: E(ISDIR|NOTEMPTY|EXIST)/);
+    expect(readFileSync(path.join(dir, 'secrets.env'), 'utf8')).toContain('rotated-secret-key-value-0123456789');
+    await waitFor(() => receiver.calls.length === 1, 'the reload for revision 2');
+    expect(receiver.calls[0]).toMatchObject({ revision: 2, changedKeys: ['SECRET_KEY'] });
+    expect(logs.lines().some((line) => line.msg === 'new secrets are live, but a step after the swap failed; retrying at the next refresh')).toBe(true);
+
+    // The operator removes the directory: the next pass publishes the link, same revision, no reload.
+    rmSync(path.join(dir, 'secrets.json'), { recursive: true });
+    await waitFor(() => app.health.report().status === 'ok', 'repaired');
+    expect(app.health.report().revision).toBe(2);
+    expect(JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8'))).toMatchObject({ SECRET_KEY: 'rotated-secret-key-value-0123456789' });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // longer than debounce + cooldown
+    expect(receiver.calls).toHaveLength(1);
+  });
+});
+
+describe('key names come from the sync, never from a rendered file', () => {
+  it('check with only an env output prints every key name', async () => {
+    const fake = await startFake();
+    const result = await runCommand(['check'], glitchtipEnv(fake, makeTempDir(), { SIDECAR_OUTPUTS: 'env' }));
+    expect(result.code).toBe(EXIT_CODES.ok);
+    expect(result.stdout).toMatch(/keys \(5, values not shown\):\n  DATABASE_URL\n  DEFAULT_FROM_EMAIL\n  EMAIL_URL\n  POSTGRES_PASSWORD\n  SECRET_KEY\n/);
+  });
+
+  it('check with a key named A.json, files before json, prints the name and no fragment of any value', async () => {
+    const fake = await startFake();
+    const value = '{"not json at all: 7c1d9e0f-value-fragment';
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'A.json', value);
+    const result = await runCommand(['check'], glitchtipEnv(fake, makeTempDir(), { SIDECAR_OUTPUTS: 'files,json' }));
+    expect(result.code).toBe(EXIT_CODES.ok);
+    expect(result.stdout).toMatch(/^ {2}A\.json$/m);
+    const everything = result.stdout + result.stderr + result.logs.text();
+    for (const fragment of [value.slice(0, 8), '7c1d9e0f', 'value-fragment']) expect(everything).not.toContain(fragment);
+  });
+
+  it('after a restart, only the keys that changed while the sidecar was down are reported and reloaded, with an env output only', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const receiver = await reloadReceiver();
+    const env = glitchtipEnv(fake, dir, { ...FAST, SIDECAR_OUTPUTS: 'env', SIDECAR_RELOAD_URL: receiver.url });
+    const first = appFor(env);
+    expect(await first.app.once()).toMatchObject({ ok: true, revision: 1 });
+    await first.app.stop();
+
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', 'changed-while-down');
+    const second = appFor(env);
+    await second.app.start();
+    await waitFor(() => receiver.calls.length === 1, 'a reload for the change made while down');
+    // DATABASE_URL is derived from POSTGRES_PASSWORD, so it changed too; nothing else did.
+    expect(receiver.calls[0]).toMatchObject({ revision: 2, changedKeys: ['DATABASE_URL', 'POSTGRES_PASSWORD'] });
+    expect(second.app.health.report().changedKeys).toEqual(['DATABASE_URL', 'POSTGRES_PASSWORD']);
+  });
+
+  it('the manifest and its digest key are 0400, hold no value, and an unreadable manifest means "everything changed"', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const env = glitchtipEnv(fake, dir, { SIDECAR_OUTPUTS: 'env' });
+    const { app } = appFor(env);
+    await app.once();
+    const version = readlinkSync(path.join(dir, '..data'));
+    const manifest = path.join(dir, version, '..manifest');
+    const key = path.join(dir, '..digest-key');
+    expect(statSync(manifest).mode & 0o777).toBe(0o400);
+    expect(statSync(key).mode & 0o777).toBe(0o400);
+    expect(readdirSync(dir)).not.toContain('..manifest'); // no top-level link: consumers never see it
+    const text = readFileSync(manifest, 'utf8');
+    const values = readFileSync(path.join(dir, 'secrets.env'), 'utf8').match(/'([^']{4,})'/g) ?? [];
+    expect(values.length).toBeGreaterThan(3);
+    for (const quoted of values) expect(text).not.toContain(quoted.slice(1, 9));
+    expect(Object.keys((JSON.parse(text) as { digests: object }).digests).sort()).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
+
+    // A lost digest key, like an older version's volume without a manifest: every key counts as changed.
+    rmSync(key);
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'another-value-for-the-key-0123456789');
+    const { app: restarted } = appFor(env);
+    const outcome = await restarted.once();
+    expect(outcome).toMatchObject({ ok: true, revision: 2 });
+    expect(outcome.changedKeys).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
+  });
+});

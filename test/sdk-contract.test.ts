@@ -1,0 +1,139 @@
+/**
+ * What src/infisical/call-context.ts and src/infisical/client.ts rely on in `@infisical/sdk`, none of
+ * it documented by the SDK (docs/infisical-api.md §6), checked against the real SDK and the fake
+ * Infisical server over real HTTP. package.json pins the SDK to the version this was verified
+ * against; when an upgrade breaks one of these, the failure message says what to re-check.
+ */
+import { InfisicalSDK } from '@infisical/sdk';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { installSdkFetchFence, runWithDeadline } from '../src/infisical/call-context.js';
+import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
+import { startFakeInfisical, type FakeInfisical } from './fake-infisical/server.js';
+import { waitFor } from './helpers/wait.js';
+
+const LOGIN_PATH = '/api/v1/auth/universal-auth/login';
+const LIST_PATH = '/api/v3/secrets/raw';
+const credentials = { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET };
+
+let fake: FakeInfisical;
+beforeAll(async () => {
+  fake = await startFakeInfisical();
+});
+afterAll(() => fake.close());
+beforeEach(() => fake.reset());
+
+function listFolder(sdk: InfisicalSDK, secretPath: string) {
+  return sdk.secrets().listSecrets({ projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath });
+}
+
+async function loggedIn(): Promise<InfisicalSDK> {
+  return new InfisicalSDK({ siteUrl: fake.url }).auth().universalAuth.login(credentials);
+}
+
+/** Records `METHOD origin/path` of every fetch the SDK makes, on top of whatever `globalThis.fetch` is now. */
+function recordFetches(): { readonly seen: string[]; restore(): void } {
+  const underneath = globalThis.fetch;
+  const seen: string[] = [];
+  globalThis.fetch = (input, init) => {
+    const url = new URL(input instanceof Request ? input.url : input);
+    seen.push(`${init?.method ?? 'GET'} ${url.origin}${url.pathname}`);
+    return underneath(input, init);
+  };
+  return { seen, restore: () => void (globalThis.fetch = underneath) };
+}
+
+/** What reached the fake on one path, as `METHOD status` (status 0: no answer was sent). */
+function requestsTo(path: string): string[] {
+  return fake.requests.filter((request) => request.path === path).map((request) => `${request.method} ${request.status}`);
+}
+
+describe('@infisical/sdk, as the fetch fence relies on it', () => {
+  it('looks up globalThis.fetch at each request (not a reference taken at import or construction), one request per login and per list', async () => {
+    const sdk = new InfisicalSDK({ siteUrl: fake.url });
+    const fetches = recordFetches();
+    try {
+      await sdk.auth().universalAuth.login(credentials);
+      await listFolder(sdk, DEMO_APPLICATION_PATH);
+    } finally {
+      fetches.restore();
+    }
+    expect(
+      fetches.seen,
+      'The SDK no longer sends each request through globalThis.fetch at call time, or no longer one request per call: ' +
+        'the fence in src/infisical/call-context.ts cannot see or bound its requests; re-verify it before upgrading.',
+    ).toEqual([`POST ${fake.url}${LOGIN_PATH}`, `GET ${fake.url}${LIST_PATH}`]);
+  });
+
+  it('keeps the HTTP status and the server message in its error text as `[StatusCode=NNN] message`', async () => {
+    const refused = new InfisicalSDK({ siteUrl: fake.url }).auth().universalAuth.login({ ...credentials, clientSecret: 'wrong' });
+    const format = 'The SDK changed its error text: serverMessageOf in src/infisical/call-context.ts no longer finds the server message.';
+    await expect(refused, format).rejects.toThrow(/\[StatusCode=401\] Invalid credentials$/);
+
+    // The same error read through the fence, as src/infisical/client.ts reads it.
+    const removeFence = installSdkFetchFence(fake.url);
+    try {
+      const sdk = await loggedIn();
+      fake.faults.add({ route: 'list', kind: 'status', status: 403, body: { statusCode: 403, message: 'You do not have permission', error: 'PermissionDenied' } });
+      const outcome = await runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), { siteUrl: fake.url, timeoutMs: 5_000 });
+      expect(outcome, format).toEqual({ ok: false, requests: 1, failure: { kind: 'http', status: 403, serverMessage: 'You do not have permission', retryAfterMs: undefined } });
+    } finally {
+      removeFence();
+    }
+  });
+
+  it('retries a reset and a 429 on its own, ignoring retry-after (so the one-request budget matters), and does not retry a 500', async () => {
+    const sdk = await loggedIn();
+    fake.clearRequests();
+    fake.faults.add({ route: 'login', kind: 'reset', times: 1 });
+    fake.faults.add({ route: 'list', path: DEMO_APPLICATION_PATH, kind: 'rateLimit', retryAfterSeconds: 60, times: 1 });
+    fake.faults.add({ route: 'list', path: DEMO_DATABASE_PATH, kind: 'status', status: 500, times: 1 });
+
+    // Unfenced, the SDK sleeps about 1 s (±20 %) before its first retry.
+    const [login, rateLimited, failed] = await Promise.allSettled([loggedIn(), listFolder(sdk, DEMO_APPLICATION_PATH), listFolder(sdk, DEMO_DATABASE_PATH)]);
+    const retries = 'The SDK no longer retries resets and 429s (or now retries 5xx): re-verify the one-request budget in src/infisical/call-context.ts.';
+    expect(login.status, retries).toBe('fulfilled');
+    expect(rateLimited.status, retries).toBe('fulfilled');
+    expect(failed, retries).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/\[StatusCode=500\]/) } });
+    expect(requestsTo(LOGIN_PATH), retries).toEqual(['POST 0', 'POST 200']);
+    expect(fake.requests.filter((r) => r.path === LIST_PATH).map((r) => `${r.query['secretPath']} ${r.status}`), retries).toEqual([
+      `${DEMO_APPLICATION_PATH} 429`,
+      `${DEMO_DATABASE_PATH} 500`,
+      `${DEMO_APPLICATION_PATH} 200`,
+    ]);
+  });
+});
+
+describe('the fence around the real SDK', () => {
+  it('holds a login against a reset and a list against a 429 to one request each, through the SDK’s retries', async () => {
+    const original = globalThis.fetch;
+    const removeFence = installSdkFetchFence(fake.url);
+    // Above the fence, to see the SDK's retries arrive (and the fence turn them away).
+    const attempts = recordFetches();
+    try {
+      const sdk = await loggedIn();
+      fake.clearRequests();
+      attempts.seen.length = 0;
+      fake.faults.add({ route: 'login', kind: 'reset' });
+      fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 60 });
+      const options = { siteUrl: fake.url, timeoutMs: 5_000 };
+      const started = Date.now();
+      const [login, list] = await Promise.all([
+        runWithDeadline(() => loggedIn(), options),
+        runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), options),
+      ]);
+      expect(Date.now() - started, 'both calls end at their first answer, not after the SDK’s sleeps').toBeLessThan(800);
+      expect(login).toMatchObject({ ok: false, requests: 1, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_UNAVAILABLE' } } });
+      expect(list).toEqual({ ok: false, requests: 1, failure: { kind: 'http', status: 429, serverMessage: undefined, retryAfterMs: 60_000 } });
+
+      // The SDK's own retries come after about 1 s; the fence keeps them off the network.
+      await waitFor(() => attempts.seen.length >= 4, 'the SDK’s first retry of each call');
+      expect(attempts.seen.sort()).toEqual([`GET ${fake.url}${LIST_PATH}`, `GET ${fake.url}${LIST_PATH}`, `POST ${fake.url}${LOGIN_PATH}`, `POST ${fake.url}${LOGIN_PATH}`]);
+      expect(requestsTo(LOGIN_PATH)).toEqual(['POST 0']);
+      expect(requestsTo(LIST_PATH)).toEqual(['GET 429']);
+    } finally {
+      attempts.restore();
+      removeFence();
+    }
+    expect(globalThis.fetch).toBe(original);
+  });
+});
