@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only cold,adapter,refresh,memory,load,push,budget,image] [--build | --no-build]`
+ * `npm run bench [-- --quick] [--only cold,adapter,refresh,memory,load,push,budget,watch,image] [--build | --no-build]`
  *
  * The benchmark of issue 6. Every figure is measured side by side with a reference in the same run
  * (interleaved, alternating order) and reported as median [min–max] with the ratio subject /
@@ -55,19 +55,21 @@ const option = (name: string): string | undefined => {
   return at >= 0 ? argv[at + 1] : undefined;
 };
 const quick = flag('quick');
-const SECTIONS = ['cold', 'adapter', 'refresh', 'memory', 'load', 'push', 'budget', 'image'] as const;
+const SECTIONS = ['cold', 'adapter', 'refresh', 'memory', 'load', 'push', 'budget', 'watch', 'image'] as const;
 type Section = (typeof SECTIONS)[number];
 const only = new Set((option('only') ?? SECTIONS.join(',')).split(',').map((s) => s.trim()) as Section[]);
 for (const name of only) if (!SECTIONS.includes(name)) throw new Error(`--only: unknown section ${name}; sections: ${SECTIONS.join(', ')}`);
 
 /** Rounds per measurement; --quick keeps every measurement but runs each a few times only. */
 const ROUNDS = quick
-  ? { cold: 2, adapter: 2, refresh: { 10: 2, 100: 1, 1000: 1 } as Record<number, number>, memoryRefreshes: 100, memory: 1, load: 1, loadSeconds: 1, loadWarmUp: 0, push: 1, budgetPasses: 3 }
-  : { cold: 11, adapter: 7, refresh: { 10: 15, 1000: 7, 10000: 3 } as Record<number, number>, memoryRefreshes: 1000, memory: 3, load: 5, loadSeconds: 3, loadWarmUp: 0.5, push: 12, budgetPasses: 20 };
+  ? { cold: 2, adapter: 2, refresh: { 10: 2, 100: 1, 1000: 1 } as Record<number, number>, memoryRefreshes: 100, memory: 1, load: 1, loadSeconds: 1, loadWarmUp: 0, push: 1, budgetPasses: 3, watch: 1 }
+  : { cold: 11, adapter: 7, refresh: { 10: 15, 1000: 7, 10000: 3 } as Record<number, number>, memoryRefreshes: 1000, memory: 3, load: 5, loadSeconds: 3, loadWarmUp: 0.5, push: 12, budgetPasses: 20, watch: 3 };
 /** Secrets per refresh; --quick stays within a minute by stopping at 1,000 (the growth step is still ×10). */
 const REFRESH_SIZES = quick ? [10, 100, 1000] : [10, 1000, 10000];
 const [, GROWTH_FROM, GROWTH_TO] = REFRESH_SIZES as [number, number, number];
 const WARM_UP_ROUNDS = quick ? 0 : 1;
+/** Secrets in the watcher row; --quick writes 1,000 (a 5,000-key write takes seconds per side). */
+const WATCH_SIZE = quick ? 1000 : 5000;
 const UNCHANGED_WARM_UP = quick ? 2 : 15;
 
 // ---- set-up -------------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ async function workRoot(): Promise<string> {
 function benchSeed(): FakeSeed {
   const seed = structuredClone(GLITCHTIP_SEED);
   const folders = seed.projects[0]!.environments[DEMO_ENVIRONMENT]!.folders;
-  for (const size of [10, 100, 1000, 10000]) {
+  for (const size of [10, 100, 1000, 5000, 10000]) {
     const secrets: Record<string, string> = {};
     for (let i = 0; i < size; i++) secrets[`KEY_${String(i).padStart(5, '0')}`] = `value-${i}-${'x'.repeat(24)}`;
     folders[`/bench/n${size}`] = { secrets };
@@ -932,7 +934,86 @@ async function rateLimited(fake: FakeInfisical, work: string): Promise<void> {
   }
 }
 
-// ---- 8. image size ------------------------------------------------------------------------------
+// ---- 8. file watcher ---------------------------------------------------------------------------
+
+/** Waits until a child uses (almost) no CPU: 300 ms windows with under 30 ms of CPU time, or 60 s. */
+async function idle(pid: number | undefined): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  let before = await cpuMsOf(pid);
+  while (performance.now() < deadline) {
+    await sleep(300);
+    const now = await cpuMsOf(pid);
+    if (now - before < 30) return;
+    before = now;
+  }
+}
+
+/**
+ * One changed write of WATCH_SIZE secrets by the sidecar's `run` wiring (sidecar-loop.mjs), with
+ * SIDECAR_WATCH on or off: the pass's own duration, and the CPU the process used from the trigger
+ * until it is idle again, which includes the watcher's check of the files after the swap.
+ */
+async function watchedWrite(fake: FakeInfisical, work: string, watching: boolean, folder: string): Promise<{ passMs: number; cpuMs: number }> {
+  const env = sidecarEnv(fake, await freshDir(work, `watch-${watching ? 'on' : 'off'}`), 0, {
+    INFISICAL_SECRET_PATHS: folder,
+    SIDECAR_REQUIRED_KEYS: '',
+    SIDECAR_WATCH: String(watching),
+    BENCH_INTERVAL_MS: '3600000',
+    BENCH_REPORT_PASSES: '1',
+  });
+  delete env.SIDECAR_DERIVE_DATABASE_URL;
+  const child = Child.fork(path.join(childrenDir, 'sidecar-loop.mjs'), { env, name: `watch ${watching ? 'on' : 'off'}` });
+  try {
+    await child.next('ready', 60_000);
+    const first = (await child.next('pass', 300_000)) as unknown as { ok: boolean };
+    if (!first.ok) throw new Error(`watch ${watching ? 'on' : 'off'}: the first write failed`);
+    await sleep(1_000); // the loop's minimum gap between triggered passes
+    await idle(child.proc.pid); // the watcher's check of the first write is over
+    rotate(fake, folder, 'KEY_00000');
+    const cpuBefore = await cpuMsOf(child.proc.pid);
+    child.send({ op: 'trigger' });
+    const pass = (await child.next('pass', 300_000)) as unknown as { ok: boolean; changed: boolean; ms: number };
+    if (!pass.ok || !pass.changed) throw new Error(`watch ${watching ? 'on' : 'off'}: the rotated secret was not written`);
+    await idle(child.proc.pid);
+    return { passMs: pass.ms, cpuMs: (await cpuMsOf(child.proc.pid)) - cpuBefore };
+  } finally {
+    await child.stop(10_000);
+  }
+}
+
+async function watcherCost(fake: FakeInfisical, work: string): Promise<void> {
+  const folder = `/bench/n${WATCH_SIZE}`;
+  const results: Record<'on' | 'off', { passMs: number; cpuMs: number }[]> = { on: [], off: [] };
+  for (let round = 0; round < ROUNDS.watch; round++) {
+    for (const side of ordered(round, ['on', 'off'] as const)) results[side].push(await watchedWrite(fake, work, side === 'on', folder));
+  }
+  const pick = (side: 'on' | 'off', f: (r: { passMs: number; cpuMs: number }) => number) => results[side].map(f);
+  const k = `${(WATCH_SIZE / 1000).toString()}k`;
+  // The target is on CPU time, steadier than wall time on a shared machine, and it includes the
+  // watcher's check after the swap: the whole cost of watching, not only the pass.
+  const cpu = ratio(pick('on', (r) => r.cpuMs), pick('off', (r) => r.cpuMs));
+  row({
+    section: '8 file watcher',
+    metric: `${k} secrets, one changed write: CPU until idle again (the watcher's check after the swap included)`,
+    unit: 'ms',
+    subject: { name: 'SIDECAR_WATCH=true', stat: stat(pick('on', (r) => r.cpuMs)) },
+    reference: { name: 'SIDECAR_WATCH=false', stat: stat(pick('off', (r) => r.cpuMs)) },
+    ratio: cpu,
+    note: `the watcher watches directories, not files; after each swap it has the writer compare every file once (self-healing)${quick ? '; quick run: 1,000 secrets stand in for 5,000' : ''}`,
+    target: { text: '≤ 1.2× watcher off', pass: cpu <= 1.2 },
+  });
+  row({
+    section: '8 file watcher',
+    metric: `${k} secrets, one changed write: wall time of the pass (fetch + write)`,
+    unit: 'ms',
+    subject: { name: 'SIDECAR_WATCH=true', stat: stat(pick('on', (r) => r.passMs)) },
+    reference: { name: 'SIDECAR_WATCH=false', stat: stat(pick('off', (r) => r.passMs)) },
+    ratio: ratio(pick('on', (r) => r.passMs), pick('off', (r) => r.passMs)),
+  });
+  raw.watch = { size: WATCH_SIZE, ...results };
+}
+
+// ---- 9. image size ------------------------------------------------------------------------------
 
 async function docker(args: string[]): Promise<string | undefined> {
   try {
@@ -961,7 +1042,7 @@ async function imageSize(): Promise<void> {
   if (!Number.isFinite(baseSize) || baseSize <= 0) return skip(`base image ${base} is not present locally`);
   const delta = mb(size - baseSize);
   row({
-    section: '8 image',
+    section: '9 image',
     metric: `image size (${image})`,
     unit: 'MB',
     subject: { name: image, stat: stat([mb(size)]) },
@@ -1040,6 +1121,7 @@ async function main(): Promise<number> {
     await section('load', () => healthLoad(f, work));
     await section('push', () => pushLatency(f, work));
     await section('budget', () => apiBudget(f, work));
+    await section('watch', () => watcherCost(f, work));
     await section('image', () => imageSize());
   } catch (error) {
     problems.push(error instanceof Error ? (error.stack ?? error.message) : String(error));

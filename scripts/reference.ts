@@ -1,5 +1,5 @@
 /**
- * Renders the configuration reference and the error catalogue as Markdown from the code's own
+ * Renders the configuration reference, the error catalogue and the lint rules as Markdown from the code's own
  * tables, so the docs cannot drift: `npm run docs` (scripts/docs.ts) writes them, test/docs.test.ts
  * fails when they differ. Documentation only: nothing in src/ imports this.
  */
@@ -12,6 +12,7 @@ import {
   STATUS_EXIT_CODES,
   STATUS_EXIT_MEANINGS,
 } from '../src/errors.js';
+import { RULES, type RuleSpec } from '../src/lint/index.js';
 
 const GROUP_TITLES: Record<VariableSpec['group'], string> = {
   infisical: 'Infisical access',
@@ -105,5 +106,33 @@ export function renderErrorCatalogue(): string {
     ...Object.entries(ERROR_CATALOGUE).map(([code, entry]) => `| \`${code}\` | ${EXIT_CODES[entry.exit]} | ${cell(entry.meaning)} | ${cell(entry.hint)} |`),
     '',
   ];
+  return lines.join('\n');
+}
+
+const SCOPE_TITLES: Record<RuleSpec['scope'], string> = {
+  any: 'Always on',
+  glitchtip: 'SIDECAR_CONSUMER=glitchtip',
+};
+
+export function renderLintRules(): string {
+  const lines = [
+    '# Lint rules',
+    '',
+    '<!-- Generated from src/lint/rules.ts by `npm run docs`; a test fails when this file is out of date. -->',
+    '',
+    'After each fetch the sidecar checks every value (derived ones included) against what its consumer will make of it. A finding names the key, the rule and the part of the value (e.g. "password part of the URL"), never the value.',
+    'Severity `breaks`: the consumer will fail or read another value; `advice`: it works, but is fragile or weak.',
+    '`check` and the logs show full findings, `status` and `/healthz` only the keys and severities (`warnings`), `/metrics` counts them by severity.',
+    'SIDECAR_LINT=`warn` (default) reports them; `error` also fails the pass on a `breaks` finding, keeping the last good files; `off` skips the checks.',
+    'The URL and `$` rules are held to the real django-environ by test/lint-oracle.test.ts.',
+    '',
+  ];
+  for (const scope of Object.keys(SCOPE_TITLES) as RuleSpec['scope'][]) {
+    lines.push(`## ${SCOPE_TITLES[scope]}`, '', '| Rule | Severity | What goes wrong | Fix |', '| --- | --- | --- | --- |');
+    for (const [id, rule] of Object.entries<RuleSpec>(RULES)) {
+      if (rule.scope === scope) lines.push(`| \`${id}\` | ${rule.severity} | ${cell(rule.explanation)} | ${cell(rule.fix)} |`);
+    }
+    lines.push('');
+  }
   return lines.join('\n');
 }

@@ -3,17 +3,22 @@
  * constructs parts and wires their inputs to outputs; what a part does lives in its own stage.
  */
 import type { FastifyInstance } from 'fastify';
+import { createCacheFor, prepareCacheDirFor } from './cache/index.js';
 import { readCredentials } from './config/credentials.js';
 import type { Config } from './config/schema.js';
+import type { SidecarError } from './errors.js';
+import { heartbeatFor } from './health/heartbeat.js';
 import { createMetrics, type SidecarMetrics } from './health/metrics.js';
-import { buildHealthServer } from './health/server.js';
+import { buildHealthServer, listenHealthServer } from './health/server.js';
 import { HealthState } from './health/state.js';
 import { registerWebhook } from './health/webhook.js';
 import { installSdkFetchFence } from './infisical/call-context.js';
 import { createInfisicalClient, type InfisicalClient } from './infisical/client.js';
 import type { Logger } from './log.js';
-import { AtomicDirWriter, assertWritableDir } from './output/atomic-dir.js';
+import { AtomicDirWriter, stopsTheWriter } from './output/atomic-dir.js';
+import { claimOutputDir } from './output/claim.js';
 import { DryRunWriter } from './output/dry-run.js';
+import { OutputLease } from './output/lease.js';
 import type { RenderedFile } from './render/index.js';
 import { createReloads } from './reload/index.js';
 import { logOutcome } from './sync/log-outcome.js';
@@ -28,18 +33,23 @@ export interface App {
   readonly client: InfisicalClient;
   /** Prometheus metrics, served as GET /metrics. */
   readonly metrics: SidecarMetrics;
-  /** `run`: probe the volume, serve /healthz, refresh until `stop()`. */
-  start(): Promise<void>;
-  /** Ends whatever runs (loop, watcher, reloads, server) and releases the SDK fence; safe after `once` and `check` too. */
+  /**
+   * `run`: probe the volume, take its lease (waiting as SIDECAR_LEASE_MODE says; `signal` ends the
+   * wait with an AbortError), serve /healthz, refresh until `stop()`.
+   */
+  start(signal?: AbortSignal): Promise<void>;
+  /** Settles when `run` must stop without being asked: the lease was lost, or another tool's files hold the output names. */
+  readonly halted: Promise<SidecarError>;
+  /** Ends whatever runs (loop, watcher, reloads, server), releases the lease and the SDK fence; safe after `once` and `check` too. */
   stop(): Promise<void>;
   /** Asks the running loop for an immediate, coalesced refresh. */
   trigger(reason: string): void;
   /** Applies a changed config file (outputs, derived values) from the next pass on; throws if it is invalid. */
   reconfigure(next: Config): void;
-  /** `once`: sync until success, an error that needs an operator, or the deadline. */
-  once(): Promise<SyncOutcome>;
-  /** `check`: everything but the write; returns the files that would be written. */
-  check(): Promise<{ outcome: SyncOutcome; files: readonly RenderedFile[] }>;
+  /** `once`: sync until success, an error that needs an operator, the deadline, or `signal` (SIGTERM: a write in progress is abandoned). */
+  once(signal?: AbortSignal): Promise<SyncOutcome>;
+  /** `check`: everything but the write; returns the files that would be written. `signal` cancels it. */
+  check(signal?: AbortSignal): Promise<{ outcome: SyncOutcome; files: readonly RenderedFile[] }>;
 }
 
 export interface AppOptions {
@@ -51,14 +61,20 @@ export interface AppOptions {
 export function createApp(config: Config, log: Logger, options: AppOptions = {}): App {
   const removeFence = installSdkFetchFence(config.siteUrl);
   const client = options.fetchClient ?? createInfisicalClient({ ...config, credentials: () => readCredentials(config) });
-  const writer = new AtomicDirWriter(config.outputDir);
+  const lease = new OutputLease(config.outputDir, { ttlMs: config.leaseTtlMs });
+  const writer = new AtomicDirWriter(config.outputDir, { fence: lease });
   const health = new HealthState(config);
-  const metrics = createMetrics({ health: () => health.report(), clientStats: () => client.stats });
+  const heartbeat = heartbeatFor(config, health, log.child({ component: 'heartbeat' }));
+  const metrics = createMetrics({ health: () => health.report(), clientStats: () => client.stats, heartbeatCounts: heartbeat && (() => heartbeat.counts()) });
   const timedClient = metrics.instrumentClient(client);
-  const syncer = createSyncer({ settings: config, client: timedClient, writer });
+  const cache = createCacheFor(config, { configuredClientSecret: () => readCredentials(config).clientSecret, loggedInClientSecret: () => client.loggedInClientSecret() });
+  const syncer = createSyncer({ settings: config, client: timedClient, writer, cache });
   const reloads = createReloads(config, log.child({ component: 'reload' }), (action, outcome, ms) => metrics.recordReload(action, outcome, ms));
   const syncLog = log.child({ component: 'sync' });
   const stopping = new AbortController();
+  const stopOr = (signal: AbortSignal | undefined) => (signal ? AbortSignal.any([stopping.signal, signal]) : stopping.signal);
+  let halt: (error: SidecarError) => void = () => undefined;
+  const halted = new Promise<SidecarError>((resolve) => (halt = resolve));
   let loop: RefreshLoop | undefined;
   let watcher: Watcher | undefined;
   const trigger = (reason: string) => loop?.trigger(reason);
@@ -85,6 +101,8 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
     metrics.recordSync(outcome);
     logOutcome(syncLog, outcome, nextAttemptAt);
     reloads.onSynced(outcome);
+    heartbeat?.observe(outcome.ok);
+    if (outcome.error && stopsTheWriter(outcome.error)) halt(outcome.error);
   };
 
   const reconfigure = (next: Config) => {
@@ -100,7 +118,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
       log: log.child({ component: 'watch' }),
       repairOutputs: () => syncer.repair(),
       onCredentialsChanged() {
-        client.invalidate();
+        client.credentialsChanged();
         trigger('credentials changed');
       },
       onConfigChanged() {
@@ -111,9 +129,10 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
       },
     });
 
-  const prepareOutputDir = async () => {
-    await assertWritableDir(config.outputDir);
-    await writer.cleanUp();
+  const prepareOutputDir = async (leaseWaitMs: number, signal: AbortSignal) => {
+    const { fileUid: uid, fileGid: gid, outputDir: dir } = config;
+    await claimOutputDir({ dir, uid, gid, lease, writer, waitMs: leaseWaitMs, signal, log: log.child({ component: 'output' }), onLost: halt });
+    await prepareCacheDirFor(config, log.child({ component: 'cache' }));
   };
 
   return {
@@ -122,11 +141,12 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
     server,
     client,
     metrics,
-    async start() {
-      await prepareOutputDir();
-      const address = await server.listen({ host: config.healthHost, port: config.healthPort });
-      log.child({ component: 'health' }).info({ address }, 'health server listening');
-      loop = startRefreshLoop({ policy: config, signal: stopping.signal, syncOnce: (signal) => syncer.syncOnce(signal), onOutcome: record });
+    halted,
+    async start(signal) {
+      await prepareOutputDir(config.leaseMode === 'standby' ? Number.POSITIVE_INFINITY : config.leaseTtlMs, stopOr(signal));
+      const { address, maxConnections } = await listenHealthServer(server, config);
+      log.child({ component: 'health' }).info({ address, maxConnections }, 'health server listening');
+      loop = startRefreshLoop({ policy: config, signal: stopping.signal, syncOnce: (pass) => syncer.syncOnce(pass), onOutcome: record });
       if (config.watch) {
         watcher = watchInputs();
         await watcher.ready;
@@ -137,18 +157,28 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
       await loop?.done;
       await watcher?.close();
       await reloads.stop();
+      await heartbeat?.stop();
       await server.close();
+      await lease.release();
       removeFence();
     },
     trigger,
     reconfigure,
-    async once() {
-      await prepareOutputDir();
-      return syncUntilDone({ policy: config, deadlineMs: config.onceDeadlineMs, syncOnce: (signal) => syncer.syncOnce(signal), onOutcome: (o) => record(o), signal: stopping.signal });
+    async once(signal) {
+      // An init container waits, within its own deadline, for a `run` sidecar still holding the
+      // directory, and lets go as soon as its set is written: the `run` sidecar after it takes over at once.
+      const deadline = Date.now() + config.onceDeadlineMs;
+      await prepareOutputDir(config.onceDeadlineMs, stopOr(signal));
+      try {
+        const syncOnce = (pass: AbortSignal) => syncer.syncOnce(pass, { cacheFallback: config.onceAllowCache });
+        return await syncUntilDone({ policy: config, deadlineMs: Math.max(1, deadline - Date.now()), syncOnce, onOutcome: (o) => record(o), signal: stopOr(signal) });
+      } finally {
+        await lease.release();
+      }
     },
-    async check() {
+    async check(signal) {
       const dryWriter = new DryRunWriter();
-      const outcome = await createSyncer({ settings: config, client: timedClient, writer: dryWriter }).syncOnce(stopping.signal);
+      const outcome = await createSyncer({ settings: config, client: timedClient, writer: dryWriter }).syncOnce(stopOr(signal));
       return { outcome, files: dryWriter.files };
     },
   };

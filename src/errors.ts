@@ -17,6 +17,8 @@ export const EXIT_CODES = Object.freeze({
   deadline: 75, // EX_TEMPFAIL: `once` ran out of time while retrying
   auth: 77, // EX_NOPERM: login refused, or access denied
   config: 78, // EX_CONFIG: bad or missing setting
+  lease: 74, // no sysexits.h code fits "another process holds the directory"; 74 sits beside the output codes
+  stopped: 143, // 128 + SIGTERM, as a shell reports a process a signal ended: `once`/`check` stopped by SIGTERM or SIGINT
 });
 
 export type ExitCodeName = keyof typeof EXIT_CODES;
@@ -32,6 +34,8 @@ export const EXIT_MEANINGS: Readonly<Record<ExitCodeName, string>> = Object.free
   deadline: '`once` kept retrying a temporary failure until SIDECAR_ONCE_DEADLINE; the last error is in the message.',
   auth: 'Infisical refused the login, or denied access after a fresh login.',
   config: 'A setting is missing or malformed (printed to stderr, one line per problem).',
+  lease: 'Another sidecar writes the output directory (`SIDECAR_OUTPUT_LEASE_HELD`), or took it over from this one (`SIDECAR_OUTPUT_LEASE_LOST`); the message names it.',
+  stopped: '`once` or `check` was stopped by SIGTERM or SIGINT before it finished (also for SIGINT, so scripts test one code); nothing new was written and the previous set is intact. (`run` exits 0 on SIGTERM.)',
 });
 
 /** Exit codes of `status`, which reads a running sidecar's /healthz (for scripts and `watch`). */
@@ -39,7 +43,7 @@ export const STATUS_EXIT_CODES = Object.freeze({ healthy: 0, unhealthy: 1, unrea
 
 export const STATUS_EXIT_MEANINGS: Readonly<Record<keyof typeof STATUS_EXIT_CODES, string>> = Object.freeze({
   healthy: 'The sidecar answered `/healthz` with 200 (status `ok` or `degraded`).',
-  unhealthy: 'The sidecar answered 503 (status `starting`, `failing`, `stale` or `missing_keys`).',
+  unhealthy: 'The sidecar answered 503 (status `starting`, `failing`, `stale`, `missing_keys` or `lint_breaks`, or `cache` with SIDECAR_CACHE_HEALTHY=false).',
   unreachable: "Nothing answered at the URL within 3 s, or what answered is not a sidecar's `/healthz`.",
   usage: 'Bad arguments.',
 });
@@ -112,10 +116,20 @@ export const ERROR_CATALOGUE = {
     meaning: 'Infisical rejected the request as malformed (400 or 422).',
     hint: 'Check INFISICAL_PROJECT_ID, INFISICAL_ENVIRONMENT and INFISICAL_SECRET_PATHS for typos; report a bug if they are right.',
   },
+  SIDECAR_SITE_URL_WRONG: {
+    exit: 'config',
+    meaning: "Something at INFISICAL_SITE_URL answered 404 without Infisical's JSON error body: the URL (usually its path) does not lead to Infisical's API, or a proxy in front does not route it.",
+    hint: 'Set INFISICAL_SITE_URL to the base URL Infisical is served at, without /api (e.g. https://app.infisical.com, or https://host/infisical behind a path prefix), and check the reverse proxy in front of it.',
+  },
   SIDECAR_MISSING_REQUIRED_KEYS: {
     exit: 'missingKeys',
     meaning: 'A key listed in SIDECAR_REQUIRED_KEYS is absent from every configured folder; nothing was written.',
     hint: 'Create the key in Infisical in one of INFISICAL_SECRET_PATHS, or remove it from SIDECAR_REQUIRED_KEYS.',
+  },
+  SIDECAR_LINT_BREAKS: {
+    exit: 'missingKeys',
+    meaning: 'With SIDECAR_LINT=error, a value has a `breaks` lint finding: its consumer would fail or read another value. Nothing was written; the last good files stay.',
+    hint: 'Fix the value in Infisical as the finding in the log (or `check`) says (docs/lint-rules.md), or set SIDECAR_LINT=warn.',
   },
   SIDECAR_TEMPLATE_INVALID: {
     exit: 'config',
@@ -136,6 +150,76 @@ export const ERROR_CATALOGUE = {
     exit: 'deadline',
     meaning: '`once` did not complete a sync before SIDECAR_ONCE_DEADLINE; the last error is in the message.',
     hint: 'Fix the last error shown, or raise SIDECAR_ONCE_DEADLINE.',
+  },
+  SIDECAR_HEALTH_PORT_IN_USE: {
+    exit: 'config',
+    meaning: 'The health server cannot listen on SIDECAR_HEALTH_HOST:SIDECAR_HEALTH_PORT: another process holds that port (often a second sidecar, or the old container of a recreate).',
+    hint: 'Stop the other process (`ss -ltnp` shows it), or give this sidecar another SIDECAR_HEALTH_PORT.',
+  },
+  SIDECAR_HEALTH_FD_LIMIT: {
+    exit: 'config',
+    meaning: 'The open-file limit is too low to keep SIDECAR_HEALTH_FD_RESERVE descriptors for the sync and still accept 4 connections on the health port.',
+    hint: 'Raise the container\'s open-file limit (Compose `ulimits: nofile:`, `docker run --ulimit nofile=1024`), or lower SIDECAR_HEALTH_FD_RESERVE.',
+  },
+  SIDECAR_STOPPED: {
+    exit: 'stopped',
+    meaning: '`once` or `check` received SIGTERM or SIGINT and stopped before it finished; a write in progress was abandoned and removed, the previous set is unchanged.',
+    hint: 'Nothing to fix if the stop was intended; otherwise run it again, or give it more time to stop (compose `stop_grace_period`).',
+  },
+  SIDECAR_OUTPUT_DIR_SYMLINK: {
+    exit: 'write',
+    meaning: 'SIDECAR_OUTPUT_DIR is a symbolic link. The sidecar does not follow it: the atomic swap, the lease and the promise that nothing is written outside the directory hold for one directory, and a link can be re-pointed while the sidecar runs.',
+    hint: 'Set SIDECAR_OUTPUT_DIR to the directory the link points to (named in the message), normally the mount point of the tmpfs volume.',
+  },
+  SIDECAR_OUTPUT_OWNERSHIP: {
+    exit: 'write',
+    meaning: 'The owner or group set by SIDECAR_FILE_UID / SIDECAR_FILE_GID cannot be given to files in the output directory (checked with a probe file at start).',
+    hint: 'Run the sidecar with that group among its groups (Compose `user: "65532:<gid>"` or `group_add: ["<gid>"]`), give it CAP_CHOWN for another uid, or unset SIDECAR_FILE_UID / SIDECAR_FILE_GID.',
+  },
+  SIDECAR_OUTPUT_FOREIGN_ENTRIES: {
+    exit: 'write',
+    meaning: 'Entries the sidecar did not make (e.g. a plain secrets.env, a secrets.json/ directory left by an older tool) are where its outputs go; it refuses to replace them and wrote nothing.',
+    hint: 'Move or delete the entries named in the message (the consumers keep reading them until then), or point SIDECAR_OUTPUT_DIR at an empty volume. The sidecar only replaces links it made.',
+  },
+  SIDECAR_OUTPUT_LEASE_HELD: {
+    exit: 'lease',
+    meaning: 'Another sidecar holds the lease on the output directory (a second replica, or an old container still running); this one waited SIDECAR_LEASE_TTL for it to stop, and wrote nothing.',
+    hint: 'Run one sidecar per output directory: stop the holder named in the message, or remove the extra replica. To keep this one waiting as a standby, set SIDECAR_LEASE_MODE=standby.',
+  },
+  SIDECAR_OUTPUT_LEASE_LOST: {
+    exit: 'lease',
+    meaning: "Another sidecar took over this one's lease (this one did not renew it within SIDECAR_LEASE_TTL, e.g. it was paused or frozen); this one stopped writing at once.",
+    hint: 'If two sidecars share the directory by mistake, run one. If this one was paused (docker pause, a suspended VM, a blocked event loop), raise SIDECAR_LEASE_TTL.',
+  },
+  SIDECAR_CACHE_DIR_UNSAFE: {
+    exit: 'write',
+    meaning: 'SIDECAR_CACHE_DIR is missing, not a directory, a symbolic link, or owned by another uid (checked at start; the sidecar tightens the mode of a directory it owns to 0700 itself).',
+    hint: 'Mount a volume there that only the sidecar uses, owned by the sidecar user: the image ships the mount point owned by uid 65532 with mode 0700, so a new named volume starts that way; for an existing one run `chown 65532:65532` and `chmod 0700` on it. Or unset SIDECAR_CACHE_DIR.',
+  },
+  SIDECAR_CACHE_UNWRITABLE: {
+    exit: 'write',
+    meaning: 'The last-known-good cache could not be written (disk full, read-only, permissions); the sync itself succeeded and the files are current.',
+    hint: 'Check the volume at SIDECAR_CACHE_DIR; until it is fixed, a start while Infisical is down finds an older cache or none.',
+  },
+  SIDECAR_CACHE_UNREADABLE: {
+    exit: 'fetch',
+    meaning: 'The cache file is truncated, damaged or altered (it fails AES-GCM authentication), or has an unknown format version; it is ignored and the sidecar behaves as without a cache.',
+    hint: 'Nothing to do if Infisical is reachable: the next successful sync writes a new cache. Otherwise restore Infisical; delete the file to silence the warning.',
+  },
+  SIDECAR_CACHE_KEY_MISMATCH: {
+    exit: 'fetch',
+    meaning: 'The cache was written with another key: the client secret was rotated since the last successful login that wrote it, or SIDECAR_CACHE_KEY_FILE changed or was added or removed. It is ignored.',
+    hint: 'Expected after a client secret rotation made while Infisical was unreachable; the next successful sync writes a cache under the current key. Keep SIDECAR_CACHE_KEY_FILE stable if you use it.',
+  },
+  SIDECAR_CACHE_FOREIGN: {
+    exit: 'fetch',
+    meaning: 'The cache belongs to another site URL, project, environment or list of folders than the configured ones; it is ignored.',
+    hint: 'Expected after INFISICAL_SITE_URL, INFISICAL_PROJECT_ID, INFISICAL_ENVIRONMENT or INFISICAL_SECRET_PATHS changed: the next successful sync replaces it. Give each sidecar its own SIDECAR_CACHE_DIR.',
+  },
+  SIDECAR_CACHE_EXPIRED: {
+    exit: 'fetch',
+    meaning: 'The cache was last confirmed against Infisical longer ago than SIDECAR_CACHE_MAX_AGE; it is not used.',
+    hint: 'Restore access to Infisical. Raise SIDECAR_CACHE_MAX_AGE only knowing that it also extends how long a revoked identity cut off from Infisical keeps serving its secrets.',
   },
   SIDECAR_UNEXPECTED: {
     exit: 'unexpected',

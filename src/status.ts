@@ -107,10 +107,12 @@ function isReport(body: unknown): body is HealthReport {
 const MEANING: Record<HealthStatus, string> = {
   ok: 'secrets are fresh',
   degraded: 'secrets are fresh, but the last attempt failed',
+  cache: 'Infisical unreachable since start: the files come from the last-known-good cache',
   starting: 'no sync has finished yet',
   failing: 'no sync has ever succeeded',
   stale: 'the last complete sync is older than SIDECAR_MAX_STALENESS',
   missing_keys: 'a required key is missing; nothing new was written',
+  lint_breaks: 'a value the consumer would misread (SIDECAR_LINT=error); nothing new was written',
 };
 
 interface Paint {
@@ -150,6 +152,11 @@ export function formatStatus(report: HealthReport, options: { url: string; httpS
     ['failures', report.consecutiveFailures === 0 ? '0' : p.bad(`${report.consecutiveFailures} in a row`)],
   ];
   if (report.missingKeys.length > 0) rows.push(['missing keys', p.bad(report.missingKeys.map(printable).join(', '))]);
+  // Older sidecars have no `warnings`; the rules behind them are in the logs and `check`.
+  for (const severity of ['breaks', 'advice'] as const) {
+    const keys = (report.warnings ?? []).filter((warning) => warning.severity === severity).map((warning) => printable(warning.key));
+    if (keys.length > 0) rows.push([`lint: ${severity}`, (severity === 'breaks' ? p.bad : p.dim)(keys.join(', '))]);
+  }
 
   const lines = [`infisical-sidecar ${p.dim(options.url)}`, ...table(rows)];
   lines.push('', ...folderTable(report.folders, report.maxStalenessSeconds, options.now, p));

@@ -8,16 +8,18 @@ const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\b': '\
 
 /**
  * Characters that could break a line or drive a terminal: C0 and C1 controls (ANSI sequences start
- * with ESC or CSI), DEL, the Unicode line and paragraph separators, and lone surrogates (which no
- * encoder can write as UTF-8).
+ * with ESC or CSI), DEL, the Unicode line and paragraph separators, lone surrogates (which no
+ * encoder can write as UTF-8), and the bidirectional controls (marks U+200E, U+200F, U+061C;
+ * embeddings and overrides U+202A–U+202E; isolates U+2066–U+2069), with which a name can make the
+ * rest of its line display in another order ("Trojan Source").
  */
-const UNPRINTABLE = /[\\\u0000-\u001f\u007f-\u009f\u2028\u2029]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const UNPRINTABLE = /[\\\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /**
- * `text` with every unprintable character escaped (`\n`, `\t`, `\u001b`, `\ud800`, and `\\` for a
- * backslash), so a key name or a server's message stays on one log or terminal line and cannot
- * move the cursor. For names without `"`, DEL or C1 characters this is exactly the inside of
- * `JSON.stringify(text)`; a `"` is left as it is (harmless on a line).
+ * `text` with every unprintable character escaped (`\n`, `\t`, `\u001b`, `\ud800`, `\u202e`, and
+ * `\\` for a backslash), so a key name or a server's message stays on one log or terminal line and
+ * cannot move the cursor or reorder the line. For names without `"`, DEL, C1 or bidi characters this
+ * is exactly the inside of `JSON.stringify(text)`; a `"` is left as it is (harmless on a line).
  */
 export function printable(text: string): string {
   return text.replace(UNPRINTABLE, (char) => SHORT_ESCAPES[char] ?? `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);

@@ -152,6 +152,41 @@ describe('inside a call context, under the site URL', () => {
     expect(await pending).toMatchObject({ ok: false, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_TIMEOUT', retryable: false } } });
   });
 
+  describe("a 404: whether Infisical's error envelope came with it", () => {
+    /** The SDK reads the body and throws `[StatusCode=NNN] message` when it has a string `message`. */
+    async function sdkLikeCall(url: string): Promise<never> {
+      const response = await fetch(url);
+      const body = await response.text();
+      const message = (() => {
+        try {
+          return (JSON.parse(body) as { message?: unknown }).message;
+        } catch {
+          return undefined;
+        }
+      })();
+      throw new Error(typeof message === 'string' ? `[StatusCode=${response.status}] ${message}` : `Request failed with status ${response.status}`);
+    }
+
+    it.each([
+      ['Infisical', 'application/json', JSON.stringify({ reqId: 'req-abcdefghijklmn', statusCode: 404, message: 'No identity with specified client ID was found', error: 'NotFound' }), true, 'No identity with specified client ID was found'],
+      ["Fastify's unknown route", 'application/json', JSON.stringify({ message: 'Route POST:/wrong/api not found', error: 'Not Found', statusCode: 404 }), false, 'Route POST:/wrong/api not found'],
+      ['a web server', 'text/html', '<html><body><h1>404 Not Found</h1></body></html>', false, undefined],
+      ['a JSON body past the size an envelope has', 'application/json', JSON.stringify({ reqId: 'req-abcdefghijklmn', statusCode: 404, message: 'x'.repeat(20_000), error: 'NotFound' }), false, `${'x'.repeat(20_000)}`],
+    ])('%s', async (_what, contentType, body, infisicalEnvelope, serverMessage) => {
+      const server = await startServer((_req, res) => res.writeHead(404, { 'content-type': contentType }).end(body));
+      fence(server.url);
+      const failure = httpFailure(await call(server.url, () => sdkLikeCall(`${server.url}/api/v1/auth/universal-auth/login`)));
+      expect(failure).toEqual({ kind: 'http', status: 404, serverMessage, retryAfterMs: undefined, infisicalEnvelope });
+    });
+
+    it('ends at the deadline when the body never finishes', async () => {
+      const server = await startServer((_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).write('{"reqId":'));
+      fence(server.url);
+      const outcome = await call(server.url, () => sdkLikeCall(`${server.url}/api/v1/auth/universal-auth/login`), { timeoutMs: 300 });
+      expect(outcome).toMatchObject({ ok: false, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_TIMEOUT' } } });
+    });
+  });
+
   it('gives concurrent calls their own budget and their own outcome', async () => {
     const server = await startServer((req, res) => reply(req.url === '/limited' ? 429 : 200, { 'retry-after': '1' })(req, res));
     fence(server.url);

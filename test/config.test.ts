@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { readCredentials } from '../src/config/credentials.js';
 import { loadConfig } from '../src/config/load.js';
 import { parseDuration } from '../src/config/duration.js';
+import { VARIABLES, type VariableSpec } from '../src/config/schema.js';
 import { ConfigError, EXIT_CODES } from '../src/errors.js';
 
 const BASE = {
@@ -110,6 +111,13 @@ describe('loadConfig', () => {
     expect(problems[1]).toMatch(/^INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: cannot read \/run\/secrets\/missing \(ENOENT\)/);
   });
 
+  it('says once, in one line naming both forms, when a variable and its _FILE form are both set', () => {
+    expect(problemsOf({ ...BASE, INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: '/run/secrets/secret', SIDECAR_WEBHOOK_SECRET: 'w', SIDECAR_WEBHOOK_SECRET_FILE: '/run/secrets/webhook' })).toEqual([
+      'INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET: both INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET and INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE are set — keep only one (the _FILE form for Compose secrets)',
+      'SIDECAR_WEBHOOK_SECRET: both SIDECAR_WEBHOOK_SECRET and SIDECAR_WEBHOOK_SECRET_FILE are set — keep only one (the _FILE form for Compose secrets)',
+    ]);
+  });
+
   it('accepts the CLI form INFISICAL_API_URL with its /api suffix', () => {
     expect(loadConfig({ ...BASE, INFISICAL_API_URL: 'https://eu.infisical.com/api' }).siteUrl).toBe('https://eu.infisical.com');
     expect(loadConfig({ ...BASE, INFISICAL_SITE_URL: 'https://h.example/prefix/' }).siteUrl).toBe('https://h.example/prefix');
@@ -153,6 +161,58 @@ describe('loadConfig', () => {
     const problems = problemsOf({ ...BASE, SIDECAR_CONFIG_FILE: file }, true);
     expect(problems.join('\n')).toMatch(/outputs\.0\.path: must be a plain file name/);
     expect(problems.join('\n')).toMatch(/Unrecognized key.*extra/);
+  });
+});
+
+describe('file ownership and mode', () => {
+  it('reads an empty SIDECAR_FILE_UID / SIDECAR_FILE_GID as unset, not as root', () => {
+    const config = loadConfig({ ...BASE, SIDECAR_FILE_UID: '', SIDECAR_FILE_GID: ' ' });
+    expect([config.fileUid, config.fileGid]).toEqual([undefined, undefined]);
+    expect(loadConfig({ ...BASE, SIDECAR_FILE_UID: '0', SIDECAR_FILE_GID: '5000' })).toMatchObject({ fileUid: 0, fileGid: 5000 });
+  });
+
+  it.each(['0x10', '1e3', '1.0', '-1', '+5', '5 000', '4294967295'])('refuses %j as an id: plain decimal numbers only', (id) => {
+    expect(problemsOf({ ...BASE, SIDECAR_FILE_UID: id, SIDECAR_FILE_GID: id })).toEqual([
+      expect.stringMatching(/^SIDECAR_FILE_UID: must be (a whole number|0–4294967294)$/),
+      expect.stringMatching(/^SIDECAR_FILE_GID: must be (a whole number|0–4294967294)$/),
+    ]);
+  });
+
+  it.each(['0000', '0200', '0040', '0240'])('refuses mode %s: the sidecar could not read its own files', (mode) => {
+    expect(problemsOf({ ...BASE, SIDECAR_FILE_MODE: mode })).toEqual([expect.stringMatching(/^SIDECAR_FILE_MODE: the owner must be able to read \(u\+r, 04 in the first digit\)/)]);
+  });
+
+  it.each([['0400', 0o400], ['0440', 0o440], ['640', 0o640], ['0600', 0o600]])('accepts mode %s', (mode, bits) => {
+    expect(loadConfig({ ...BASE, SIDECAR_FILE_MODE: mode }).fileMode).toBe(bits);
+  });
+});
+
+describe('duration bounds (Node timers hold at most 2^31-1 ms, about 24.8 days)', () => {
+  const durationVariables = Object.entries<VariableSpec>(VARIABLES).filter(([, spec]) => spec.default !== undefined && parseDuration(spec.default) !== undefined);
+
+  it('covers every duration variable, the ones the issue names included', () => {
+    expect(durationVariables.map(([name]) => name)).toEqual(
+      expect.arrayContaining(['SIDECAR_REFRESH_INTERVAL', 'SIDECAR_MAX_STALENESS', 'SIDECAR_BACKOFF_MAX', 'SIDECAR_REQUEST_TIMEOUT', 'SIDECAR_ONCE_DEADLINE', 'SIDECAR_WEBHOOK_TOLERANCE', 'SIDECAR_RELOAD_DEBOUNCE', 'SIDECAR_RELOAD_COOLDOWN', 'SIDECAR_RELOAD_TIMEOUT']),
+    );
+  });
+
+  it.each(['25d', '40d', '1000d'])('refuses %s for every duration variable, naming the maximum', (text) => {
+    for (const [name] of durationVariables) {
+      expect(problemsOf({ ...BASE, [name]: text }), name).toEqual([expect.stringMatching(new RegExp(`^${name}: ${text} is above the maximum of \\w+`))]);
+    }
+  });
+
+  it('documents each maximum, far below the timer limit, and holds to it', () => {
+    const maximumOf = (spec: VariableSpec) => /\(at most (\w+)\)/.exec(spec.doc)?.[1];
+    // The staleness bound must exceed the interval: give it its own maximum while another variable is at its maximum.
+    const env = { ...BASE, SIDECAR_MAX_STALENESS: maximumOf(VARIABLES.SIDECAR_MAX_STALENESS)! };
+    for (const [name, spec] of durationVariables) {
+      const maximum = maximumOf(spec);
+      expect(maximum, `${name} documents its maximum`).toBeDefined();
+      expect(parseDuration(maximum!)!, name).toBeLessThanOrEqual(7 * 86_400_000);
+      expect(() => loadConfig({ ...env, [name]: maximum! }), name).not.toThrow();
+      expect(problemsOf({ ...env, [name]: `${maximum}1ms` }), name).toEqual([`${name}: ${maximum}1ms is above the maximum of ${maximum}`]);
+    }
   });
 });
 

@@ -7,8 +7,6 @@
  * - the manifest and its digest key are readable by the sidecar's user only.
  */
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createApp } from '../src/app.js';
@@ -16,25 +14,11 @@ import { loadConfig } from '../src/config/load.js';
 import { EXIT_CODES } from '../src/errors.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
+import { reloadReceiver } from './helpers/reload-receiver.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
 const FAST = { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '10s', SIDECAR_REFRESH_JITTER: '0', SIDECAR_RELOAD_DEBOUNCE: '50ms', SIDECAR_RELOAD_COOLDOWN: '50ms' };
-
-async function reloadReceiver() {
-  const calls: { revision: number; changedKeys: string[] }[] = [];
-  const server = http.createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk) => (body += chunk));
-    request.on('end', () => {
-      calls.push(JSON.parse(body) as { revision: number; changedKeys: string[] });
-      response.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/reload`, calls };
-}
 
 function appFor(env: Record<string, string>) {
   const { log, logs } = testLogger();
@@ -64,8 +48,9 @@ describe('a failure after the ..data swap', () => {
       const report = app.health.report();
       return report.revision === 2 ? report : undefined;
     }, 'revision 2');
-    expect(degraded).toMatchObject({ status: 'degraded', healthy: true, lastError: { code: 'SIDECAR_OUTPUT_UNWRITABLE' } });
-    expect(degraded.lastError?.message).toMatch(/secrets\.json: E(ISDIR|NOTEMPTY|EXIST)/);
+    // Not renamed over: an entry the writer did not make is left alone and named (issue 11 item 7).
+    expect(degraded).toMatchObject({ status: 'degraded', healthy: true, lastError: { code: 'SIDECAR_OUTPUT_FOREIGN_ENTRIES' } });
+    expect(degraded.lastError?.message).toMatch(/secrets\.json \(a directory\)/);
     expect(readFileSync(path.join(dir, 'secrets.env'), 'utf8')).toContain('rotated-secret-key-value-0123456789');
     await waitFor(() => receiver.calls.length === 1, 'the reload for revision 2');
     expect(receiver.calls[0]).toMatchObject({ revision: 2, changedKeys: ['SECRET_KEY'] });
@@ -134,7 +119,7 @@ describe('key names come from the sync, never from a rendered file', () => {
     const values = readFileSync(path.join(dir, 'secrets.env'), 'utf8').match(/'([^']{4,})'/g) ?? [];
     expect(values.length).toBeGreaterThan(3);
     for (const quoted of values) expect(text).not.toContain(quoted.slice(1, 9));
-    expect(Object.keys((JSON.parse(text) as { digests: object }).digests).sort()).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
+    expect((JSON.parse(text) as { digests: [string, string][] }).digests.map(([name]) => name).sort()).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
 
     // A lost digest key, like an older version's volume without a manifest: every key counts as changed.
     rmSync(key);

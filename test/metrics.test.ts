@@ -147,8 +147,9 @@ describe('GET /metrics', () => {
         code: (v) => v in ERROR_CATALOGUE,
         outcome: (v) => v === 'success' || v === 'failure',
         action: (v) => ['command', 'http', 'docker'].includes(v),
-        status: (v) => /^\d{3}$/.test(v) || ['ok', 'degraded', 'starting', 'failing', 'stale', 'missing_keys'].includes(v),
+        status: (v) => /^\d{3}$/.test(v) || ['ok', 'degraded', 'cache', 'starting', 'failing', 'stale', 'missing_keys', 'lint_breaks'].includes(v),
         le: (v) => v === '+Inf' || Number.isFinite(Number(v)),
+        severity: (v) => v === 'breaks' || v === 'advice',
       };
       const ours = samples.filter((s) => s.name.startsWith('infisical_sidecar_'));
       expect(ours.length).toBeGreaterThan(50);
@@ -223,7 +224,8 @@ describe('GET /metrics', () => {
     const calls: string[][] = [];
     const client: InfisicalClient = {
       stats: { requests: 0, logins: 0, relogins: 0, rateLimited: 0 },
-      invalidate() {},
+      credentialsChanged() {},
+      loggedInClientSecret: () => undefined,
       async fetchFolders(paths) {
         calls.push([...paths]);
         await new Promise((resolve) => setTimeout(resolve, paths[0] === '/slow' ? 60 : 1));

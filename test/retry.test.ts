@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { FetchError } from '../src/errors.js';
 import { backoffDelay, delayAfterFailure, nextRefreshDelay } from '../src/sync/retry.js';
 
-const policy = { refreshIntervalMs: 300_000, refreshJitter: 0.1, backoffMaxMs: 60_000 };
+const policy = { refreshIntervalMs: 300_000, refreshJitter: 0.1, backoffMaxMs: 60_000, retryAfterMaxMs: 3_600_000 };
 const middle = () => 0.5;
 
 describe('retry policy', () => {
@@ -19,10 +19,17 @@ describe('retry policy', () => {
     expect(backoffDelay(20, policy, () => 1)).toBe(60_000);
   });
 
-  it("honours a 429's retry-after in full, even past the cap", () => {
+  it("honours a 429's retry-after in full, even past the backoff cap", () => {
     const limited = new FetchError('SIDECAR_FETCH_RATE_LIMITED', '429', { retryable: true, retryAfterMs: 120_000 });
     expect(delayAfterFailure(limited, 1, policy, middle)).toBe(120_000);
     const unavailable = new FetchError('SIDECAR_FETCH_UNAVAILABLE', '503', { retryable: true });
     expect(delayAfterFailure(unavailable, 3, policy, middle)).toBe(4_000);
+  });
+
+  it("cuts a 429's retry-after to SIDECAR_RETRY_AFTER_MAX, however long the server asks for", () => {
+    // retry-after: 3000000 (34 days) is past what a Node timer holds; it used to fire after 1 ms.
+    const hostile = new FetchError('SIDECAR_FETCH_RATE_LIMITED', '429', { retryable: true, retryAfterMs: 3_000_000_000 });
+    expect(delayAfterFailure(hostile, 1, policy, middle)).toBe(3_600_000);
+    expect(delayAfterFailure(hostile, 1, { ...policy, retryAfterMaxMs: 1_000 }, middle)).toBe(1_000);
   });
 });

@@ -12,6 +12,7 @@ import { loadConfig } from '../src/config/load.js';
 import { dockerRestartAction } from '../src/reload/docker.js';
 import { signWebhook } from './fake-infisical/webhook.js';
 import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
+import { reloadReceiver } from './helpers/reload-receiver.js';
 import { FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
@@ -36,22 +37,6 @@ async function nextPass(app: App): Promise<void> {
   const lastAttemptAt = async () => (await app.server.inject('/healthz')).json().lastAttemptAt as string | null;
   const before = await lastAttemptAt();
   await waitFor(async () => (await lastAttemptAt()) !== before, 'one more pass');
-}
-
-/** A local HTTP endpoint recording every reload notification. */
-async function reloadReceiver() {
-  const calls: { revision: number; changedKeys: string[] }[] = [];
-  const server = http.createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk) => (body += chunk));
-    request.on('end', () => {
-      calls.push(JSON.parse(body) as { revision: number; changedKeys: string[] });
-      response.end('ok');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  onTestFinished(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/reload`, calls };
 }
 
 describe('reload actions', () => {

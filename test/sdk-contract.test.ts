@@ -81,6 +81,36 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
     }
   });
 
+  it('hands out the access token of its login through auth().getAccessToken()', async () => {
+    fake.faults.add({ route: 'list', kind: 'echoCredential', status: 403, message: 'token {credential}' });
+    const sdk = await loggedIn();
+    const echoed = await listFolder(sdk, DEMO_APPLICATION_PATH).then(
+      () => undefined,
+      (error: Error) => /token (\S+)$/.exec(error.message)?.[1],
+    );
+    expect(
+      echoed === sdk.auth().getAccessToken() && echoed !== undefined,
+      'The SDK no longer returns the token it sends from auth().getAccessToken(): src/infisical/client.ts can no longer scrub it from server messages.',
+    ).toBe(true);
+  });
+
+  it('still reads the body of a 404 the fence copied, so the server message survives the envelope check', async () => {
+    const removeFence = installSdkFetchFence(fake.url);
+    try {
+      const unknownRoute = await runWithDeadline(() => new InfisicalSDK({ siteUrl: `${fake.url}/wrong` }).auth().universalAuth.login(credentials), { siteUrl: fake.url, timeoutMs: 5_000 });
+      expect(unknownRoute).toEqual({
+        ok: false,
+        requests: 1,
+        failure: { kind: 'http', status: 404, serverMessage: `Route POST:/wrong${LOGIN_PATH} not found`, retryAfterMs: undefined, infisicalEnvelope: false },
+      });
+      fake.faults.add({ route: 'login', kind: 'status', status: 404 });
+      const infisical404 = await runWithDeadline(() => loggedIn(), { siteUrl: fake.url, timeoutMs: 5_000 });
+      expect(infisical404).toMatchObject({ ok: false, failure: { kind: 'http', status: 404, serverMessage: 'Not Found', infisicalEnvelope: true } });
+    } finally {
+      removeFence();
+    }
+  });
+
   it('retries a reset and a 429 on its own, ignoring retry-after (so the one-request budget matters), and does not retry a 500', async () => {
     const sdk = await loggedIn();
     fake.clearRequests();

@@ -134,6 +134,7 @@ describe('infisical-sidecar status', () => {
       lastAttemptAt: '2026-01-01T00:09:30.000Z', nextRefreshAt: '2026-01-01T00:12:00.000Z', lastChangeAt: null, changedKeys: [], keyCount: 1, missingKeys: [],
       lastError: { code: 'SIDECAR_FETCH_UNAVAILABLE', message: 'GET x: 502 \u001b[2J\u001b[31mevil', hint: 'retry', at: '2026-01-01T00:09:30.000Z' },
       folders: [{ path: '/a', lastSuccessAt: '2026-01-01T00:09:00.000Z', ageSeconds: 60, secretCount: 1, lastError: null }], consecutiveFailures: 1,
+      source: 'infisical', cache: null,
     };
     const text = formatStatus(report, { url: 'http://x/healthz', httpStatus: 200, color: false, now });
     expect(text).not.toMatch(ANSI);
@@ -155,6 +156,13 @@ describe('infisical-sidecar status', () => {
     for (const plain of ['KEY WITH SPACE', 'ключ', 'emoji😀', "qu'ote", 'say "hi"', '$(id)']) expect(printable(plain)).toBe(plain);
     // Key names in logs: the same text as the inside of a JSON string, for every name without `"`, DEL or C1 characters.
     for (const key of ['a\tb', 'new\nline', 'back\\slash', 'NUL\0KEY', '\uD800lone', 'esc\u001b']) expect(printable(key)).toBe(JSON.stringify(key).slice(1, -1));
+  });
+
+  it('escapes the Unicode bidi controls, so a key name cannot reorder the rest of its line', () => {
+    const bidi = [0x061c, 0x200e, 0x200f, 0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069];
+    for (const code of bidi) expect(printable(`KEY${String.fromCharCode(code)}txt.exe`)).toBe(`KEY\\u${code.toString(16).padStart(4, '0')}txt.exe`);
+    // Letters of right-to-left scripts are text, not controls.
+    expect(printable('מפתח_مفتاح')).toBe('מפתח_مفتاح');
   });
 
   it('has one colour rule: a terminal, NO_COLOR unset or empty, TERM not dumb', () => {

@@ -446,11 +446,15 @@ describe.concurrent('Infisical faults, run mode', () => {
     const revokedLogins = fake.requests.filter((r) => isLogin(r) && r.at >= revokedAt).length;
     expect(revokedLogins).toBeLessThanOrEqual(revokedPasses + 1); // one login attempt per pass at most
 
-    // An init container (`once`) against the same volume: exit 77 at once, files untouched.
-    const once = await runCommand(['once'], env);
+    // An init container (`once`) against the same volume waits for the running sidecar's lease and
+    // gives up at its deadline (exit 74), files untouched; against its own volume it exits 77 at once.
+    const sameVolume = await runCommand(['once'], env);
+    expect(sameVolume.code).toBe(EXIT_CODES.lease);
+    expect(sameVolume.logs.text()).toMatch(/"code":"SIDECAR_OUTPUT_LEASE_HELD"/);
+    expect(outputFiles(dir)).toEqual(baseline);
+    const once = await runCommand(['once'], { ...env, SIDECAR_OUTPUT_DIR: s.tempDir('init-') });
     expect(once.code).toBe(EXIT_CODES.auth);
     expect(once.logs.text()).toMatch(/"code":"SIDECAR_AUTH_INVALID_CREDENTIALS"/);
-    expect(outputFiles(dir)).toEqual(baseline);
 
     // The operator issues a new client secret and updates the mounted file: picked up without a restart.
     const secondSecret = guard.canary('client-secret-2', 'plain');

@@ -142,7 +142,7 @@ describe.concurrent('security promises', () => {
     }, 'a failed pass');
     // When this list changes, update SECURITY.md ("What /healthz exposes") with it.
     expect(Object.keys(failing.body).sort()).toEqual(
-      ['ageSeconds', 'changedKeys', 'consecutiveFailures', 'folders', 'healthy', 'keyCount', 'lastAttemptAt', 'lastChangeAt', 'lastError', 'lastSuccessAt', 'maxStalenessSeconds', 'missingKeys', 'nextRefreshAt', 'ready', 'revision', 'status'].sort(),
+      ['ageSeconds', 'cache', 'changedKeys', 'consecutiveFailures', 'folders', 'healthy', 'keyCount', 'lastAttemptAt', 'lastChangeAt', 'lastError', 'lastSuccessAt', 'maxStalenessSeconds', 'missingKeys', 'nextRefreshAt', 'ready', 'revision', 'source', 'status', 'warnings'].sort(),
     );
     expect(Object.keys(failing.body.lastError!).sort()).toEqual(['at', 'code', 'hint', 'message']);
     expect(Object.keys(failing.body.folders[0]!).sort()).toEqual(['ageSeconds', 'lastError', 'lastSuccessAt', 'path', 'secretCount']);

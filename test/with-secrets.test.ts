@@ -102,6 +102,28 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
     expect(Date.now() - sent).toBeLessThan(2_000);
   });
 
+  it("keeps keys named like the wrapper's own variables away from it: they reach the app only", async () => {
+    const dir = makeTempDir();
+    // Each of these used to change the wrapper: `started` restarted the app every poll (and printed
+    // its value), `dir` hid every rotation, `WITH_SECRETS_RESTART` overrode the consumer's choice.
+    const hostile = { started: 'hostile-started-value', dir: '/nonexistent', child: '1', now: 'x', WITH_SECRETS_RESTART: 'false', WITH_SECRETS_POLL: '3600' };
+    const writer = await writeSet(dir, hostile);
+    const wrapper = startWrapper(shell, dir, ['sh', '-c', `printf '%s|%s|%s\\n' "$started" "$dir" "$WITH_SECRETS_RESTART"; trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done`], {
+      WITH_SECRETS_RESTART: 'true',
+      WITH_SECRETS_POLL: '0.1',
+    });
+    await watching(wrapper);
+    expect(wrapper.stdout()).toContain('hostile-started-value|/nonexistent|false\n');
+    // Several polls with the same revision: no restart.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(wrapper.child.exitCode).toBeNull();
+
+    await writeSet(dir, { ...hostile, A: '2' }, writer);
+    expect(await wrapper.exited).toBe(75);
+    expect(wrapper.stderr()).toContain('with-secrets: secrets changed (revision 1 -> 2)');
+    expect(wrapper.stderr()).not.toContain('hostile-started-value');
+  });
+
   it('exits with the app status when the app ends by itself', async () => {
     const dir = makeTempDir();
     await writeSet(dir, { A: '1' });

@@ -5,7 +5,7 @@
  * environment is the same, logs go to stdout (the bench discards them).
  *
  * Bench hooks over the IPC channel, mirroring bench/floor.mjs: `ready` (with the health port),
- * `progress` every 100 passes, `pass` after each pass (only with BENCH_REPORT_PASSES=1), `mem` (after a forced GC) at each pass count in BENCH_CHECKPOINTS,
+ * `progress` every 100 passes, `pass` after each pass with its duration (only with BENCH_REPORT_PASSES=1), `mem` (after a forced GC) at each pass count in BENCH_CHECKPOINTS,
  * `done`; `{op:'trigger'}` asks for an immediate refresh (app.trigger), `{op:'stop'}` stops cleanly.
  * Passes are counted by wrapping `app.health.record`, which the app calls after every pass.
  */
@@ -31,7 +31,7 @@ const record = app.health.record.bind(app.health);
 app.health.record = (outcome, nextAttemptAt) => {
   record(outcome, nextAttemptAt);
   passes++;
-  if (reportPasses) process.send?.({ type: 'pass', n: passes, ok: outcome.ok, changed: outcome.changed, at: performance.timeOrigin + performance.now() });
+  if (reportPasses) process.send?.({ type: 'pass', n: passes, ok: outcome.ok, changed: outcome.changed, ms: outcome.finishedAt - outcome.startedAt, at: performance.timeOrigin + performance.now() });
   if (checkpoints.has(passes)) {
     globalThis.gc?.();
     process.send?.({ type: 'mem', n: passes, ...process.memoryUsage() });

@@ -58,6 +58,7 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
   }
   if (values.INFISICAL_SECRET_PATHS !== undefined) checkSecretPaths(values.INFISICAL_SECRET_PATHS, problems);
   checkReloadSettings(values.SIDECAR_RELOAD_COMMAND, values.SIDECAR_RELOAD_URL, problems);
+  checkHeartbeatSettings(values, problems);
   // Every setting that is absent from `values` has a problem reported, so a complete set means no problems from parsing.
   if (siteUrl === undefined || problems.length > 0 || !isComplete(values)) throw new ConfigError(problems);
 
@@ -86,20 +87,39 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
     fileMode: values.SIDECAR_FILE_MODE,
     fileUid: values.SIDECAR_FILE_UID,
     fileGid: values.SIDECAR_FILE_GID,
+    leaseMode: values.SIDECAR_LEASE_MODE,
+    leaseTtlMs: values.SIDECAR_LEASE_TTL,
     configFile: values.SIDECAR_CONFIG_FILE,
     derived,
     requiredKeys: Object.freeze(values.SIDECAR_REQUIRED_KEYS),
+    consumer: values.SIDECAR_CONSUMER,
+    lint: values.SIDECAR_LINT,
     refreshIntervalMs: values.SIDECAR_REFRESH_INTERVAL,
     refreshJitter: values.SIDECAR_REFRESH_JITTER,
     maxStalenessMs: values.SIDECAR_MAX_STALENESS,
     backoffMaxMs: values.SIDECAR_BACKOFF_MAX,
+    retryAfterMaxMs: values.SIDECAR_RETRY_AFTER_MAX,
     requestTimeoutMs: values.SIDECAR_REQUEST_TIMEOUT,
     onceDeadlineMs: values.SIDECAR_ONCE_DEADLINE,
+    cacheDir: values.SIDECAR_CACHE_DIR,
+    cacheKeyFile: values.SIDECAR_CACHE_KEY_FILE,
+    cacheFallbackAfterMs: values.SIDECAR_CACHE_FALLBACK_AFTER,
+    cacheMaxAgeMs: values.SIDECAR_CACHE_MAX_AGE,
+    cacheHealthy: values.SIDECAR_CACHE_HEALTHY,
+    onceAllowCache: values.SIDECAR_ONCE_ALLOW_CACHE,
     allowInsecureHttp: values.SIDECAR_ALLOW_INSECURE_HTTP,
     logLevel: values.SIDECAR_LOG_LEVEL,
     logFormat: values.SIDECAR_LOG_FORMAT,
     healthHost: values.SIDECAR_HEALTH_HOST,
     healthPort: values.SIDECAR_HEALTH_PORT,
+    healthRequestTimeoutMs: values.SIDECAR_HEALTH_REQUEST_TIMEOUT,
+    healthMaxConnections: values.SIDECAR_HEALTH_MAX_CONNECTIONS,
+    healthFdReserve: values.SIDECAR_HEALTH_FD_RESERVE,
+    heartbeatUrl: values.SIDECAR_HEARTBEAT_URL,
+    heartbeatMethod: values.SIDECAR_HEARTBEAT_METHOD,
+    heartbeatFailUrl: values.SIDECAR_HEARTBEAT_FAIL_URL,
+    heartbeatFailSuffix: values.SIDECAR_HEARTBEAT_FAIL_SUFFIX,
+    heartbeatTimeoutMs: values.SIDECAR_HEARTBEAT_TIMEOUT,
     watch: values.SIDECAR_WATCH,
     webhookSecret: values.SIDECAR_WEBHOOK_SECRET,
     webhookToleranceMs: values.SIDECAR_WEBHOOK_TOLERANCE,
@@ -155,6 +175,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
     maxStalenessMs: config.maxStalenessMs,
     health: `${config.healthHost}:${config.healthPort}`,
     webhook: config.webhookSecret === undefined ? 'off' : 'on',
+    heartbeat:
+      config.heartbeatUrl === undefined
+        ? 'off'
+        : {
+            target: urlOrigin(config.heartbeatUrl),
+            method: config.heartbeatMethod,
+            failure: config.heartbeatFailUrl !== undefined ? urlOrigin(config.heartbeatFailUrl) : (config.heartbeatFailSuffix ?? 'none'),
+          },
     reload: {
       command: config.reloadCommand === undefined ? null : '<set>',
       url: config.reloadUrl === undefined ? null : config.reloadUrl.replace(/^(\w+:\/\/)([^/@]*@)?([^/?#]*)([^?#]*).*$/, '$1$3$4'),
@@ -280,6 +308,48 @@ function checkSecretPaths(paths: readonly string[], problems: string[]): void {
   const normalized = paths.map(normalizeFolder);
   const duplicate = normalized.find((path, index) => normalized.indexOf(path) !== index);
   if (duplicate !== undefined) problems.push(`INFISICAL_SECRET_PATHS: "${duplicate}" is listed twice`);
+}
+
+/**
+ * A heartbeat URL as it may be shown: scheme, host and port. The path and query usually are the
+ * receiver's token (healthchecks.io's uuid, Uptime Kuma's push token) and userinfo is a password,
+ * so none of them is ever logged, served or put in an error.
+ */
+export function urlOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '<invalid url>';
+  }
+}
+
+type HeartbeatValues = Pick<ParsedSettings, 'SIDECAR_HEARTBEAT_URL' | 'SIDECAR_HEARTBEAT_FAIL_URL' | 'SIDECAR_HEARTBEAT_FAIL_SUFFIX' | 'SIDECAR_ALLOW_INSECURE_HTTP'>;
+
+/** The heartbeat URLs follow INFISICAL_SITE_URL's rule for clear text; a problem names the host at most, never the URL. */
+function checkHeartbeatSettings(values: HeartbeatValues, problems: string[]): void {
+  const check = (name: 'SIDECAR_HEARTBEAT_URL' | 'SIDECAR_HEARTBEAT_FAIL_URL', text: string | undefined) => {
+    if (text === undefined) return;
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      problems.push(`${name}: not a URL (the value is not shown: it is a secret) — write it with its scheme, e.g. https://hc-ping.com/<uuid>`);
+      return;
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') problems.push(`${name}: scheme ${url.protocol} is not supported — use https://`);
+    else if (url.protocol === 'http:' && !LOOPBACK_HOSTS.has(url.hostname) && values.SIDECAR_ALLOW_INSECURE_HTTP !== true) {
+      problems.push(`${name}: http:// to ${url.hostname} would send the heartbeat token in clear text — use https://, or set SIDECAR_ALLOW_INSECURE_HTTP=true for a trusted private network`);
+    }
+    if (url.hash) problems.push(`${name}: must not contain a fragment (#…) — it is never sent`);
+  };
+  check('SIDECAR_HEARTBEAT_URL', values.SIDECAR_HEARTBEAT_URL);
+  check('SIDECAR_HEARTBEAT_FAIL_URL', values.SIDECAR_HEARTBEAT_FAIL_URL);
+  if (values.SIDECAR_HEARTBEAT_FAIL_URL !== undefined && values.SIDECAR_HEARTBEAT_FAIL_SUFFIX !== undefined) {
+    problems.push('SIDECAR_HEARTBEAT_FAIL_URL: both it and SIDECAR_HEARTBEAT_FAIL_SUFFIX are set — keep only one');
+  }
+  if (values.SIDECAR_HEARTBEAT_URL === undefined && (values.SIDECAR_HEARTBEAT_FAIL_URL !== undefined || values.SIDECAR_HEARTBEAT_FAIL_SUFFIX !== undefined)) {
+    problems.push('SIDECAR_HEARTBEAT_URL: not set, but a failure form is — a receiver only notices a stopped heartbeat when it gets the regular ones; set SIDECAR_HEARTBEAT_URL (or its _FILE form)');
+  }
 }
 
 function checkReloadSettings(command: string | undefined, url: string | undefined, problems: string[]): void {

@@ -29,7 +29,14 @@ export interface VariableSpec<T = unknown> {
 const text = z.string().trim().min(1, 'must not be empty');
 const optionalText = z.string().trim().optional().transform((v) => (v ? v : undefined));
 
-function duration(min: number, minText: string) {
+/**
+ * A duration from `minText` to `maxText`, both written as an operator writes them. Every maximum is
+ * far below the 2^31−1 ms (about 24.8 days) a Node timer can hold: a longer wait fires after 1 ms,
+ * which turns a long refresh or deadline into a tight loop. Each variable's doc says "(at most …)".
+ */
+function duration(minText: string, maxText: string) {
+  const min = parseDuration(minText)!;
+  const max = parseDuration(maxText)!;
   return z.string().transform((raw, ctx) => {
     const ms = parseDuration(raw);
     if (ms === undefined) {
@@ -38,6 +45,10 @@ function duration(min: number, minText: string) {
     }
     if (ms < min) {
       ctx.addIssue({ code: 'custom', message: `${raw} is below the minimum of ${minText}` });
+      return z.NEVER;
+    }
+    if (ms > max) {
+      ctx.addIssue({ code: 'custom', message: `${raw} is above the maximum of ${maxText}` });
       return z.NEVER;
     }
     return ms;
@@ -58,6 +69,16 @@ const bool = z
   .refine((v) => ['true', 'false', '1', '0', 'yes', 'no'].includes(v), 'must be true or false')
   .transform((v) => ['true', '1', 'yes'].includes(v));
 
+/** A count written in decimal digits (`z.coerce` would read an empty value as 0 and take `1e3`). */
+function wholeNumber(min: number, max: number) {
+  return z
+    .string()
+    .trim()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .refine((n) => n >= min && n <= max, `must be ${min}–${max}`);
+}
+
 const port = z.coerce.number().int('must be a whole number').min(0).max(65_535, 'must be 0–65535');
 
 const octalMode = z
@@ -65,9 +86,12 @@ const octalMode = z
   .trim()
   .regex(/^0?[0-7]{3}$/, 'must be an octal file mode such as 0440 or 0640')
   .transform((v) => Number.parseInt(v, 8))
-  .refine((mode) => (mode & 0o007) === 0, 'must not grant access to "other" users (last digit 0): secrets are never world-readable');
+  .refine((mode) => (mode & 0o007) === 0, 'must not grant access to "other" users (last digit 0): secrets are never world-readable')
+  // Without it the sidecar cannot read back what it wrote, takes every file for damaged, and rewrites them forever.
+  .refine((mode) => (mode & 0o400) !== 0, 'the owner must be able to read (u+r, 04 in the first digit) — e.g. 0440 or 0400');
 
-const id = z.coerce.number().int('must be a whole number').min(0).max(4_294_967_294);
+/** A uid or gid in decimal digits; empty means unset, not uid 0. 4294967295 is (uid_t)-1, "leave unchanged" to chown, so no id. */
+const optionalId = optionalText.pipe(wholeNumber(0, 4_294_967_294).optional());
 
 /** The variable table. Order here is the order in docs/configuration.md. */
 export const VARIABLES = {
@@ -151,13 +175,25 @@ export const VARIABLES = {
   },
   SIDECAR_FILE_UID: {
     group: 'output',
-    schema: id.optional(),
+    schema: optionalId,
     doc: 'Owner uid for written files (needs CAP_CHOWN unless it is the process uid). Default: the process uid.',
   },
   SIDECAR_FILE_GID: {
     group: 'output',
-    schema: id.optional(),
+    schema: optionalId,
     doc: 'Group gid for written files (the process must be a member). Default: the process gid — run with `user: "65532:5000"` to share with GlitchTip\'s group.',
+  },
+  SIDECAR_LEASE_MODE: {
+    group: 'output',
+    schema: z.enum(['exclusive', 'standby'], { message: 'must be exclusive or standby' }),
+    default: 'exclusive',
+    doc: 'One sidecar writes an output directory at a time, through a lease file in it (`..lease-<n>`: host name, pid, instance id). `exclusive`: when another sidecar holds it, wait until it is released or expires (at most SIDECAR_LEASE_TTL: long enough for a recreate\'s old container to stop), then exit 74 naming the holder. `standby`: wait as long as it takes, then take over. `once` waits up to SIDECAR_ONCE_DEADLINE in both modes.',
+  },
+  SIDECAR_LEASE_TTL: {
+    group: 'output',
+    schema: duration('3s', '1h'),
+    default: '30s',
+    doc: 'The holder renews its lease every third of this, on its own timer (not tied to refreshes, so a long interval or backoff never lets it lapse); a lease not renewed for this long is taken over, and a holder that finds its lease taken stops writing at once (exit 74). A sidecar killed without stopping is replaced within this time (at most 1h).',
   },
   SIDECAR_CONFIG_FILE: {
     group: 'output',
@@ -176,11 +212,23 @@ export const VARIABLES = {
     doc: 'Comma-separated keys that must be present after merging; if one is missing nothing is written and the service stays unready, naming the key.',
     example: 'POSTGRES_PASSWORD,SECRET_KEY,EMAIL_URL,DEFAULT_FROM_EMAIL',
   },
+  SIDECAR_CONSUMER: {
+    group: 'sidecar',
+    schema: z.enum(['glitchtip', 'none'], { message: 'must be glitchtip or none' }),
+    default: 'none',
+    doc: 'Whose reading of the values the lint checks model (docs/lint-rules.md): `glitchtip` (django-environ URLs and `$`, Django\'s SECRET_KEY checks, DEFAULT_FROM_EMAIL) or `none` (only the generic rules: whitespace, near-miss keys). The generated Compose override sets `glitchtip`.',
+  },
+  SIDECAR_LINT: {
+    group: 'sidecar',
+    schema: z.enum(['warn', 'error', 'off'], { message: 'must be warn, error or off' }),
+    default: 'warn',
+    doc: 'What a lint finding does: `warn` logs it and shows it in `check`, `status` and `/healthz` (keys and severity only); `error` also fails the pass on a `breaks` finding, like a missing required key (nothing is written, the last good files stay; `advice` never blocks); `off` skips the checks.',
+  },
   SIDECAR_REFRESH_INTERVAL: {
     group: 'sidecar',
-    schema: duration(1_000, '1s'),
+    schema: duration('1s', '1d'),
     default: '5m',
-    doc: 'Time between refreshes (±SIDECAR_REFRESH_JITTER).',
+    doc: 'Time between refreshes, ±SIDECAR_REFRESH_JITTER (at most 1d).',
   },
   SIDECAR_REFRESH_JITTER: {
     group: 'sidecar',
@@ -190,27 +238,68 @@ export const VARIABLES = {
   },
   SIDECAR_MAX_STALENESS: {
     group: 'sidecar',
-    schema: duration(1_000, '1s'),
+    schema: duration('1s', '7d'),
     default: '30m',
-    doc: '`/healthz` turns 503 when the last complete sync is older than this. Must exceed SIDECAR_REFRESH_INTERVAL.',
+    doc: '`/healthz` turns 503 when the last complete sync is older than this. Must exceed SIDECAR_REFRESH_INTERVAL (at most 7d).',
   },
   SIDECAR_BACKOFF_MAX: {
     group: 'sidecar',
-    schema: duration(100, '100ms'),
+    schema: duration('100ms', '1d'),
     default: '5m',
-    doc: 'Cap of the exponential backoff after failures (starts at 1s, doubles, with jitter; never longer than the refresh interval when that is shorter).',
+    doc: 'Cap of the exponential backoff after failures (at most 1d): it starts at 1s and doubles, with jitter, and is never longer than the refresh interval when that is shorter.',
+  },
+  SIDECAR_RETRY_AFTER_MAX: {
+    group: 'sidecar',
+    schema: duration('1s', '1d'),
+    default: '1h',
+    doc: 'Longest wait honoured from a 429\'s `retry-after`: a shorter one is waited in full (webhook pushes too wait for it), a longer one is cut to this, so a wrong or hostile header cannot park the sidecar for days (at most 1d).',
   },
   SIDECAR_REQUEST_TIMEOUT: {
     group: 'sidecar',
-    schema: duration(100, '100ms'),
+    schema: duration('100ms', '1m'),
     default: '10s',
-    doc: 'Deadline for each Infisical request (login or one folder). The SDK also aborts any single request after 10s, so longer values have no effect.',
+    doc: 'Deadline for each Infisical request (login or one folder). The SDK also aborts any single request after 10s, so longer values have no effect (at most 1m).',
   },
   SIDECAR_ONCE_DEADLINE: {
     group: 'sidecar',
-    schema: duration(1_000, '1s'),
+    schema: duration('1s', '1d'),
     default: '2m',
-    doc: '`once` mode: give up (exit 75) when no complete sync succeeded by then.',
+    doc: '`once` mode: give up (exit 75) when no complete sync succeeded by then (at most 1d).',
+  },
+  SIDECAR_CACHE_DIR: {
+    group: 'sidecar',
+    schema: optionalText,
+    doc: 'Turns on the last-known-good cache (off when unset): after each successful sync the secrets are kept, encrypted and authenticated (AES-256-GCM), in one file in this directory, so a start while Infisical is unreachable can write the files from it. Mount a volume here that only the sidecar uses, owned by its uid with mode 0700 (checked at start). It is a copy of the secrets at rest: read docs/production.md first. Delete the directory\'s content to wipe it.',
+    example: '/var/cache/infisical-sidecar',
+  },
+  SIDECAR_CACHE_KEY_FILE: {
+    group: 'sidecar',
+    schema: optionalText,
+    doc: 'Optional file whose bytes (at least 32 random bytes, e.g. `head -c 32 /dev/urandom`) are the cache key, instead of the client secret of the last successful login. Without it, the cache is readable by whoever holds the client secret.',
+  },
+  SIDECAR_CACHE_FALLBACK_AFTER: {
+    group: 'sidecar',
+    schema: duration('0s', '1h'),
+    default: '5s',
+    doc: 'At start, how long Infisical must be unreachable (no answer, 5xx, 429, or a page that is not Infisical\'s) before the files are written from the cache (at most 1h). Never after a login or access refusal.',
+  },
+  SIDECAR_CACHE_MAX_AGE: {
+    group: 'sidecar',
+    schema: duration('1m', '7d'),
+    default: '3d',
+    doc: 'A cache last confirmed against Infisical longer ago than this is not used (at most 7d). Longer means a revoked identity cut off from Infisical keeps serving its secrets longer.',
+  },
+  SIDECAR_CACHE_HEALTHY: {
+    group: 'sidecar',
+    schema: bool,
+    default: 'true',
+    doc: 'Whether `/healthz` (and so the Docker healthcheck that gates the app) passes while the files come from the cache, whatever SIDECAR_MAX_STALENESS says. `false` keeps the app gated until Infisical answers. `/healthz?strict=1` answers 503 in cache mode either way, for monitors.',
+  },
+  SIDECAR_ONCE_ALLOW_CACHE: {
+    group: 'sidecar',
+    schema: bool,
+    default: 'true',
+    doc: '`once` mode: may write the files from the cache (exit 0, its last log line says so). `false`: `once` never uses the cache and fails as it would without one (exit 75 or 69).',
   },
   SIDECAR_ALLOW_INSECURE_HTTP: {
     group: 'sidecar',
@@ -245,9 +334,9 @@ export const VARIABLES = {
   },
   SIDECAR_WEBHOOK_TOLERANCE: {
     group: 'reload',
-    schema: duration(1_000, '1s'),
+    schema: duration('1s', '1h'),
     default: '5m',
-    doc: 'How far a webhook\'s signed timestamp may be from our clock (replay protection).',
+    doc: 'How far a webhook\'s signed timestamp may be from our clock, for replay protection (at most 1h).',
   },
   SIDECAR_RELOAD_COMMAND: {
     group: 'reload',
@@ -275,21 +364,21 @@ export const VARIABLES = {
   },
   SIDECAR_RELOAD_DEBOUNCE: {
     group: 'reload',
-    schema: duration(0, '0s'),
+    schema: duration('0s', '1h'),
     default: '5s',
-    doc: 'Changes closer together than this are merged into one reload (the wait never exceeds 4× this).',
+    doc: 'Changes closer together than this are merged into one reload; the wait never exceeds 4× this (at most 1h).',
   },
   SIDECAR_RELOAD_COOLDOWN: {
     group: 'reload',
-    schema: duration(0, '0s'),
+    schema: duration('0s', '1d'),
     default: '30s',
-    doc: 'Minimum time between two reloads; changes during it are merged into the next one.',
+    doc: 'Minimum time between two reloads; changes during it are merged into the next one (at most 1d).',
   },
   SIDECAR_RELOAD_TIMEOUT: {
     group: 'reload',
-    schema: duration(1_000, '1s'),
+    schema: duration('1s', '1h'),
     default: '2m',
-    doc: 'Time limit for the command, the URL call, and for each restarted service to become healthy.',
+    doc: 'Time limit for the command, the URL call, and for each restarted service to become healthy (at most 1h).',
   },
   SIDECAR_RELOAD_ON_FIRST_WRITE: {
     group: 'reload',
@@ -308,6 +397,57 @@ export const VARIABLES = {
     schema: port,
     default: '8080',
     doc: 'Port of `/healthz`, `/readyz`, `/livez`.',
+  },
+  SIDECAR_HEALTH_REQUEST_TIMEOUT: {
+    group: 'health',
+    schema: duration('100ms', '1m'),
+    default: '3s',
+    doc: 'Time a client of the health port has to send a whole request, headers and body (at most 1m); a connection idle for as long (before its request, between keep-alive requests, or not reading its answer) is closed too. Slow clients get 408 or a closed connection. Keep it below the 4 s `healthcheck` waits, so a Docker healthcheck outlasts clients that hold every connection (docs/operations.md).',
+  },
+  SIDECAR_HEALTH_MAX_CONNECTIONS: {
+    group: 'health',
+    schema: wholeNumber(1, 10_000),
+    default: '64',
+    doc: 'Most connections the health port holds at once; a connection beyond it is closed as soon as it is accepted. Lowered at start when the open-file limit is too small to keep SIDECAR_HEALTH_FD_RESERVE descriptors free.',
+  },
+  SIDECAR_HEALTH_FD_RESERVE: {
+    group: 'health',
+    schema: wholeNumber(0, 100_000),
+    default: '64',
+    doc: 'File descriptors that health-port clients can never take, kept for the sync (connections to Infisical, writing the files, reload actions): the connection cap is at most the soft open-file limit (`ulimit -n`, read from /proc/self/limits) minus the descriptors open at start minus this. The sidecar refuses to start when fewer than 4 connections remain.',
+  },
+  SIDECAR_HEARTBEAT_URL: {
+    group: 'health',
+    schema: optionalText,
+    fileForm: true,
+    secret: true,
+    doc: 'Push monitor (dead man\'s switch: healthchecks.io, Uptime Kuma push, Better Stack, GlitchTip heartbeat) pinged after every successful sync, with a deadline and no retry; the receiver alerts when the pings stop. The URL is a secret (its path or query is the token): prefer the `_FILE` form, since the plain variable is visible to anyone who can run `docker inspect`. Logs, `check` and `/healthz` show only its scheme and host. `https://` is required except on loopback unless SIDECAR_ALLOW_INSECURE_HTTP=true; a redirect (3xx) is not followed and counts as a failed ping. `user:password@` in it is sent as basic authentication. See docs/operations.md.',
+    example: 'https://hc-ping.com/<uuid>',
+  },
+  SIDECAR_HEARTBEAT_METHOD: {
+    group: 'health',
+    schema: z.enum(['GET', 'POST', 'HEAD'], { message: 'must be GET, POST or HEAD' }),
+    default: 'GET',
+    doc: 'HTTP method of the heartbeat pings. The body is always empty. GlitchTip\'s heartbeat monitors need POST.',
+  },
+  SIDECAR_HEARTBEAT_FAIL_URL: {
+    group: 'health',
+    schema: optionalText,
+    fileForm: true,
+    secret: true,
+    doc: 'URL pinged once when the sidecar turns unhealthy (failing, stale, missing keys) or serves from a cache, and not again until it has recovered. Same rules as SIDECAR_HEARTBEAT_URL. Give this or SIDECAR_HEARTBEAT_FAIL_SUFFIX, not both; with neither, no failure ping is sent and the receiver alerts when the pings stop.',
+  },
+  SIDECAR_HEARTBEAT_FAIL_SUFFIX: {
+    group: 'health',
+    schema: optionalText.refine((suffix) => suffix === undefined || /^[/?]/.test(suffix), 'must start with / (appended to the path, e.g. /fail) or ? (query parameters that replace those of the same name, e.g. ?status=down)'),
+    doc: 'The failure form derived from SIDECAR_HEARTBEAT_URL: `/fail` is appended to its path (healthchecks.io: `https://hc-ping.com/<uuid>/fail`); `?status=down&msg=stale` sets those query parameters, replacing the same names (Uptime Kuma: `…/api/push/<token>?status=up` becomes `…?status=down&msg=stale`).',
+    example: '/fail',
+  },
+  SIDECAR_HEARTBEAT_TIMEOUT: {
+    group: 'health',
+    schema: duration('100ms', '1m'),
+    default: '10s',
+    doc: 'Deadline of one heartbeat ping (at most 1m). Pings never delay a sync: at most one is in flight, and a ping due while another is still waiting is skipped (counted), not queued.',
   },
 } satisfies Record<string, VariableSpec>;
 
@@ -378,21 +518,43 @@ export interface Config {
   readonly fileMode: Setting<'SIDECAR_FILE_MODE'>;
   readonly fileUid: Setting<'SIDECAR_FILE_UID'>;
   readonly fileGid: Setting<'SIDECAR_FILE_GID'>;
+  readonly leaseMode: Setting<'SIDECAR_LEASE_MODE'>;
+  readonly leaseTtlMs: Setting<'SIDECAR_LEASE_TTL'>;
   readonly configFile: Setting<'SIDECAR_CONFIG_FILE'>;
   /** Derived key → template source (config file, then SIDECAR_DERIVE_<NAME>), parsed by the render stage. */
   readonly derived: ReadonlyMap<string, string>;
   readonly requiredKeys: Setting<'SIDECAR_REQUIRED_KEYS'>;
+  readonly consumer: Setting<'SIDECAR_CONSUMER'>;
+  readonly lint: Setting<'SIDECAR_LINT'>;
   readonly refreshIntervalMs: Setting<'SIDECAR_REFRESH_INTERVAL'>;
   readonly refreshJitter: Setting<'SIDECAR_REFRESH_JITTER'>;
   readonly maxStalenessMs: Setting<'SIDECAR_MAX_STALENESS'>;
   readonly backoffMaxMs: Setting<'SIDECAR_BACKOFF_MAX'>;
+  readonly retryAfterMaxMs: Setting<'SIDECAR_RETRY_AFTER_MAX'>;
   readonly requestTimeoutMs: Setting<'SIDECAR_REQUEST_TIMEOUT'>;
   readonly onceDeadlineMs: Setting<'SIDECAR_ONCE_DEADLINE'>;
+  /** SIDECAR_CACHE_DIR; undefined = no last-known-good cache. */
+  readonly cacheDir: Setting<'SIDECAR_CACHE_DIR'>;
+  readonly cacheKeyFile: Setting<'SIDECAR_CACHE_KEY_FILE'>;
+  readonly cacheFallbackAfterMs: Setting<'SIDECAR_CACHE_FALLBACK_AFTER'>;
+  readonly cacheMaxAgeMs: Setting<'SIDECAR_CACHE_MAX_AGE'>;
+  readonly cacheHealthy: Setting<'SIDECAR_CACHE_HEALTHY'>;
+  readonly onceAllowCache: Setting<'SIDECAR_ONCE_ALLOW_CACHE'>;
   readonly allowInsecureHttp: Setting<'SIDECAR_ALLOW_INSECURE_HTTP'>;
   readonly logLevel: Setting<'SIDECAR_LOG_LEVEL'>;
   readonly logFormat: Setting<'SIDECAR_LOG_FORMAT'>;
   readonly healthHost: Setting<'SIDECAR_HEALTH_HOST'>;
   readonly healthPort: Setting<'SIDECAR_HEALTH_PORT'>;
+  readonly healthRequestTimeoutMs: Setting<'SIDECAR_HEALTH_REQUEST_TIMEOUT'>;
+  readonly healthMaxConnections: Setting<'SIDECAR_HEALTH_MAX_CONNECTIONS'>;
+  readonly healthFdReserve: Setting<'SIDECAR_HEALTH_FD_RESERVE'>;
+  /** SIDECAR_HEARTBEAT_URL, checked (a URL; https unless loopback or SIDECAR_ALLOW_INSECURE_HTTP). A secret: show it only through `urlOrigin`. */
+  readonly heartbeatUrl: Setting<'SIDECAR_HEARTBEAT_URL'>;
+  readonly heartbeatMethod: Setting<'SIDECAR_HEARTBEAT_METHOD'>;
+  /** SIDECAR_HEARTBEAT_FAIL_URL, checked as heartbeatUrl; at most one of it and heartbeatFailSuffix is set. */
+  readonly heartbeatFailUrl: Setting<'SIDECAR_HEARTBEAT_FAIL_URL'>;
+  readonly heartbeatFailSuffix: Setting<'SIDECAR_HEARTBEAT_FAIL_SUFFIX'>;
+  readonly heartbeatTimeoutMs: Setting<'SIDECAR_HEARTBEAT_TIMEOUT'>;
   readonly watch: Setting<'SIDECAR_WATCH'>;
   readonly webhookSecret: Setting<'SIDECAR_WEBHOOK_SECRET'>;
   readonly webhookToleranceMs: Setting<'SIDECAR_WEBHOOK_TOLERANCE'>;

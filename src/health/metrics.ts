@@ -20,6 +20,7 @@ import { SidecarError } from '../errors.js';
 import type { ClientStats, FolderResult, InfisicalClient } from '../infisical/client.js';
 import type { ReloadOutcome } from '../reload/scheduler.js';
 import type { SyncOutcome } from '../sync/sync-once.js';
+import type { HeartbeatCounts } from './heartbeat.js';
 import type { HealthReport, HealthStatus } from './state.js';
 
 /** Every metric this module defines (the process/nodejs defaults from prom-client come on top). */
@@ -29,10 +30,12 @@ export const METRIC_NAMES = [
   'infisical_sidecar_fetch_duration_seconds',
   'infisical_sidecar_folder_errors_total',
   'infisical_sidecar_healthy',
+  'infisical_sidecar_cache_mode',
   'infisical_sidecar_status',
   'infisical_sidecar_revision',
   'infisical_sidecar_keys',
   'infisical_sidecar_missing_required_keys',
+  'infisical_sidecar_lint_warnings',
   'infisical_sidecar_consecutive_failures',
   'infisical_sidecar_last_success_timestamp_seconds',
   'infisical_sidecar_last_success_age_seconds',
@@ -50,11 +53,14 @@ export const METRIC_NAMES = [
   'infisical_sidecar_reload_actions_total',
   'infisical_sidecar_reload_action_duration_seconds',
   'infisical_sidecar_webhook_requests_total',
+  'infisical_sidecar_health_connections_dropped_total',
+  'infisical_sidecar_health_max_connections',
+  'infisical_sidecar_heartbeats_total',
 ] as const;
 
 export type MetricName = (typeof METRIC_NAMES)[number];
 
-const STATUSES: readonly HealthStatus[] = ['ok', 'degraded', 'starting', 'failing', 'stale', 'missing_keys'];
+const STATUSES: readonly HealthStatus[] = ['ok', 'degraded', 'cache', 'starting', 'failing', 'stale', 'missing_keys', 'lint_breaks'];
 const LATENCY_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 export interface MetricsSources {
@@ -62,6 +68,8 @@ export interface MetricsSources {
   readonly health: () => HealthReport;
   /** The Infisical client's counters (requests, logins, re-logins, 429s). */
   readonly clientStats: () => Readonly<ClientStats>;
+  /** Heartbeat pings by form and result; without SIDECAR_HEARTBEAT_URL the metric has no samples. */
+  readonly heartbeatCounts?: () => HeartbeatCounts;
   readonly now?: () => number;
   /** prom-client's process_* and nodejs_* metrics; on unless a test turns them off. */
   readonly defaultMetrics?: boolean;
@@ -137,7 +145,7 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
   });
   const webhooks = new Counter({
     name: 'infisical_sidecar_webhook_requests_total',
-    help: 'POST /webhook requests by HTTP status: 202 accepted (a refresh was triggered or the event was ignored), 401 bad signature, 400 malformed.',
+    help: 'POST /webhook requests by HTTP status: 202 accepted (a refresh was triggered or the event was ignored), 401 bad signature, 409 replayed delivery, 400 malformed.',
     labelNames: ['status'] as const,
     registers,
   });
@@ -161,6 +169,19 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
   mirror('infisical_sidecar_infisical_relogins_total', 'Logins forced by a 401 or 403 on a folder fetch (expired or revoked token).', (s) => s.relogins);
   mirror('infisical_sidecar_infisical_rate_limited_total', 'Responses with HTTP 429 from Infisical.', (s) => s.rateLimited);
 
+  new Counter({
+    name: 'infisical_sidecar_heartbeats_total',
+    help: 'Heartbeat pings (SIDECAR_HEARTBEAT_URL) by form (success, failure) and result (ok, failed, skipped).',
+    labelNames: ['form', 'result'],
+    registers,
+    collect() {
+      this.reset();
+      const counts = sources.heartbeatCounts?.();
+      if (counts === undefined) return;
+      for (const [form, results] of Object.entries(counts)) for (const [result, value] of Object.entries(results)) this.inc({ form, result }, value);
+    },
+  });
+
   // ---- state gauges, computed from the health report at scrape time -----------------------
   // One report per scrape: the first gauge collected takes it, the others reuse it.
   let scrape: { at: number; report: HealthReport } | undefined;
@@ -183,6 +204,7 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
       },
     });
   gauge('infisical_sidecar_healthy', '1 while /healthz answers 200 (status ok or degraded), else 0.', (r) => (r.healthy ? 1 : 0));
+  gauge('infisical_sidecar_cache_mode', '1 while the files come from the last-known-good cache (Infisical unreachable since start), else 0.', (r) => (r.source === 'cache' ? 1 : 0));
   gauge('infisical_sidecar_revision', 'Revision of the files on the volume (increments on every change).', (r) => r.revision);
   gauge('infisical_sidecar_keys', 'Number of keys in the last complete set (derived keys included).', (r) => r.keyCount);
   gauge('infisical_sidecar_missing_required_keys', 'Number of SIDECAR_REQUIRED_KEYS missing from the last fetch (names are in /healthz).', (r) => r.missingKeys.length);
@@ -193,8 +215,19 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
   gauge('infisical_sidecar_next_refresh_timestamp_seconds', 'Unix time of the next scheduled pass; 0 when none is scheduled.', (r) => seconds(r.nextRefreshAt) ?? 0);
 
   new Gauge({
+    name: 'infisical_sidecar_lint_warnings',
+    help: 'Keys with lint findings in the last pass, by their worst severity (breaks, advice); the keys are in /healthz, the rules in the logs.',
+    labelNames: ['severity'] as const,
+    registers,
+    collect() {
+      const warnings = report().warnings ?? [];
+      for (const severity of ['breaks', 'advice'] as const) this.set({ severity }, warnings.filter((warning) => warning.severity === severity).length);
+    },
+  });
+
+  new Gauge({
     name: 'infisical_sidecar_status',
-    help: 'The /healthz status: 1 for the current one (ok, degraded, starting, failing, stale, missing_keys), 0 for the others.',
+    help: 'The /healthz status: 1 for the current one (ok, degraded, cache, starting, failing, stale, missing_keys, lint_breaks), 0 for the others.',
     labelNames: ['status'] as const,
     registers,
     collect() {
@@ -248,7 +281,8 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
         get stats() {
           return client.stats;
         },
-        invalidate: () => client.invalidate(),
+        credentialsChanged: () => client.credentialsChanged(),
+        loggedInClientSecret: () => client.loggedInClientSecret(),
         // One call per folder, all at once: the same concurrency (and the same shared login) as a
         // single call with every path, since the client fetches each path independently anyway.
         fetchFolders: (paths, signal) =>
@@ -265,6 +299,20 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
     },
 
     register(app) {
+      const dropped = new Counter({
+        name: 'infisical_sidecar_health_connections_dropped_total',
+        help: 'Connections to the health port closed as soon as they were accepted, because it held infisical_sidecar_health_max_connections already.',
+        registers,
+      });
+      app.server.on('drop', () => dropped.inc());
+      new Gauge({
+        name: 'infisical_sidecar_health_max_connections',
+        help: 'Connections the health port holds at most: SIDECAR_HEALTH_MAX_CONNECTIONS, lowered to keep SIDECAR_HEALTH_FD_RESERVE descriptors free; 0 before it listens.',
+        registers,
+        collect() {
+          this.set(app.server.maxConnections ?? 0);
+        },
+      });
       app.get('/metrics', async (_request, reply) => {
         const body = await registry.metrics();
         return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(body);

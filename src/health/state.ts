@@ -3,9 +3,11 @@
  * codes only: never a value, nor a hash of one.
  */
 import type { SidecarError } from '../errors.js';
+import { toWarnings, type Severity } from '../lint/index.js';
+import type { HeartbeatView } from './heartbeat.js';
 import type { SyncOutcome } from '../sync/sync-once.js';
 
-export type HealthStatus = 'ok' | 'degraded' | 'starting' | 'failing' | 'stale' | 'missing_keys';
+export type HealthStatus = 'ok' | 'degraded' | 'cache' | 'starting' | 'failing' | 'stale' | 'missing_keys' | 'lint_breaks';
 
 interface ErrorView {
   readonly code: string;
@@ -38,9 +40,17 @@ export interface HealthReport {
   readonly changedKeys: readonly string[];
   readonly keyCount: number;
   readonly missingKeys: readonly string[];
+  /** Keys with lint findings and their worst severity; the rules are in the logs and `check` only. Absent from older sidecars. */
+  readonly warnings?: readonly { key: string; severity: Severity }[];
   readonly lastError: ErrorView | null;
   readonly folders: readonly FolderView[];
   readonly consecutiveFailures: number;
+  /** Where the files on the volume came from: Infisical, or the last-known-good cache while Infisical is unreachable since start; null before any write. */
+  readonly source: 'infisical' | 'cache' | null;
+  /** In cache mode: when the cached content was last confirmed against Infisical, and its age now. */
+  readonly cache: { readonly confirmedAt: string; readonly ageSeconds: number } | null;
+  /** The last heartbeat ping (SIDECAR_HEARTBEAT_URL), absent when none is configured. */
+  readonly heartbeat?: HeartbeatView;
 }
 
 interface FolderState {
@@ -57,13 +67,18 @@ export class HealthState {
   private changedKeys: readonly string[] = [];
   private lastError: { error: SidecarError; at: number } | undefined;
   private missingKeys: readonly string[] = [];
+  private warnings: readonly { key: string; severity: Severity }[] = [];
   private revision = 0;
   private keyCount = 0;
   private consecutiveFailures = 0;
+  /** Set while the files come from the cache: when that content was last confirmed against Infisical. */
+  private cacheConfirmedAt: number | undefined;
   private readonly folders = new Map<string, FolderState>();
+  private heartbeat: (() => HeartbeatView) | undefined;
 
   constructor(
-    private readonly options: { readonly maxStalenessMs: number; readonly secretPaths: readonly string[] },
+    /** `cacheHealthy`: SIDECAR_CACHE_HEALTHY, whether cache mode answers 200 (default true). */
+    private readonly options: { readonly maxStalenessMs: number; readonly secretPaths: readonly string[]; readonly cacheHealthy?: boolean },
     private readonly now: () => number = Date.now,
   ) {
     for (const path of options.secretPaths) this.folders.set(path, { lastSuccessAt: undefined, secretCount: undefined, lastError: undefined });
@@ -72,12 +87,13 @@ export class HealthState {
   record(outcome: SyncOutcome, nextAttemptAt?: number): void {
     this.lastAttemptAt = outcome.finishedAt;
     this.nextRefreshAt = nextAttemptAt;
+    this.warnings = toWarnings(outcome.findings ?? []);
     for (const folder of outcome.folders) {
       const state = this.folders.get(folder.path);
       if (!state) continue;
       if (folder.ok) {
         // A folder counts as fresh only when its data reached the files, i.e. the pass succeeded.
-        if (outcome.ok) {
+        if (outcome.ok && !outcome.fromCache) {
           state.lastSuccessAt = outcome.finishedAt;
           state.lastError = undefined;
         }
@@ -86,7 +102,19 @@ export class HealthState {
         state.lastError = { error: folder.error, at: outcome.finishedAt };
       }
     }
-    if (outcome.ok) {
+    if (outcome.ok && outcome.fromCache) {
+      // Files in place, but not from Infisical: lastSuccessAt stays the last sync with Infisical.
+      this.cacheConfirmedAt = outcome.fromCache.confirmedAt;
+      this.lastError = { error: outcome.fromCache.fetchError, at: outcome.finishedAt };
+      this.consecutiveFailures++;
+      this.keyCount = outcome.keyCount;
+      this.revision = outcome.revision;
+      if (outcome.revision !== outcome.previousRevision) {
+        this.lastChangeAt = outcome.finishedAt;
+        this.changedKeys = outcome.changedKeys;
+      }
+    } else if (outcome.ok) {
+      this.cacheConfirmedAt = undefined;
       this.lastSuccessAt = outcome.finishedAt;
       // A set that is live but not fully published (a top-level link failed) is degraded until a
       // later pass repairs it.
@@ -95,7 +123,8 @@ export class HealthState {
       this.consecutiveFailures = 0;
       this.keyCount = outcome.keyCount;
       this.revision = outcome.revision;
-      if (outcome.changed) {
+      // A rewrite of the same revision (self-healing, a publish retry) is not a change of content.
+      if (outcome.revision !== outcome.previousRevision) {
         this.lastChangeAt = outcome.finishedAt;
         this.changedKeys = outcome.changedKeys;
       }
@@ -112,8 +141,8 @@ export class HealthState {
     const status = this.status(age);
     return {
       status,
-      healthy: status === 'ok' || status === 'degraded',
-      ready: this.lastSuccessAt !== undefined,
+      healthy: status === 'ok' || status === 'degraded' || (status === 'cache' && this.options.cacheHealthy !== false),
+      ready: this.lastSuccessAt !== undefined || this.cacheConfirmedAt !== undefined,
       revision: this.revision,
       lastSuccessAt: iso(this.lastSuccessAt),
       ageSeconds: age === undefined ? null : Math.floor(age / 1000),
@@ -124,6 +153,7 @@ export class HealthState {
       changedKeys: this.changedKeys,
       keyCount: this.keyCount,
       missingKeys: this.missingKeys,
+      warnings: this.warnings,
       lastError: errorView(this.lastError),
       consecutiveFailures: this.consecutiveFailures,
       folders: [...this.folders].map(([path, folder]) => ({
@@ -133,11 +163,23 @@ export class HealthState {
         secretCount: folder.secretCount ?? null,
         lastError: errorView(folder.lastError),
       })),
+      source: this.cacheConfirmedAt !== undefined ? 'cache' : this.lastSuccessAt !== undefined ? 'infisical' : null,
+      cache: this.cacheConfirmedAt === undefined ? null : { confirmedAt: iso(this.cacheConfirmedAt)!, ageSeconds: Math.floor((now - this.cacheConfirmedAt) / 1000) },
+      ...(this.heartbeat ? { heartbeat: this.heartbeat() } : {}),
     };
+  }
+
+  /** Adds the heartbeat's last ping to every report (it reads the report itself, so it is attached after both exist). */
+  showHeartbeat(view: () => HeartbeatView): void {
+    this.heartbeat = view;
   }
 
   private status(age: number | undefined): HealthStatus {
     if (this.missingKeys.length > 0) return 'missing_keys';
+    // SIDECAR_LINT=error: a value the consumer would misread keeps the sidecar unhealthy, as a missing key does.
+    if (this.lastError?.error.code === 'SIDECAR_LINT_BREAKS') return 'lint_breaks';
+    // Whatever SIDECAR_MAX_STALENESS says: the cache's own age limit was checked when it was read.
+    if (this.cacheConfirmedAt !== undefined) return 'cache';
     if (age === undefined) return this.lastError ? 'failing' : 'starting';
     if (age > this.options.maxStalenessMs) return 'stale';
     return this.lastError ? 'degraded' : 'ok';

@@ -19,6 +19,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { FetchError, SidecarError, isSidecarError } from '../errors.js';
+import { timerDelay } from '../timers.js';
 
 /** How a call ended without a value. */
 export type CallFailure =
@@ -28,8 +29,17 @@ export type CallFailure =
   | {
       readonly kind: 'http';
       readonly status: number;
-      /** Infisical's own `message` from the response body, when the SDK passed it on. */
+      /**
+       * Infisical's own `message` from the response body, when the SDK passed it on: raw server text,
+       * which `server-text.ts` scrubs and escapes before it is shown.
+       */
       readonly serverMessage: string | undefined;
+      /**
+       * For a 404 only: whether the body was Infisical's JSON error envelope (docs/infisical-api.md
+       * §1.4). Infisical's 404 means a missing object (or, at login on late-2024 servers, an unknown
+       * client id); anything else means the site URL does not lead to Infisical's API.
+       */
+      readonly infisicalEnvelope?: boolean | undefined;
       /** From a 429's `retry-after`, in milliseconds. */
       readonly retryAfterMs: number | undefined;
     };
@@ -65,6 +75,8 @@ interface CallContext {
   requests: number;
   status: number | undefined;
   retryAfterMs: number | undefined;
+  /** For a 404: whether its body is Infisical's error envelope, read from a copy of the response. */
+  infisicalEnvelope: Promise<boolean> | undefined;
 }
 
 interface Fence {
@@ -133,13 +145,16 @@ async function sendOnce(originalFetch: typeof globalThis.fetch, context: CallCon
   }
   context.requests++;
   try {
-    const response = await originalFetch(input, { ...init, signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
+    // A redirect would carry the login body (the client secret) to wherever the Location points,
+    // outside the fence and past the https rule: Infisical never redirects its API, so it is an error.
+    const response = await originalFetch(input, { ...init, redirect: 'error', signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
     context.status = response.status;
     if (response.status === 429) {
       context.retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
       // The SDK would sleep 1–8 s and ask again, ignoring retry-after; end the call here instead.
       controller.abort(new CallSettled('rate limited'));
     }
+    if (response.status === 404) context.infisicalEnvelope = isInfisicalEnvelope(response.clone());
     return response;
   } catch (error) {
     if (!signal.aborted) controller.abort(transportError(error));
@@ -156,10 +171,10 @@ export async function runWithDeadline<T>(call: () => Promise<T>, options: CallOp
   const sitePrefix = sitePrefixOf(options.siteUrl);
   if (!isFenced(sitePrefix)) throw new SdkFetchFenceMissingError(options.siteUrl);
   const controller = new AbortController();
-  const context: CallContext = { sitePrefix, controller, requests: 0, status: undefined, retryAfterMs: undefined };
+  const context: CallContext = { sitePrefix, controller, requests: 0, status: undefined, retryAfterMs: undefined, infisicalEnvelope: undefined };
   const timer = setTimeout(
     () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', `no answer within ${options.timeoutMs} ms`, { retryable: true })),
-    options.timeoutMs,
+    timerDelay(options.timeoutMs),
   );
   const onParentAbort = () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', 'cancelled before an answer arrived (deadline or shutdown)', { retryable: false }));
   if (options.signal?.aborted) onParentAbort();
@@ -178,7 +193,7 @@ export async function runWithDeadline<T>(call: () => Promise<T>, options: CallOp
     const value = await Promise.race([sdkCall, aborted]);
     return { ok: true, value, requests: context.requests };
   } catch (error) {
-    return { ok: false, failure: failureOf(context, error), requests: context.requests };
+    return { ok: false, failure: await failureOf(context, error), requests: context.requests };
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onParentAbort);
@@ -187,12 +202,52 @@ export async function runWithDeadline<T>(call: () => Promise<T>, options: CallOp
 }
 
 /** Our own abort reasons (deadline, cancellation, transport) win; otherwise the server's answer. */
-function failureOf(context: CallContext, error: unknown): CallFailure {
+async function failureOf(context: CallContext, error: unknown): Promise<CallFailure> {
   const { signal } = context.controller;
   if (signal.aborted && isSidecarError(signal.reason)) return { kind: 'transport', error: signal.reason };
   // No answer and none of our reasons: the SDK failed before sending (e.g. a URL it cannot build).
   if (context.status === undefined) return { kind: 'transport', error: transportError(error) };
-  return { kind: 'http', status: context.status, serverMessage: serverMessageOf(error), retryAfterMs: context.retryAfterMs };
+  const failure = { kind: 'http', status: context.status, serverMessage: serverMessageOf(error), retryAfterMs: context.retryAfterMs } as const;
+  // Still under the call's deadline (its timer ends a body that never finishes).
+  return context.infisicalEnvelope === undefined ? failure : { ...failure, infisicalEnvelope: await context.infisicalEnvelope };
+}
+
+/** Infisical's error bodies are far smaller; a larger one is not its envelope. */
+const MAX_ENVELOPE_BYTES = 16 * 1024;
+
+/**
+ * Whether a response body is Infisical's error envelope `{ reqId, statusCode, message, error }`
+ * (docs/infisical-api.md §1.4). Fastify's own 404 for an unknown route has no `reqId`; a web server
+ * or proxy answers HTML. Never throws: an unreadable body is not the envelope.
+ */
+async function isInfisicalEnvelope(response: Response): Promise<boolean> {
+  try {
+    const text = await boundedText(response, MAX_ENVELOPE_BYTES);
+    const body: unknown = text === undefined ? undefined : JSON.parse(text);
+    if (typeof body !== 'object' || body === null) return false;
+    const { reqId, statusCode, error } = body as Record<string, unknown>;
+    return typeof reqId === 'string' && typeof statusCode === 'number' && typeof error === 'string';
+  } catch {
+    return false;
+  }
+}
+
+/** The body as text, or undefined when it is longer than `maxBytes` (the rest is not read). */
+async function boundedText(response: Response, maxBytes: number): Promise<string | undefined> {
+  const reader = response.body?.getReader();
+  if (reader === undefined) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return Buffer.concat(chunks).toString('utf8');
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
 }
 
 /** `retry-after` is seconds or an HTTP date; absent or unreadable → undefined (the caller backs off). */
@@ -230,11 +285,12 @@ function transportError(error: unknown): FetchError {
 
 /**
  * The SDK puts the server's `message` after `[StatusCode=NNN] ` (docs/infisical-api.md §6). It is
- * Infisical's own text (e.g. "Invalid credentials"), which names folders and keys but never values.
+ * the server's text: Infisical's names folders and keys but never values, yet any server may echo
+ * what it was sent or send control characters, so it is returned whole, for `server-text.ts`.
  */
 function serverMessageOf(error: unknown): string | undefined {
   if (!(error instanceof Error)) return undefined;
   const match = /\[StatusCode=\d+\]\s*([\s\S]*)$/.exec(error.message);
   const message = (match?.[1] ?? '').trim();
-  return message === '' ? undefined : message.slice(0, 300);
+  return message === '' ? undefined : message;
 }

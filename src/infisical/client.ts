@@ -11,12 +11,20 @@
  * for up to ~65 s, ignoring retry-after (§6). `call-context.ts` therefore runs each SDK call under a
  * deadline and lets it make exactly one HTTP request, so our own backoff stays in charge; its fence
  * must be installed for `siteUrl` (`installSdkFetchFence`) before the first call.
+ *
+ * The token is kept until Infisical refuses it: a changed credential file only changes what the
+ * next login sends. After Infisical refuses the credentials, `login-backoff.ts` spaces further
+ * logins so the identity is not locked out. Server text reaches error messages only through
+ * `server-text.ts` (escaped, without the client secret or the token).
  */
 import { InfisicalSDK } from '@infisical/sdk';
 import { z } from 'zod';
 import { AuthError, FetchError, isSidecarError, toSidecarError, type ErrorCode, type SidecarError } from '../errors.js';
 import type { Credentials } from '../config/credentials.js';
+import { formatDuration } from '../text.js';
 import { runWithDeadline, type CallFailure, type CallOutcome } from './call-context.js';
+import { LOCKOUT, LoginBackoff } from './login-backoff.js';
+import { shown } from './server-text.js';
 
 
 export interface InfisicalClientOptions {
@@ -29,6 +37,8 @@ export interface InfisicalClientOptions {
   readonly requestTimeoutMs: number;
   /** Read at every login, so a rotated client secret file is picked up without a restart. */
   readonly credentials: () => Credentials;
+  /** Clock for the spacing of refused logins; default Date.now. */
+  readonly now?: () => number;
 }
 
 export interface FolderSecret {
@@ -52,8 +62,14 @@ export interface ClientStats {
 export interface InfisicalClient {
   /** Fetches every folder concurrently; one result per folder, in the order given. */
   fetchFolders(paths: readonly string[], signal?: AbortSignal): Promise<FolderResult[]>;
-  /** Forgets the token, so the next fetch logs in again (credentials rotated). */
-  invalidate(): void;
+  /**
+   * A credential file changed. The token in use stays until Infisical refuses it; the next login
+   * reads the new credentials, and if logins are backing off after a refusal, it may go out sooner
+   * (never so soon that Infisical would lock the identity out).
+   */
+  credentialsChanged(): void;
+  /** The client secret of the latest successful login, one Infisical accepted: the last-known-good cache's key (src/cache/). */
+  loggedInClientSecret(): string | undefined;
   readonly stats: Readonly<ClientStats>;
 }
 
@@ -67,28 +83,67 @@ const ListResponseSchema = z.object({
 export function createInfisicalClient(options: InfisicalClientOptions): InfisicalClient {
   const stats: ClientStats = { requests: 0, logins: 0, relogins: 0, rateLimited: 0 };
   const callOptions = (signal: AbortSignal | undefined) => ({ siteUrl: options.siteUrl, timeoutMs: options.requestTimeoutMs, signal });
+  const now = options.now ?? Date.now;
+  const loginBackoff = new LoginBackoff(now);
   let session: InfisicalSDK | undefined;
   let loginInFlight: Promise<InfisicalSDK> | undefined;
+  // The client secrets of the latest login attempt and of the session's login: a server may echo them.
+  let latestSecret: string | undefined;
+  let sessionSecret: string | undefined;
+  /** The latest refused login, repeated (with the backoff) while further logins are held back. */
+  let lastRefusal: SidecarError | undefined;
 
   const loginUrl = `${options.siteUrl}/api/v1/auth/universal-auth/login`;
   const listUrl = `${options.siteUrl}/api/v3/secrets/raw`;
 
+  /** Server text as it may be shown: without the credentials in play, escaped (server-text.ts). */
+  const show = (text: string, sdk?: InfisicalSDK): string =>
+    shown(text, [latestSecret, sessionSecret, session?.auth().getAccessToken() ?? undefined, sdk?.auth().getAccessToken() ?? undefined]);
+
   async function login(signal: AbortSignal | undefined): Promise<InfisicalSDK> {
     // Concurrent folder fetches that all hit a 401 share one login.
     loginInFlight ??= (async () => {
+      const heldUntil = loginBackoff.heldUntil();
+      if (heldUntil !== undefined && lastRefusal !== undefined) throw heldBack(lastRefusal, heldUntil);
+      loginBackoff.attempted();
       const { clientId, clientSecret } = options.credentials();
+      latestSecret = clientSecret;
       const sdk = new InfisicalSDK({ siteUrl: options.siteUrl });
       const body = { clientId, clientSecret, ...(options.organizationSlug ? { organizationSlug: options.organizationSlug } : {}) };
       const outcome = await runWithDeadline(() => sdk.auth().universalAuth.login(body), callOptions(signal));
       count(outcome);
       stats.logins++;
-      if (!outcome.ok) throw errorFor('login', outcome.failure, `POST ${loginUrl}`);
+      if (!outcome.ok) {
+        const error = errorFor('login', outcome.failure, `POST ${loginUrl}`);
+        if (error.code === 'SIDECAR_AUTH_INVALID_CREDENTIALS') {
+          loginBackoff.refused();
+          lastRefusal = error;
+        }
+        throw error;
+      }
+      loginBackoff.succeeded();
+      lastRefusal = undefined;
       session = sdk;
+      sessionSecret = clientSecret;
       return sdk;
     })().finally(() => {
       loginInFlight = undefined;
     });
     return loginInFlight;
+  }
+
+  /**
+   * A login not sent, because Infisical refused the last one and another this soon could lock the
+   * identity. The refusal's code and text, and when the next login goes. No retry-after: the
+   * refresh loop would then hold back the pass a changed credential file triggers.
+   */
+  function heldBack(refusal: SidecarError, until: number): SidecarError {
+    const lockout = `${LOCKOUT.failures} refused logins within ${formatDuration(LOCKOUT.windowMs)} lock it for ${formatDuration(LOCKOUT.durationMs)}`;
+    return new AuthError(
+      refusal.code,
+      `${refusal.message}; logins are backing off so that Infisical does not lock the identity out (${lockout}): next attempt at ${new Date(until).toISOString()} (in ${formatDuration(until - now())}), sooner once a credential file changes`,
+      { status: refusal.status, hint: refusal.hint },
+    );
   }
 
   async function listFolder(sdk: InfisicalSDK, path: string, signal: AbortSignal | undefined): Promise<FolderSecret[]> {
@@ -106,8 +161,8 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
       callOptions(signal),
     );
     count(outcome);
-    if (!outcome.ok) throw errorFor('list', outcome.failure, `GET ${listUrl} (folder ${path})`);
-    return mergeFolder(outcome.value, path, listUrl);
+    if (!outcome.ok) throw errorFor('list', outcome.failure, `GET ${listUrl} (folder ${path})`, sdk);
+    return mergeFolder(outcome.value, path, listUrl, show);
   }
 
   async function fetchOne(path: string, signal: AbortSignal | undefined): Promise<FolderSecret[]> {
@@ -136,11 +191,20 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
     if (!outcome.ok && outcome.failure.kind === 'http' && outcome.failure.status === 429) stats.rateLimited++;
   }
 
+  /** A failed call as a typed error: transport errors get the method and URL; answers are classified by status. */
+  function errorFor(call: Call, failure: CallFailure, where: string, sdk?: InfisicalSDK): SidecarError {
+    if (failure.kind === 'transport') return new FetchError(failure.error.code, `${where}: ${failure.error.message}`, { retryable: failure.error.retryable });
+    const { status, serverMessage, retryAfterMs } = failure;
+    const code = codeForStatus(call, status, failure.infisicalEnvelope);
+    return errorForCode(code, `${where}: ${status}${serverMessage ? ` ${show(serverMessage, sdk)}` : ''}`, status, retryAfterMs);
+  }
+
   return {
     stats,
-    invalidate() {
-      session = undefined;
+    credentialsChanged() {
+      loginBackoff.credentialsChanged();
     },
+    loggedInClientSecret: () => sessionSecret,
     async fetchFolders(paths, signal) {
       return Promise.all(
         paths.map(async (path): Promise<FolderResult> => {
@@ -159,7 +223,7 @@ export function createInfisicalClient(options: InfisicalClientOptions): Infisica
  * One folder's secrets after import precedence: among imports the last one wins, and the folder's
  * own secrets win over every import (as the Infisical CLI; the Node SDK's merge does the opposite).
  */
-function mergeFolder(body: unknown, path: string, url: string): FolderSecret[] {
+function mergeFolder(body: unknown, path: string, url: string, show: (serverText: string) => string): FolderSecret[] {
   const parsed = ListResponseSchema.safeParse(body);
   if (!parsed.success) {
     throw new FetchError('SIDECAR_FETCH_UNAVAILABLE', `GET ${url} (folder ${path}): malformed response body (not the secrets list schema)`, {
@@ -171,7 +235,7 @@ function mergeFolder(body: unknown, path: string, url: string): FolderSecret[] {
   for (const layer of layers) {
     for (const secret of layer) {
       if (secret.secretValueHidden === true) {
-        throw new AuthError('SIDECAR_AUTH_FORBIDDEN', `GET ${url} (folder ${path}): the identity may list ${secret.secretKey} but not read its value`, {
+        throw new AuthError('SIDECAR_AUTH_FORBIDDEN', `GET ${url} (folder ${path}): the identity may list ${show(secret.secretKey)} but not read its value`, {
           hint: 'Grant the machine identity "Read Value" on secrets in this environment and folder.',
         });
       }
@@ -192,19 +256,12 @@ function isTokenRejection(error: unknown): error is SidecarError {
   return isSidecarError(error) && error.code === 'SIDECAR_AUTH_FORBIDDEN' && error.status !== undefined;
 }
 
-/** A failed call as a typed error: transport errors get the method and URL; answers are classified by status. */
-function errorFor(call: Call, failure: CallFailure, where: string): SidecarError {
-  if (failure.kind === 'transport') return new FetchError(failure.error.code, `${where}: ${failure.error.message}`, { retryable: failure.error.retryable });
-  const { status, serverMessage, retryAfterMs } = failure;
-  return errorForStatus(call, status, `${where}: ${status}${serverMessage ? ` ${serverMessage}` : ''}`, retryAfterMs);
-}
-
 /**
- * The one classification of Infisical's answers, by HTTP status. The code decides the exit code
- * (src/errors.ts), the retryable flag the backoff, and `isTokenRejection` reads re-login from it.
+ * The one classification of Infisical's answers, by HTTP status (`codeForStatus`). The code decides
+ * the exit code (src/errors.ts), the retryable flag the backoff, and `isTokenRejection` reads
+ * re-login from it.
  */
-function errorForStatus(call: Call, status: number, detail: string, retryAfterMs: number | undefined): SidecarError {
-  const code = codeForStatus(call, status);
+function errorForCode(code: ErrorCode, detail: string, status: number, retryAfterMs: number | undefined): SidecarError {
   switch (code) {
     case 'SIDECAR_AUTH_INVALID_CREDENTIALS':
     case 'SIDECAR_AUTH_FORBIDDEN':
@@ -218,8 +275,10 @@ function errorForStatus(call: Call, status: number, detail: string, retryAfterMs
   }
 }
 
-function codeForStatus(call: Call, status: number): ErrorCode {
+/** `infisicalEnvelope`: for a 404, whether Infisical answered it (call-context.ts); otherwise the site URL leads elsewhere. */
+function codeForStatus(call: Call, status: number, infisicalEnvelope: boolean | undefined): ErrorCode {
   if (status === 429) return 'SIDECAR_FETCH_RATE_LIMITED';
+  if (status === 404 && infisicalEnvelope === false) return 'SIDECAR_SITE_URL_WRONG';
   if (call === 'login') {
     // Older servers answer an unknown client id with 404 rather than 401 (docs/infisical-api.md §8).
     if (status === 400 || status === 401 || status === 404 || status === 422) return 'SIDECAR_AUTH_INVALID_CREDENTIALS';

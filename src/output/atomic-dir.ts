@@ -17,15 +17,22 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { chown, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
-import { WriteError } from '../errors.js';
+import { WriteError, type SidecarError } from '../errors.js';
 import type { RenderedFile } from '../render/index.js';
+import { printable } from '../text.js';
+import type { WriteFence } from './lease.js';
 
-export interface WriteOptions {
-  readonly mode: number;
+/** SIDECAR_FILE_UID / SIDECAR_FILE_GID: undefined leaves the process's own. */
+export interface Ownership {
   readonly uid?: number | undefined;
   readonly gid?: number | undefined;
+}
+
+export interface WriteOptions extends Ownership {
+  readonly mode: number;
 }
 
 export interface WriteResult {
@@ -57,7 +64,7 @@ const VERSION_NAME = /^\.\.rev-(\d{6,})-[A-Za-z0-9_-]+$/;
 /** What the sync stage needs of a writer: `AtomicDirWriter`, or `DryRunWriter` for `check`. */
 export interface SetWriter {
   readonly revision: number;
-  write(files: readonly RenderedFile[], options: WriteOptions, manifest?: Buffer): Promise<WriteResult>;
+  write(files: readonly RenderedFile[], options: WriteOptions, manifest?: Buffer, signal?: AbortSignal): Promise<WriteResult>;
   readManifest(): Promise<Buffer | undefined>;
   digestKey(): Promise<Buffer>;
   repair(options: WriteOptions): Promise<string[]>;
@@ -70,14 +77,30 @@ interface CurrentVersion {
   readonly manifest: Buffer | undefined;
 }
 
+export interface WriterOptions {
+  /**
+   * Asked before each `..data` swap and before old versions are pruned: the directory's lease
+   * (src/output/lease.ts), so a sidecar whose lease was taken over stops writing at once.
+   */
+  readonly fence?: WriteFence;
+}
+
 export class AtomicDirWriter implements SetWriter {
   private readonly dir: string;
+  private readonly fence: WriteFence | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** What the current version holds, so an unchanged refresh costs no disk reads. */
   private current: CurrentVersion | undefined;
+  /**
+   * Top-level names whose link this writer put in place (after a restart: found in place). Whatever
+   * later stands at one of them is damage and is replaced; any other name is left to an entry this
+   * writer did not make.
+   */
+  private published = new Set<string>();
 
-  constructor(outputDir: string) {
+  constructor(outputDir: string, options: WriterOptions = {}) {
     this.dir = path.resolve(outputDir);
+    this.fence = options.fence;
   }
 
   get revision(): number {
@@ -119,10 +142,12 @@ export class AtomicDirWriter implements SetWriter {
 
   /**
    * Writes `files` as the new complete set, unless it equals what is on disk. On any error the
-   * previous set stays exactly as it was and the partial new version is removed.
+   * previous set stays exactly as it was and the partial new version is removed. `signal`
+   * (shutdown) abandons the write between two files of step 1 the same way, with SIDECAR_STOPPED;
+   * once step 2 has run, the write completes.
    */
-  write(files: readonly RenderedFile[], options: WriteOptions, manifest?: Buffer): Promise<WriteResult> {
-    return this.exclusive(() => this.writeNow(files, options, manifest, false));
+  write(files: readonly RenderedFile[], options: WriteOptions, manifest?: Buffer, signal?: AbortSignal): Promise<WriteResult> {
+    return this.exclusive(() => this.writeNow(files, options, manifest, false, signal));
   }
 
   /**
@@ -154,17 +179,20 @@ export class AtomicDirWriter implements SetWriter {
    * The write, in the order kubelet's atomic_writer.go takes it. What a failure costs depends on the
    * step it happens in:
    *
-   *   1. prepare  the new version directory: mkdir, every file (mode and owner set before it is
-   *               visible), fsync of every directory. Failure: the new version is removed; the
-   *               live set and the revision are as before.
-   *   2. commit   rename a temp link over `..data`: the one atomic step that switches readers to the
-   *               new set. Failure: the new version is removed; nothing changed.
-   *   3. publish  top-level links for new names, unlink vanished names, fsync the output directory,
-   *               prune versions older than the previous one. From here on the new set IS the live
+   *   1. prepare  on a volume without a live set of ours, refuse names held by entries this
+   *               writer did not make; the new version directory: mkdir, every file (mode and
+   *               owner set before it is visible), fsync of every directory. Failure: the new
+   *               version is removed; the live set and the revision are as before.
+   *   2. commit   ask the fence (the lease), then rename a temp link over `..data`: the one atomic
+   *               step that switches readers to the new set. Failure: the new version is removed;
+   *               nothing changed.
+   *   3. publish  top-level links for new names (never over an entry this writer did not make),
+   *               unlink vanished names, fsync the output directory, prune versions older than the
+   *               previous one. From here on the new set IS the live
    *               set: a failure is returned as `publishError` (the sync succeeded, the next pass
    *               retries the publish), and the live version is never removed.
    */
-  private async writeNow(files: readonly RenderedFile[], options: WriteOptions, manifest: Buffer | undefined, sameRevision: boolean): Promise<WriteResult> {
+  private async writeNow(files: readonly RenderedFile[], options: WriteOptions, manifest: Buffer | undefined, sameRevision: boolean, signal?: AbortSignal): Promise<WriteResult> {
     assertRelativePaths(files);
     this.current ??= await this.loadCurrent();
     const previous = this.current;
@@ -179,9 +207,11 @@ export class AtomicDirWriter implements SetWriter {
     const version = `${VERSION_PREFIX}${String(revision).padStart(6, '0')}-${randomBytes(6).toString('base64url')}`;
     const versionDir = path.join(this.dir, version);
 
+    if (!previous) await this.assertNamesFree(next); // step 1, before anything is written
     let bytesWritten: number;
     try {
-      bytesWritten = await this.prepareVersion(versionDir, files, options, manifest); // step 1
+      bytesWritten = await this.prepareVersion(versionDir, files, options, manifest, signal); // step 1
+      await this.fence?.assertHeld(); // step 2: the last moment a taken-over writer can back out
       await replaceSymlink(path.join(this.dir, DATA_LINK), version); // step 2
     } catch (error) {
       await rm(versionDir, { recursive: true, force: true }).catch(() => undefined);
@@ -193,14 +223,36 @@ export class AtomicDirWriter implements SetWriter {
     return { changed: true, revision, previousRevision, bytesWritten, filesWritten: files.length, changedPaths, ...(publishError ? { publishError } : {}) };
   }
 
+  /**
+   * Step 1 on a volume that holds no set of ours: every name must be free or one of this writer's
+   * links. Replacing a plain `secrets.env` or a `secrets.json/` directory left by an older tool
+   * would destroy what the consumers read today, and claiming only the free names would give them
+   * a mix of two tools' files: the whole write is refused.
+   */
+  private async assertNamesFree(next: Map<string, Buffer>): Promise<void> {
+    const conflicts = await this.foreignEntries(topLevelNames(next));
+    if (conflicts.size > 0) throw foreignEntriesError(this.dir, conflicts, 'nothing was written');
+  }
+
+  /** Each of `names` held by an entry this writer did not make, with what is there. */
+  private async foreignEntries(names: Iterable<string>): Promise<Map<string, string>> {
+    const conflicts = new Map<string, string>();
+    for (const name of names) {
+      const found = await foreignEntry(path.join(this.dir, name));
+      if (found) conflicts.set(name, found);
+    }
+    return conflicts;
+  }
+
   /** Step 1: a complete, durable version directory nobody can see yet. Returns the bytes written. */
-  private async prepareVersion(versionDir: string, files: readonly RenderedFile[], options: WriteOptions, manifest: Buffer | undefined): Promise<number> {
+  private async prepareVersion(versionDir: string, files: readonly RenderedFile[], options: WriteOptions, manifest: Buffer | undefined, signal: AbortSignal | undefined): Promise<number> {
     const dirMode = directoryModeFor(options.mode);
     let bytesWritten = 0;
     await mkdir(versionDir, { mode: dirMode });
     await this.applyOwnership(versionDir, dirMode, options);
     const subdirs = new Set<string>();
     for (const file of files) {
+      if (signal?.aborted) throw new WriteError('SIDECAR_STOPPED', `stopped before the new version was complete (${files.length} files); the previous set is unchanged`);
       const parent = path.posix.dirname(file.path);
       if (parent !== '.' && !subdirs.has(parent)) {
         // One plain mkdir per level: `mkdir(…, { recursive: true })` reports ENOSPC as ENOENT on
@@ -239,12 +291,20 @@ export class AtomicDirWriter implements SetWriter {
       }
     };
     const wanted = topLevelNames(files);
+    // A name new to this writer (a config reload added an output) is left to an entry it did not make.
+    let foreign = new Map<string, string>();
+    await attempt(async () => {
+      foreign = await this.foreignEntries([...wanted].filter((name) => !this.published.has(name)));
+      if (foreign.size > 0) throw foreignEntriesError(this.dir, foreign, 'those names are not published; the rest of the new set is live');
+    }, this.dir);
     for (const name of wanted) {
       const link = path.join(this.dir, name);
+      if (foreign.has(name)) continue;
       await attempt(async () => {
         if ((await readLinkOrUndefined(link)) !== `${DATA_LINK}/${name}`) await replaceSymlink(link, `${DATA_LINK}/${name}`);
       }, link);
     }
+    this.published = new Set([...wanted].filter((name) => !foreign.has(name)));
     await attempt(async () => {
       for (const entry of await readdir(this.dir)) {
         if (entry.startsWith('..') || wanted.has(entry)) continue;
@@ -253,29 +313,48 @@ export class AtomicDirWriter implements SetWriter {
       }
     }, this.dir);
     await attempt(() => fsyncPath(this.dir), this.dir);
-    await attempt(() => this.removeOldVersions(version, previous), this.dir);
+    await attempt(async () => {
+      // A writer frozen between its fence and the swap must not prune the new holder's versions.
+      await this.fence?.assertHeld();
+      await this.removeOldVersions(version, previous);
+    }, this.dir);
     return failures[0];
   }
-  /** Removes leftovers of a crash mid-write (temp links, unreferenced versions). Called at start. */
-  async cleanUp(): Promise<void> {
-    const target = await readLinkOrUndefined(path.join(this.dir, DATA_LINK));
+  /**
+   * Called at start, while holding the lease: removes leftovers of a crash mid-write (temp links,
+   * unreferenced versions) and a `..data` this writer cannot trust (see `inspectDataLink`), which
+   * is never read through. Returns what was wrong with `..data`, for the caller to report; the
+   * first write puts a trusted one in its place.
+   */
+  async cleanUp(): Promise<string[]> {
+    const data = await inspectDataLink(this.dir);
+    const untrusted = data !== undefined && 'untrusted' in data ? [data.untrusted] : [];
+    if (untrusted.length > 0) {
+      // A real directory is removed as one; a link or a file is unlinked, never followed.
+      await rm(path.join(this.dir, DATA_LINK), { recursive: true, force: true });
+    }
+    const target = data !== undefined && 'version' in data ? data.version : undefined;
     for (const entry of await readdir(this.dir)) {
       if (entry.startsWith(`${DATA_LINK}.tmp`) || (entry.startsWith(VERSION_PREFIX) && entry !== target)) {
         await rm(path.join(this.dir, entry), { recursive: true, force: true });
       }
     }
+    return untrusted;
   }
 
-  /** Reads the version `..data` points to (after a restart the tmpfs may still hold it). */
+  /** Reads the version `..data` points to (after a restart the tmpfs may still hold it), if it is trusted. */
   private async loadCurrent(): Promise<CurrentVersion | undefined> {
-    const version = await readLinkOrUndefined(path.join(this.dir, DATA_LINK));
-    const match = version === undefined ? null : VERSION_NAME.exec(version);
-    if (!version || !match) return undefined;
+    const data = await inspectDataLink(this.dir);
+    if (data === undefined || !('version' in data)) return undefined;
+    const { version, revision } = data;
     try {
       const files = new Map<string, Buffer>();
       await readTree(path.join(this.dir, version), '', files);
       const manifest = await readFile(path.join(this.dir, version, MANIFEST)).catch(() => undefined);
-      return { version, revision: Number(match[1]), files, manifest };
+      // After a restart, the names whose link is in place are this writer's.
+      const linked = await Promise.all([...topLevelNames(files)].map(async (name) => ((await foreignEntry(path.join(this.dir, name))) === undefined ? name : undefined)));
+      this.published = new Set(linked.filter((name): name is string => name !== undefined));
+      return { version, revision, files, manifest };
     } catch {
       return undefined;
     }
@@ -368,6 +447,61 @@ async function readLinkOrUndefined(link: string): Promise<string | undefined> {
   }
 }
 
+/**
+ * What `..data` is: absent (undefined), a trusted version, or why it is not trusted. Only a link to
+ * a real directory (lstat: not itself a link) named like this writer's versions, inside the output
+ * directory, is trusted; anything else was planted or damaged and must not be read through.
+ */
+async function inspectDataLink(dir: string): Promise<{ version: string; revision: number } | { untrusted: string } | undefined> {
+  const link = path.join(dir, DATA_LINK);
+  let info: Stats;
+  try {
+    info = await lstat(link);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw writeError(error, link);
+  }
+  if (!info.isSymbolicLink()) return { untrusted: `${DATA_LINK} is ${entryKind(info)}, not a link to a version directory` };
+  const version = await readlink(link);
+  const match = VERSION_NAME.exec(version);
+  if (!match) return { untrusted: `${DATA_LINK} → ${printable(version)}, not a version directory of this writer` };
+  let target: Stats;
+  try {
+    target = await lstat(path.join(dir, version));
+  } catch {
+    return { untrusted: `${DATA_LINK} → ${version}, which does not exist` };
+  }
+  if (target.isSymbolicLink()) return { untrusted: `${DATA_LINK} → ${version}, which is a symbolic link to ${printable((await readLinkOrUndefined(path.join(dir, version))) ?? '?')}` };
+  if (!target.isDirectory()) return { untrusted: `${DATA_LINK} → ${version}, which is ${entryKind(target)}` };
+  return { version, revision: Number(match[1]) };
+}
+
+/** What stands at a top-level name if this writer did not put it there; undefined when free or one of its links. */
+async function foreignEntry(target: string): Promise<string | undefined> {
+  let info: Stats;
+  try {
+    info = await lstat(target);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw writeError(error, target);
+  }
+  if (!info.isSymbolicLink()) return entryKind(info);
+  const points = (await readLinkOrUndefined(target)) ?? '?';
+  return points.startsWith(`${DATA_LINK}/`) ? undefined : `a symbolic link to ${printable(points)}`;
+}
+
+function foreignEntriesError(dir: string, conflicts: Map<string, string>, outcome: string): WriteError {
+  const entries = [...conflicts].map(([name, found]) => `${printable(name)} (${found})`).join(', ');
+  return new WriteError('SIDECAR_OUTPUT_FOREIGN_ENTRIES', `${dir} holds entries the sidecar did not make where its outputs go: ${entries}; ${outcome}`);
+}
+
+function entryKind(info: Stats): string {
+  if (info.isDirectory()) return 'a directory';
+  if (info.isFile()) return 'a regular file';
+  if (info.isSymbolicLink()) return 'a symbolic link';
+  return 'a special file';
+}
+
 async function readTree(root: string, prefix: string, into: Map<string, Buffer>): Promise<void> {
   for (const entry of await readdir(path.join(root, prefix), { withFileTypes: true })) {
     if (prefix === '' && entry.name === MANIFEST) continue;
@@ -407,6 +541,16 @@ function assertRelativePaths(files: readonly RenderedFile[]): void {
 }
 
 /**
+ * Errors after which this process must not write again until an operator acts: another tool's
+ * entries where a first set would go, or a lease taken over by another sidecar. `once` exits on
+ * them (they are not retryable); `run` stops on them too, with the same exit code, rather than
+ * retrying every interval.
+ */
+export function stopsTheWriter(error: SidecarError | undefined): boolean {
+  return error?.code === 'SIDECAR_OUTPUT_FOREIGN_ENTRIES' || error?.code === 'SIDECAR_OUTPUT_LEASE_LOST';
+}
+
+/**
  * Not retryable: `once` (an init container) exits 73 at once rather than waiting out its deadline
  * on a full or read-only volume. `run` retries every failure anyway, and recovers when space returns.
  */
@@ -418,19 +562,42 @@ function writeError(error: unknown, where: string): WriteError {
 }
 
 /**
- * Start-up probe: the output directory exists, is a directory, and accepts a file. Fails fast with
- * a hint instead of on the first sync.
+ * Start-up probe: the output directory exists, is a real directory, accepts a file, and the file can
+ * be given SIDECAR_FILE_UID / SIDECAR_FILE_GID. Fails fast with the fix instead of on the first sync.
+ *
+ * A symbolic link is refused rather than followed: the output directory is a volume's mount point
+ * (kubelet writes into the directory it created; Compose mounts the volume at the path), the swap,
+ * the lease and "nothing outside the directory" are promises about one directory, and a link can be
+ * re-pointed while the sidecar runs. Naming its target costs the operator one edit.
  */
-export async function assertWritableDir(outputDir: string): Promise<void> {
+export async function assertWritableDir(outputDir: string, ownership: Ownership = {}): Promise<void> {
   const dir = path.resolve(outputDir);
+  const unwritable = (error: unknown) =>
+    new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `SIDECAR_OUTPUT_DIR ${dir} is not writable: ${(error as NodeJS.ErrnoException).code ?? 'unknown'}`, { cause: error });
+  let info: Stats;
   try {
-    const info = await lstat(dir);
-    if (!info.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR', syscall: 'stat' });
-    const probe = path.join(dir, `..probe-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await writeDurably(probe, Buffer.from('probe'), { mode: 0o600 });
-    await unlink(probe);
+    info = await lstat(dir);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
-    throw new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `SIDECAR_OUTPUT_DIR ${dir} is not writable: ${code}`, { cause: error });
+    throw unwritable(error);
+  }
+  if (info.isSymbolicLink()) {
+    const target = path.resolve(path.dirname(dir), (await readLinkOrUndefined(dir)) ?? '?');
+    throw new WriteError('SIDECAR_OUTPUT_DIR_SYMLINK', `SIDECAR_OUTPUT_DIR ${dir} is a symbolic link to ${printable(target)}; the sidecar writes only into the directory itself`);
+  }
+  if (!info.isDirectory()) throw unwritable(Object.assign(new Error('not a directory'), { code: 'ENOTDIR' }));
+  const probe = path.join(dir, `..probe-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await writeDurably(probe, Buffer.from('probe'), { mode: 0o600 });
+  } catch (error) {
+    throw unwritable(error);
+  }
+  try {
+    if (ownership.uid !== undefined || ownership.gid !== undefined) await chown(probe, ownership.uid ?? -1, ownership.gid ?? -1);
+  } catch (error) {
+    const wanted = [ownership.uid === undefined ? '' : `SIDECAR_FILE_UID=${ownership.uid}`, ownership.gid === undefined ? '' : `SIDECAR_FILE_GID=${ownership.gid}`].filter(Boolean).join(' ');
+    const self = `uid ${process.getuid?.()}, gid ${process.getgid?.()}, groups ${process.getgroups?.().join(',') || 'none'}`;
+    throw new WriteError('SIDECAR_OUTPUT_OWNERSHIP', `cannot give files in ${dir} ${wanted}: chown ${(error as NodeJS.ErrnoException).code ?? 'failed'} (this process runs as ${self})`, { cause: error });
+  } finally {
+    await unlink(probe).catch(() => undefined);
   }
 }

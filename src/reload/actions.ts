@@ -3,6 +3,7 @@
  * names — never a value — and is bounded by a timeout.
  */
 import { spawn } from 'node:child_process';
+import { timerDelay } from '../timers.js';
 import type { ChangeEvent, ReloadAction } from './scheduler.js';
 
 /**
@@ -21,7 +22,7 @@ export function commandAction(command: string, timeoutMs: number): ReloadAction 
         const child = spawn(argv[0]!, argv.slice(1), {
           stdio: 'ignore',
           env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', SIDECAR_REVISION: String(event.revision), SIDECAR_CHANGED_KEYS: event.changedKeys.join(',') },
-          signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+          signal: AbortSignal.any([signal, AbortSignal.timeout(timerDelay(timeoutMs))]),
           killSignal: 'SIGKILL',
         });
         child.once('error', (error) => reject(new Error(`${argv[0]}: ${(error as NodeJS.ErrnoException).code === 'ABORT_ERR' ? `timed out after ${timeoutMs} ms` : error.message}`)));
@@ -55,7 +56,7 @@ export function httpAction(url: string, timeoutMs: number): ReloadAction {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'infisical-sidecar' },
         body: JSON.stringify({ event: 'secrets.changed', revision: event.revision, changedKeys: event.changedKeys }),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+        signal: AbortSignal.any([signal, AbortSignal.timeout(timerDelay(timeoutMs))]),
       });
       await response.body?.cancel();
       if (!response.ok) throw new Error(`POST ${redactUrl(url)}: ${response.status}`);

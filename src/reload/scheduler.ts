@@ -11,8 +11,14 @@
  *   the next run. A failing action is logged and counted, never retried in a loop: the next change
  *   runs it again.
  * - Actions run in order, one at a time (restarting services one after the other).
+ * - At shutdown nothing is dropped: a run in progress finishes and a change still waiting for its
+ *   debounce or cooldown runs at once, both within `RELOAD_STOP_GRACE_MS` (inside Docker's 10 s stop
+ *   grace). Whatever that bound cuts short is aborted and logged with its revision, and counted as a
+ *   failure: after a restart the files already match, so no later pass would run it.
  */
 import type { Logger } from '../log.js';
+import { printable } from '../text.js';
+import { timerDelay } from '../timers.js';
 
 export interface ChangeEvent {
   readonly revision: number;
@@ -28,6 +34,9 @@ export interface ReloadAction {
 
 export type ReloadOutcome = 'success' | 'failure';
 
+/** How long `stop()` lets reload actions run before it aborts them (docs/operations.md, "Stopping"). */
+export const RELOAD_STOP_GRACE_MS = 5_000;
+
 export interface ReloadSchedulerOptions {
   readonly actions: readonly ReloadAction[];
   /** Also reload when the first write fills an empty volume (SIDECAR_RELOAD_ON_FIRST_WRITE). */
@@ -37,6 +46,8 @@ export interface ReloadSchedulerOptions {
   readonly log: Logger;
   readonly onResult?: (action: string, outcome: ReloadOutcome, ms: number) => void;
   readonly now?: () => number;
+  /** Default RELOAD_STOP_GRACE_MS; tests shorten it. */
+  readonly stopGraceMs?: number;
 }
 
 export class ReloadScheduler {
@@ -44,6 +55,9 @@ export class ReloadScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private lastRunEndedAt = Number.NEGATIVE_INFINITY;
+  /** Set by `stop()`: no new changes are taken. */
+  private stopped = false;
+  /** Aborted when the stop grace runs out: cancels the action in progress. */
   private readonly stopping = new AbortController();
   private readonly now: () => number;
 
@@ -69,7 +83,7 @@ export class ReloadScheduler {
 
   /** Records a change; the actions run once the burst is over and the cooldown has passed. */
   notify(event: ChangeEvent): void {
-    if (!this.enabled || this.stopping.signal.aborted) return;
+    if (!this.enabled || this.stopped) return;
     const now = this.now();
     if (this.pending === undefined) this.pending = { revision: event.revision, keys: new Set(), firstAt: now };
     this.pending.revision = event.revision;
@@ -77,26 +91,42 @@ export class ReloadScheduler {
     this.schedule();
   }
 
-  /** Waits for a run in progress; pending changes are dropped (the process is stopping). */
+  /**
+   * Lets a run in progress finish, then runs the pending change without waiting for its debounce or
+   * cooldown (nothing more will arrive: the refresh loop has stopped), all within the stop grace.
+   */
   async stop(): Promise<void> {
-    this.stopping.abort();
+    this.stopped = true;
     clearTimeout(this.timer);
-    await this.running;
+    if (this.running === undefined && this.pending === undefined) return;
+    const graceMs = this.options.stopGraceMs ?? RELOAD_STOP_GRACE_MS;
+    const grace = setTimeout(() => this.stopping.abort(), graceMs);
+    try {
+      await this.running;
+      clearTimeout(this.timer); // set again by the run's end when a change was pending
+      if (this.pending !== undefined) {
+        this.options.log.info({ revision: this.pending.revision, changedKeys: [...this.pending.keys].sort(), graceMs }, 'stopping: running the pending reload before exit');
+        this.fire();
+        await this.running;
+      }
+    } finally {
+      clearTimeout(grace);
+    }
   }
 
   private schedule(): void {
-    if (this.pending === undefined || this.running !== undefined) return;
+    if (this.pending === undefined || this.running !== undefined || this.stopped) return;
     const now = this.now();
     const quietAt = Math.min(now + this.options.debounceMs, this.pending.firstAt + 4 * this.options.debounceMs);
     const fireAt = Math.max(quietAt, this.lastRunEndedAt + this.options.cooldownMs);
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fire(), Math.max(0, fireAt - now));
+    this.timer = setTimeout(() => this.fire(), timerDelay(fireAt - now));
     this.timer.unref?.();
   }
 
   private fire(): void {
     const batch = this.pending;
-    if (batch === undefined || this.stopping.signal.aborted) return;
+    if (batch === undefined) return;
     this.pending = undefined;
     const event: ChangeEvent = { revision: batch.revision, changedKeys: [...batch.keys].sort() };
     this.running = this.runAll(event).finally(() => {
@@ -109,16 +139,24 @@ export class ReloadScheduler {
   private async runAll(event: ChangeEvent): Promise<void> {
     const log = this.options.log;
     for (const action of this.options.actions) {
-      if (this.stopping.signal.aborted) return;
       const started = this.now();
+      if (this.stopping.signal.aborted) {
+        log.error({ action: action.name, revision: event.revision, changedKeys: event.changedKeys.map(printable) }, 'reload action not run: the stop grace ran out');
+        this.options.onResult?.(action.name, 'failure', 0);
+        continue;
+      }
       try {
         await action.run(event, this.stopping.signal);
         const ms = this.now() - started;
-        log.info({ action: action.name, revision: event.revision, changedKeys: event.changedKeys, ms }, 'reload action done');
+        log.info({ action: action.name, revision: event.revision, changedKeys: event.changedKeys.map(printable), ms }, 'reload action done');
         this.options.onResult?.(action.name, 'success', ms);
       } catch (error) {
         const ms = this.now() - started;
-        log.error({ action: action.name, revision: event.revision, err: (error as Error).message, ms }, 'reload action failed; it runs again on the next change');
+        if (this.stopping.signal.aborted) {
+          log.error({ action: action.name, revision: event.revision, changedKeys: event.changedKeys.map(printable), ms }, 'reload action cut short: the stop grace ran out');
+        } else {
+          log.error({ action: action.name, revision: event.revision, err: (error as Error).message, ms }, 'reload action failed; it runs again on the next change');
+        }
         this.options.onResult?.(action.name, 'failure', ms);
       }
     }

@@ -9,6 +9,10 @@
  * so a change made while the sidecar was down is caught as well. WITH_SECRETS_RESTART_DELAY staggers
  * services (web, worker, beat) so they are not all down at once.
  *
+ * The env file is sourced only by the shell that becomes COMMAND (it `exec`s right after), never
+ * by the wrapper itself: a secret is any valid variable name, so a key named `dir`, `started` or
+ * `WITH_SECRETS_RESTART` would otherwise overwrite the wrapper's own state.
+ *
  * POSIX sh only (dash, bash, busybox); no value is ever printed.
  */
 
@@ -35,16 +39,22 @@ revision() {
   printf '%s' "$r"
 }
 [ "$#" -gt 0 ] || { echo "with-secrets: usage: with-secrets.sh COMMAND [ARGS...]" >&2; exit 64; }
-started=$(revision)
-set -a
-. "$dir/${envFile}" || { echo "with-secrets: cannot read $dir/${envFile}" >&2; exit 78; }
-set +a
+[ -r "$dir/${envFile}" ] || { echo "with-secrets: cannot read $dir/${envFile}" >&2; exit 78; }
+# Sources the secrets in the shell that then becomes COMMAND: they reach the app's environment and
+# never this wrapper's variables (a key may be named dir, started or WITH_SECRETS_RESTART).
+run_app() {
+  set -a
+  . "$dir/${envFile}"
+  set +a
+  exec "$@"
+}
 case "\${WITH_SECRETS_RESTART:-false}" in
   true | 1 | yes) ;;
-  *) exec "$@" ;;
+  *) run_app "$@" ;;
 esac
 
-"$@" &
+started=$(revision)
+run_app "$@" &
 child=$!
 # A stop request is passed on as TERM: a background job starts with SIGINT ignored, so INT would be
 # lost. Then wait for the app and leave with its status, without waiting for the next poll.

@@ -4,18 +4,20 @@
  * Every wait is cancellable (shutdown) and can be cut short by `trigger()` (webhook push, a file
  * someone deleted). Triggers coalesce: any number arriving during a pass cause one more pass, and
  * never earlier than `minTriggerGapMs` after the previous one, nor during a 429's retry-after, so a
- * burst cannot make the sidecar hammer Infisical.
+ * burst cannot make the sidecar hammer Infisical. The wait loops on the clock, so a timer clamped by
+ * `timerDelay` (or woken early) only costs one more turn.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from '../errors.js';
-import { delayAfterFailure, nextRefreshDelay, type RetryPolicy } from './retry.js';
+import { timerDelay } from '../timers.js';
+import { delayAfterFailure, nextRefreshDelay, retryAfterWait, type RetryPolicy } from './retry.js';
 import type { SyncOutcome } from './sync-once.js';
 
 export interface LoopOptions {
   readonly policy: RetryPolicy;
   readonly syncOnce: (signal: AbortSignal) => Promise<SyncOutcome>;
   /** Called after every pass, with when the next one is due. */
-  readonly onOutcome: (outcome: SyncOutcome, nextAttemptAt: number) => void;
+  readonly onOutcome: (outcome: SyncOutcome, nextAttemptAt: number | undefined) => void;
   readonly signal: AbortSignal;
   readonly minTriggerGapMs?: number;
   readonly now?: () => number;
@@ -46,13 +48,13 @@ export function startRefreshLoop(options: LoopOptions): RefreshLoop {
     while (!options.signal.aborted) {
       const earliestTriggered = Math.max(honourUntil, now());
       if (pending && earliestTriggered < deadline) {
-        await sleep(earliestTriggered - now(), undefined, { signal: options.signal }).catch(() => undefined);
+        await sleep(timerDelay(earliestTriggered - now()), undefined, { signal: options.signal }).catch(() => undefined);
         return;
       }
       const remaining = deadline - now();
       if (remaining <= 0) return;
       const woken = new Promise<void>((resolve) => (wake = resolve));
-      await Promise.race([sleep(remaining, undefined, { signal: options.signal }).catch(() => undefined), woken]);
+      await Promise.race([sleep(timerDelay(remaining), undefined, { signal: options.signal }).catch(() => undefined), woken]);
       wake = undefined;
     }
   }
@@ -62,16 +64,23 @@ export function startRefreshLoop(options: LoopOptions): RefreshLoop {
     while (!options.signal.aborted) {
       pending = false;
       const outcome = await options.syncOnce(options.signal);
-      if (options.signal.aborted) break;
+      if (options.signal.aborted) {
+        // Still reported: a pass that wrote a new set before the stop must reach the reload actions
+        // (they run before exit), and one cut short is logged as such.
+        options.onOutcome(outcome, undefined);
+        break;
+      }
       let delay: number;
-      if (outcome.ok) {
+      // Files written from the cache are no success with Infisical: keep retrying it with the backoff.
+      const failure = outcome.ok ? outcome.fromCache?.fetchError : (outcome.error ?? new SidecarError('SIDECAR_UNEXPECTED', 'sync failed'));
+      if (failure === undefined) {
         failures = 0;
         delay = nextRefreshDelay(options.policy);
         honourUntil = now() + minGap;
       } else {
         failures++;
-        delay = delayAfterFailure(outcome.error ?? new SidecarError('SIDECAR_UNEXPECTED', 'sync failed'), failures, options.policy);
-        honourUntil = now() + Math.max(minGap, outcome.error?.retryAfterMs ?? 0);
+        delay = delayAfterFailure(failure, failures, options.policy);
+        honourUntil = now() + Math.max(minGap, retryAfterWait(failure, options.policy) ?? 0);
       }
       options.onOutcome(outcome, now() + delay);
       await wait(delay);
@@ -92,7 +101,7 @@ export async function syncUntilDone(options: {
   readonly onOutcome: (outcome: SyncOutcome) => void;
   readonly signal?: AbortSignal;
 }): Promise<SyncOutcome> {
-  const deadline = AbortSignal.timeout(options.deadlineMs);
+  const deadline = AbortSignal.timeout(timerDelay(options.deadlineMs));
   const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
   let failures = 0;
   let previous: SyncOutcome | undefined;
@@ -106,7 +115,7 @@ export async function syncUntilDone(options: {
     if (!outcome.error?.retryable || signal.aborted) return outcome;
     failures++;
     const delay = delayAfterFailure(outcome.error, failures, options.policy);
-    const slept = await sleep(delay, true, { signal }).catch(() => false);
+    const slept = await sleep(timerDelay(delay), true, { signal }).catch(() => false);
     if (!slept) return deadline.aborted ? deadlineOutcome(outcome, options.deadlineMs) : outcome;
   }
 }

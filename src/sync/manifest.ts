@@ -14,7 +14,8 @@ import type { Snapshot } from '../render/index.js';
 
 const MANIFEST_FORMAT = 1;
 
-const ManifestSchema = z.object({ format: z.literal(MANIFEST_FORMAT), digests: z.record(z.string(), z.string()) });
+/** Pairs, not an object: a key named `__proto__` must survive the round trip. */
+const ManifestSchema = z.object({ format: z.literal(MANIFEST_FORMAT), digests: z.array(z.tuple([z.string(), z.string()])) });
 
 /** Key name → keyed digest of its value. */
 export type KeyDigests = ReadonlyMap<string, string>;
@@ -26,7 +27,7 @@ export function digestSnapshot(snapshot: Snapshot, key: Buffer): KeyDigests {
 }
 
 export function encodeManifest(digests: KeyDigests): Buffer {
-  return Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, digests: Object.fromEntries(digests) }));
+  return Buffer.from(JSON.stringify({ format: MANIFEST_FORMAT, digests: [...digests] }));
 }
 
 /**
@@ -38,7 +39,7 @@ export function decodeManifest(bytes: Buffer | undefined): KeyDigests | undefine
   if (bytes === undefined) return undefined;
   try {
     const parsed = ManifestSchema.safeParse(JSON.parse(bytes.toString('utf8')));
-    return parsed.success ? new Map(Object.entries(parsed.data.digests)) : undefined;
+    return parsed.success ? new Map(parsed.data.digests) : undefined;
   } catch {
     return undefined;
   }

@@ -4,7 +4,9 @@
  * Success waits one refresh interval ± jitter (so many sidecars don't poll in step). Failure backs
  * off exponentially from 1 s, doubling, with ±20 % jitter, capped at `min(backoffMax, interval)`,
  * so an outage is retried at least once per interval. A 429's retry-after is honoured in full,
- * even past the cap: asking earlier only earns another 429.
+ * even past that cap (asking earlier only earns another 429), up to `retryAfterMaxMs`
+ * (SIDECAR_RETRY_AFTER_MAX, 1 h by default): a wrong or hostile header asking for weeks must not
+ * park the sidecar, nor overflow a timer (src/timers.ts).
  */
 import type { SidecarError } from '../errors.js';
 
@@ -12,6 +14,8 @@ export interface RetryPolicy {
   readonly refreshIntervalMs: number;
   readonly refreshJitter: number;
   readonly backoffMaxMs: number;
+  /** The longest retry-after honoured; a longer one is cut to this. */
+  readonly retryAfterMaxMs: number;
   readonly backoffBaseMs?: number;
 }
 
@@ -30,8 +34,13 @@ export function backoffDelay(failures: number, policy: RetryPolicy, random: () =
   return Math.round(Math.min(cap, exponential * (1 + BACKOFF_JITTER * (random() * 2 - 1))));
 }
 
-/** The wait after a failed sync: retry-after when the server gave one, else the backoff. */
+/** The server's retry-after, cut to `retryAfterMaxMs`; undefined when it gave none. */
+export function retryAfterWait(error: SidecarError | undefined, policy: RetryPolicy): number | undefined {
+  return error?.retryAfterMs === undefined ? undefined : Math.min(error.retryAfterMs, policy.retryAfterMaxMs);
+}
+
+/** The wait after a failed sync: retry-after (cut) when the server gave one, else the backoff. */
 export function delayAfterFailure(error: SidecarError, failures: number, policy: RetryPolicy, random: () => number = Math.random): number {
   const backoff = backoffDelay(failures, policy, random);
-  return error.retryAfterMs === undefined ? backoff : Math.max(error.retryAfterMs, backoff);
+  return Math.max(retryAfterWait(error, policy) ?? 0, backoff);
 }

@@ -1,16 +1,20 @@
 /**
  * One complete pass: fetch every folder → merge into one snapshot → check required keys → derive →
- * render every output → write them all at once. No timers here; `loop.ts` schedules passes.
+ * lint → render every output → write them all at once. No timers here; `loop.ts` schedules passes.
  *
  * The pass is all-or-nothing: if any folder fails, a required key is missing or a template cannot
- * be rendered, nothing is written and the last good files stay exactly as they were.
+ * be rendered (or, with SIDECAR_LINT=error, a value will break its consumer), nothing is written and
+ * the last good files stay exactly as they were.
  */
+import type { CacheFallback } from '../cache/fallback.js';
 import type { Config } from '../config/schema.js';
 import { RenderError, SidecarError, toSidecarError } from '../errors.js';
 import type { FolderResult, InfisicalClient } from '../infisical/client.js';
+import { lintSnapshot, type Finding } from '../lint/index.js';
 import type { SetWriter } from '../output/atomic-dir.js';
 import { applyDerived, parseTemplate, renderOutputs, type SkippedKey, type Snapshot, type Template } from '../render/index.js';
 import { renderWithSecrets, WITH_SECRETS_PATH } from '../render/with-secrets.js';
+import { printable } from '../text.js';
 import { changedKeys, decodeManifest, digestSnapshot, encodeManifest, type KeyDigests } from './manifest.js';
 
 export interface FolderReport {
@@ -55,23 +59,35 @@ export interface SyncOutcome {
    * the env file, but a consumer that exports it cannot exec anything. Logged as a warning.
    */
   readonly oversizedForEnv?: readonly string[];
+  /** Lint findings for the snapshot (docs/lint-rules.md); empty with SIDECAR_LINT=off. */
+  readonly findings?: readonly Finding[];
   /** Keys defined in more than one folder, with the folder that won. */
   readonly overridden: readonly { key: string; from: string; winner: string }[];
+  /**
+   * Set when Infisical could not be reached at start and the files were written from the
+   * last-known-good cache (src/cache/): when its content was last confirmed, its age, and the
+   * failure that led there. The loop keeps retrying Infisical as after a failed pass.
+   */
+  readonly fromCache?: { readonly confirmedAt: number; readonly ageMs: number; readonly fetchError: SidecarError } | undefined;
+  /** The cache was refused (e.g. SIDECAR_CACHE_KEY_MISMATCH) or could not be written: a warning, never a failed pass. */
+  readonly cacheError?: SidecarError | undefined;
 }
 
 /** What a pass reads from the configuration; `reconfigure` swaps it (config file hot reload). */
-export type SyncSettings = Pick<Config, 'secretPaths' | 'requiredKeys' | 'outputs' | 'derived' | 'fileMode' | 'fileUid' | 'fileGid'>;
+export type SyncSettings = Pick<Config, 'secretPaths' | 'requiredKeys' | 'outputs' | 'derived' | 'fileMode' | 'fileUid' | 'fileGid' | 'consumer' | 'lint'>;
 
 export interface SyncDeps {
   readonly settings: SyncSettings;
   readonly client: Pick<InfisicalClient, 'fetchFolders'>;
   readonly writer: SetWriter;
+  /** The last-known-good cache (SIDECAR_CACHE_DIR); without it a failed pass is only a failure. */
+  readonly cache?: CacheFallback | undefined;
   readonly now?: () => number;
 }
 
 export interface Syncer {
-  /** Runs one pass; never throws (the outcome carries the error). */
-  syncOnce(signal?: AbortSignal): Promise<SyncOutcome>;
+  /** Runs one pass; never throws (the outcome carries the error). `cacheFallback: false` keeps the cache out of it (`once` with SIDECAR_ONCE_ALLOW_CACHE=false). */
+  syncOnce(signal?: AbortSignal, options?: { readonly cacheFallback?: boolean }): Promise<SyncOutcome>;
   /** Applies new outputs and derived values from the next pass on; throws (and keeps the old ones) if a template is invalid. */
   reconfigure(settings: SyncSettings): void;
   /** Restores files someone deleted or edited from the last written set; returns what was damaged. */
@@ -87,11 +103,13 @@ export function createSyncer(deps: SyncDeps): Syncer {
   let lastGood: KeyDigests | undefined;
   let loadedFromDisk = false;
   const writeOptions = () => ({ mode: settings.fileMode, uid: settings.fileUid, gid: settings.fileGid });
+  const lint = (snapshot: Snapshot) =>
+    settings.lint === 'off' ? [] : lintSnapshot(snapshot, { consumer: settings.consumer, requiredKeys: settings.requiredKeys, derivedKeys: [...settings.derived.keys()] });
 
-  async function syncOnce(signal?: AbortSignal): Promise<SyncOutcome> {
+  async function syncOnce(signal?: AbortSignal, options: { readonly cacheFallback?: boolean } = {}): Promise<SyncOutcome> {
     const startedAt = now();
     const revision = deps.writer.revision;
-    const base = { startedAt, revision, previousRevision: revision, keys: [] as string[], missingKeys: [] as string[], skipped: [] as SkippedKey[], overridden: [] as SyncOutcome['overridden'], oversizedForEnv: [] as string[] };
+    const base = { startedAt, revision, previousRevision: revision, keys: [] as string[], missingKeys: [] as string[], skipped: [] as SkippedKey[], overridden: [] as SyncOutcome['overridden'], oversizedForEnv: [] as string[], findings: [] as Finding[] };
     const fail = (error: unknown, folders: readonly FolderReport[], extra: Partial<SyncOutcome> = {}): SyncOutcome => ({
       ...base,
       ok: false,
@@ -113,23 +131,40 @@ export function createSyncer(deps: SyncDeps): Syncer {
       return fail(error, []);
     }
     const folders = results.map(toFolderReport);
+    let fromCache: SyncOutcome['fromCache'];
     const failed = results.find((result) => !result.ok);
-    if (failed && !failed.ok) return fail(mostSevere(results), folders);
+    if (failed && !failed.ok) {
+      // The folder reports keep Infisical's errors; the files come from the cache when src/cache/policy.ts allows it.
+      const error = mostSevere(results);
+      const answer = options.cacheFallback === false ? undefined : await deps.cache?.instead(error, signal);
+      if (answer?.cache === undefined) return fail(error, folders, { cacheError: answer?.refusal });
+      results = answer.cache.folders.map((folder) => ({ ...folder, ok: true }));
+      fromCache = { confirmedAt: answer.cache.confirmedAt, ageMs: answer.cache.ageMs, fetchError: error };
+    }
 
     const { snapshot: fetched, overridden } = mergeFolders(results);
     const missingKeys = settings.requiredKeys.filter((key) => !fetched.has(key));
     if (missingKeys.length > 0) {
       const error = new SidecarError(
         'SIDECAR_MISSING_REQUIRED_KEYS',
-        `required key${missingKeys.length === 1 ? '' : 's'} missing from ${settings.secretPaths.join(', ')}: ${missingKeys.join(', ')}`,
+        `required key${missingKeys.length === 1 ? '' : 's'} missing from ${settings.secretPaths.join(', ')}: ${missingKeys.map(printable).join(', ')}`,
       );
-      return fail(error, folders, { missingKeys, overridden });
+      // The near-miss rule names a key spelled almost like the missing one.
+      return fail(error, folders, { missingKeys, overridden, findings: lint(fetched) });
     }
 
     let snapshot: Snapshot;
+    let findings: Finding[];
     let rendered: ReturnType<typeof renderOutputs>;
     try {
       snapshot = applyDerived(fetched, derived);
+      findings = lint(snapshot);
+      const breaking = findings.filter((finding) => finding.severity === 'breaks');
+      if (settings.lint === 'error' && breaking.length > 0) {
+        const keys = [...new Set(breaking.map((finding) => printable(finding.key)))];
+        const error = new SidecarError('SIDECAR_LINT_BREAKS', `value${keys.length === 1 ? '' : 's'} the consumer would misread (SIDECAR_LINT=error): ${keys.join(', ')}`);
+        return fail(error, folders, { overridden, findings });
+      }
       rendered = renderOutputs(snapshot, settings.outputs);
       // Consumers start through the wrapper that sits next to the env file (docs/rotation.md).
       const envOutput = settings.outputs.find((output) => output.format === 'env');
@@ -144,9 +179,12 @@ export function createSyncer(deps: SyncDeps): Syncer {
         loadedFromDisk = true;
       }
       const digests = digestSnapshot(snapshot, await deps.writer.digestKey());
-      const written = await deps.writer.write(rendered.files, writeOptions(), encodeManifest(digests));
+      const written = await deps.writer.write(rendered.files, writeOptions(), encodeManifest(digests), signal);
       const changed = changedKeys(lastGood, digests);
       lastGood = digests;
+      let cacheError: SidecarError | undefined;
+      if (fromCache) deps.cache?.served();
+      else cacheError = await deps.cache?.confirmed(results.flatMap((result) => (result.ok ? [{ path: result.path, secrets: result.secrets }] : [])), startedAt);
       return {
         ...base,
         ok: true,
@@ -162,12 +200,15 @@ export function createSyncer(deps: SyncDeps): Syncer {
         bytesWritten: written.bytesWritten,
         filesWritten: written.filesWritten,
         skipped: rendered.skipped,
+        findings,
         overridden,
         oversizedForEnv: settings.outputs.some((output) => output.format === 'env') ? oversizedForEnv(snapshot) : [],
         publishError: written.publishError,
+        fromCache,
+        cacheError,
       };
     } catch (error) {
-      return fail(error, folders, { overridden, skipped: rendered.skipped });
+      return fail(error, folders, { overridden, skipped: rendered.skipped, findings });
     }
   }
 

@@ -28,7 +28,12 @@ export type FaultAction =
   /** 200 with a JSON content type and a truncated, unparseable body. */
   | { kind: 'malformed' }
   /** The real 429 envelope plus a `retry-after` header. */
-  | { kind: 'rateLimit'; retryAfterSeconds: number };
+  | { kind: 'rateLimit'; retryAfterSeconds: number }
+  /**
+   * A server that echoes credentials: `status` with the standard envelope, its message `message` with
+   * `{credential}` replaced by what the request carried (a login's client secret, else the bearer token).
+   */
+  | { kind: 'echoCredential'; status: number; message: string };
 
 export type FaultRule = FaultMatch & FaultAction;
 
@@ -90,6 +95,8 @@ function stripMatch(rule: FaultRule): Exclude<FaultAction, { kind: 'latency' }> 
     }
     case 'rateLimit':
       return { kind: 'rateLimit', retryAfterSeconds: rule.retryAfterSeconds };
+    case 'echoCredential':
+      return { kind: 'echoCredential', status: rule.status, message: rule.message };
     case 'latency':
       throw new Error('unreachable: latency is not terminal');
     default:
@@ -121,11 +128,14 @@ export function parseFaultRule(input: unknown): FaultRule {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`fault ${name} must be a non-negative number`);
     return v;
   };
+  const httpStatus = (): number => {
+    const status = r['status'];
+    if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599) throw new Error('fault status must be an HTTP status code');
+    return status as number;
+  };
   switch (r['kind']) {
     case 'status': {
-      const status = r['status'];
-      if (!Number.isInteger(status) || (status as number) < 200 || (status as number) > 599) throw new Error('fault status must be an HTTP status code');
-      const rule: FaultRule = { ...match, kind: 'status', status: status as number };
+      const rule: FaultRule = { ...match, kind: 'status', status: httpStatus() };
       if (r['body'] !== undefined) rule.body = r['body'];
       if (r['headers'] !== undefined) {
         const h = r['headers'];
@@ -140,11 +150,14 @@ export function parseFaultRule(input: unknown): FaultRule {
       return { ...match, kind: 'latency', ms: nonNegative('ms') };
     case 'rateLimit':
       return { ...match, kind: 'rateLimit', retryAfterSeconds: Math.ceil(nonNegative('retryAfterSeconds')) };
+    case 'echoCredential':
+      if (typeof r['message'] !== 'string') throw new Error('fault message must be a string');
+      return { ...match, kind: 'echoCredential', status: httpStatus(), message: r['message'] };
     case 'hang':
     case 'reset':
     case 'malformed':
       return { ...match, kind: r['kind'] };
     default:
-      throw new Error('fault kind must be one of status, latency, hang, reset, malformed, rateLimit');
+      throw new Error('fault kind must be one of status, latency, hang, reset, malformed, rateLimit, echoCredential');
   }
 }

@@ -184,6 +184,7 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     const decision = faults.decide(faultRoute, isList ? normalizePath(query['secretPath'] ?? '/') : undefined);
     if (decision.delayMs > 0) await sleep(decision.delayMs);
     if (res.destroyed || req.socket.destroyed) return;
+    if (decision.action?.kind === 'echoCredential') return send(req, res, await echoCredential(req, decision.action));
     if (decision.action !== null) {
       applyFault(req, res, decision.action);
       return;
@@ -208,7 +209,7 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     }
   }
 
-  function applyFault(req: IncomingMessage, res: ServerResponse, action: Exclude<FaultAction, { kind: 'latency' }>): void {
+  function applyFault(req: IncomingMessage, res: ServerResponse, action: Exclude<FaultAction, { kind: 'latency' | 'echoCredential' }>): void {
     switch (action.kind) {
       case 'hang':
         return; // the socket is tracked, so close() still ends it
@@ -236,6 +237,15 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
         return send(req, res, reply);
       }
     }
+  }
+
+  /** The `echoCredential` fault: the envelope, its message carrying the login's client secret or the bearer token. */
+  async function echoCredential(req: IncomingMessage, action: { status: number; message: string }): Promise<Reply> {
+    const parsed = req.method === 'POST' ? await readApiBody(req) : { body: undefined };
+    const clientSecret = 'body' in parsed ? (parsed.body as { clientSecret?: unknown } | undefined)?.clientSecret : undefined;
+    const credential = typeof clientSecret === 'string' ? clientSecret : (req.headers.authorization ?? '').slice(7);
+    const status = action.status;
+    return error(status, ERROR_NAMES[status] ?? 'Error', action.message.replaceAll('{credential}', credential));
   }
 
   /** 429 as @fastify/rate-limit + Infisical's error builder send it; the body's wording depends on the generation. */

@@ -53,6 +53,13 @@ export function secretsModifiedPayload(event: WebhookEvent & { projectId: string
   };
 }
 
+let lastDeliveryAt = 0;
+/** Each delivery is its own event with its own timestamp, as Infisical sends them: two in one millisecond would be one delivery twice (a replay). */
+function nextDeliveryTime(): number {
+  lastDeliveryAt = Math.max(Date.now(), lastDeliveryAt + 1);
+  return lastDeliveryAt;
+}
+
 /**
  * POSTs a `secrets.modified` event to `url`. With an empty or missing secret key the hook is unsigned,
  * as for a webhook configured without one. Resolves with the receiver's answer; rejects on network errors.
@@ -66,7 +73,7 @@ export async function sendWebhook(
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   let body: string;
   if (secretKey !== undefined && secretKey !== '') {
-    const signed = signWebhook(secretKey, payload);
+    const signed = signWebhook(secretKey, payload, nextDeliveryTime());
     body = signed.body;
     headers[WEBHOOK_SIGNATURE_HEADER] = signed.signature;
   } else {

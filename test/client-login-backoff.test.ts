@@ -1,0 +1,184 @@
+/**
+ * A rotated client secret with a typo must not lock the machine identity out (issue 12, item 2).
+ *
+ * Infisical locks an identity's Universal Auth for 5 minutes after 3 failed logins within 30 s
+ * (docs/infisical-api.md §1.1; the fake implements it). The sidecar keeps its token until Infisical
+ * refuses it, spaces refused logins far below that rate, says so in /healthz, and tries a changed
+ * credential file sooner without ever reaching 3 failures in the window. The fake and the client
+ * share one clock, so the spacing is checked by moving time instead of waiting for it.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { createApp, type App } from '../src/app.js';
+import { readCredentials } from '../src/config/credentials.js';
+import { loadConfig } from '../src/config/load.js';
+import { installSdkFetchFence } from '../src/infisical/call-context.js';
+import { createInfisicalClient, type FolderResult } from '../src/infisical/client.js';
+import type { Credentials } from '../src/config/credentials.js';
+import type { FakeInfisical } from './fake-infisical/server.js';
+import { DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
+import { leakGuard } from './helpers/canaries.js';
+import { FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
+import { makeTempDir } from './helpers/temp-dir.js';
+import { waitFor } from './helpers/wait.js';
+
+const guard = leakGuard(2_000);
+const LOGIN = '/api/v1/auth/universal-auth/login';
+const LOCKED = 'This identity auth method is temporarily locked, please try again later';
+
+/** A clock the fake (lockout window) and the client (login spacing) share; `advance` moves both. */
+function sharedClock() {
+  let offset = 0;
+  return { now: () => Date.now() + offset, advance: (ms: number) => void (offset += ms) };
+}
+
+const loginsIn = (fake: FakeInfisical) => fake.requests.filter((r) => r.path === LOGIN);
+
+/** The identity still logs in with its right secret: Infisical did not lock it. */
+async function assertNotLockedOut(fake: FakeInfisical, clientSecret: string): Promise<void> {
+  const response = await fetch(`${fake.url}${LOGIN}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ clientId: DEMO_CLIENT_ID, clientSecret }),
+  });
+  const body = (await response.json()) as { message?: string };
+  expect(body.message, 'the lockout message').not.toBe(LOCKED);
+  expect(response.status).toBe(200);
+}
+
+describe('a run with a client secret file', () => {
+  async function startRun(clock = sharedClock()) {
+    const fake = await startFake({ now: clock.now });
+    const rightSecret = guard.canary('client-secret', 'plain');
+    fake.addIdentity(DEMO_CLIENT_ID, rightSecret);
+    const secretFile = path.join(makeTempDir(), 'client-secret');
+    writeFileSync(secretFile, `${rightSecret}\n`);
+    const env: Record<string, string> = { ...glitchtipEnv(fake, makeTempDir(), { ...FAST, SIDECAR_MAX_STALENESS: '1h' }), INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: secretFile };
+    delete env['INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET'];
+    const config = loadConfig(env);
+    const { log, logs } = testLogger();
+    const fetchClient = createInfisicalClient({ ...config, credentials: () => readCredentials(config), now: clock.now });
+    const app = createApp(config, log, { fetchClient });
+    await app.start();
+    onTestFinished(() => app.stop());
+    await waitFor(async () => (await health(app)).status === 'ok', 'the first sync');
+    return { fake, app, logs, clock, rightSecret, secretFile };
+  }
+
+  async function health(app: App) {
+    const response = await app.server.inject('/healthz');
+    guard.observe(response.body);
+    return response.json() as { status: string; lastAttemptAt: string | null; lastError: { code: string; message: string; hint: string } | null };
+  }
+
+  /** Waits for `count` more passes (the interval is 1 s, a failed pass retries within 200 ms). */
+  async function passes(app: App, count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const before = (await health(app)).lastAttemptAt;
+      await waitFor(async () => (await health(app)).lastAttemptAt !== before, 'one more pass');
+    }
+  }
+
+  it('keeps the running token when the client secret file changes: a typo stops nothing while the token works', async () => {
+    const { fake, app, logs, secretFile } = await startRun();
+    fake.clearRequests();
+    writeFileSync(secretFile, 'typo-in-the-rotated-secret\n');
+    await waitFor(() => logs.text().includes('credential file changed'), 'the watcher saw the change');
+    await passes(app, 3);
+
+    expect(loginsIn(fake), 'logins after the file changed').toEqual([]);
+    expect(await health(app)).toMatchObject({ status: 'ok', lastError: null });
+  }, 20_000);
+
+  it('after the token is refused, a refused login waits (no lockout), /healthz says until when, and a fixed file logs in at once', async () => {
+    const { fake, app, logs, rightSecret, secretFile } = await startRun();
+    writeFileSync(secretFile, 'typo-in-the-rotated-secret\n');
+    await waitFor(() => logs.text().includes('credential file changed'), 'the watcher saw the change');
+    fake.clearRequests();
+    fake.expireTokens();
+
+    await waitFor(async () => (await health(app)).lastError?.code === 'SIDECAR_AUTH_INVALID_CREDENTIALS', 'the refused login reported');
+    await passes(app, 4);
+    expect(loginsIn(fake).map((r) => r.status), 'login answers while the file is wrong').toEqual([401]);
+    const { lastError } = await health(app);
+    expect(lastError?.message).toMatch(/universal-auth\/login: 401 Invalid credentials/);
+    expect(lastError?.message).toMatch(/logins are backing off .*: next attempt at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \(in (59s|1m)\)/);
+
+    writeFileSync(secretFile, `${rightSecret}\n`);
+    await waitFor(async () => (await health(app)).status === 'ok', 'recovered with the fixed file at once', 5_000);
+    expect(loginsIn(fake).map((r) => r.status)).toEqual([401, 200]);
+    await assertNotLockedOut(fake, rightSecret);
+  }, 20_000);
+});
+
+describe('the spacing of refused logins', () => {
+  async function clientWith(clock: ReturnType<typeof sharedClock>) {
+    const fake = await startFake({ now: clock.now });
+    const rightSecret = guard.canary('client-secret', 'plain');
+    fake.addIdentity(DEMO_CLIENT_ID, rightSecret);
+    let credentials: Credentials = { clientId: DEMO_CLIENT_ID, clientSecret: 'typo-1' };
+    onTestFinished(installSdkFetchFence(fake.url));
+    const client = createInfisicalClient({
+      siteUrl: fake.url,
+      projectId: DEMO_PROJECT_ID,
+      environment: DEMO_ENVIRONMENT,
+      includeImports: true,
+      expandSecretReferences: true,
+      requestTimeoutMs: 2_000,
+      credentials: () => credentials,
+      now: clock.now,
+    });
+    /** One fetch; returns the error message, or 'ok'. */
+    const fetchOnce = async () => {
+      const [result] = (await client.fetchFolders([DEMO_DATABASE_PATH])) as [FolderResult];
+      if (result.ok) return 'ok';
+      guard.observe(result.error.message, result.error.hint);
+      return result.error.message;
+    };
+    const setSecret = (clientSecret: string) => {
+      credentials = { clientId: DEMO_CLIENT_ID, clientSecret };
+      client.credentialsChanged();
+    };
+    return { fake, client, rightSecret, fetchOnce, setSecret };
+  }
+
+  it('waits 1 min, 2 min, 4 min, then 5 min between refused logins, sending nothing in between', async () => {
+    const clock = sharedClock();
+    const { fake, fetchOnce } = await clientWith(clock);
+    const loginAttempts = () => loginsIn(fake).length;
+
+    expect(await fetchOnce()).toMatch(/401 Invalid credentials$/);
+    for (const waitMs of [60_000, 120_000, 240_000, 300_000, 300_000]) {
+      const attempts = loginAttempts();
+      clock.advance(waitMs - 1_000);
+      expect(await fetchOnce()).toMatch(/logins are backing off/);
+      expect(loginAttempts(), `no login ${waitMs / 1000 - 1} s after a refusal`).toBe(attempts);
+      clock.advance(1_000);
+      expect(await fetchOnce()).toMatch(/401 Invalid credentials$/);
+      expect(loginAttempts()).toBe(attempts + 1);
+    }
+  });
+
+  it('tries a changed credential file sooner, but never lets 3 refused logins fall within the lockout window', async () => {
+    const clock = sharedClock();
+    const { fake, rightSecret, fetchOnce, setSecret } = await clientWith(clock);
+
+    expect(await fetchOnce()).toMatch(/401 Invalid credentials$/); // refused: 1 in the window
+    setSecret('typo-2');
+    expect(await fetchOnce()).toMatch(/401 Invalid credentials$/); // tried at once: 2 in the window
+    setSecret('typo-3');
+    expect(await fetchOnce(), 'a third try within the window').toMatch(/logins are backing off .*\(in 40s\)/);
+    clock.advance(39_000);
+    expect(await fetchOnce()).toMatch(/logins are backing off/);
+    expect(loginsIn(fake)).toHaveLength(2);
+    clock.advance(1_000); // the first refusal has left the window (30 s, plus a margin)
+    expect(await fetchOnce()).toMatch(/401 Invalid credentials$/);
+    expect(loginsIn(fake)).toHaveLength(3);
+
+    setSecret(rightSecret); // one refusal in the window: tried at once
+    expect(await fetchOnce()).toBe('ok');
+    expect(loginsIn(fake).map((r) => r.status)).toEqual([401, 401, 401, 200]);
+    await assertNotLockedOut(fake, rightSecret);
+  });
+});

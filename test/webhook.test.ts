@@ -1,0 +1,82 @@
+/**
+ * `POST /webhook` replay protection (issue 12 item 7): a signed delivery is accepted once; the same
+ * signature again inside the tolerance window gets 409, and what is remembered expires with the window.
+ */
+import Fastify from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { SeenDeliveries, registerWebhook } from '../src/health/webhook.js';
+import { secretsModifiedPayload, signWebhook } from './fake-infisical/webhook.js';
+import { testLogger } from './helpers/sidecar.js';
+
+const SECRET = 'webhook-signing-secret';
+const TOLERANCE_MS = 5 * 60_000;
+const PROJECT_ID = 'project-1';
+const EVENT = secretsModifiedPayload({ projectId: PROJECT_ID, environment: 'prod', secretPath: '/app' });
+
+/** The webhook route on a bare Fastify, with a clock the test moves. */
+function webhookRoute() {
+  const clock = { now: Date.parse('2026-12-01T12:00:00Z') };
+  const triggers: string[] = [];
+  const { log, logs } = testLogger();
+  const app = Fastify();
+  registerWebhook(app, {
+    secret: SECRET,
+    toleranceMs: TOLERANCE_MS,
+    projectId: PROJECT_ID,
+    environment: 'prod',
+    secretPaths: ['/app'],
+    onTrigger: (reason) => triggers.push(reason),
+    log,
+    now: () => clock.now,
+  });
+  const post = (signed: { body: string; signature: string }) =>
+    app.inject({ method: 'POST', url: '/webhook', headers: { 'content-type': 'application/json', 'x-infisical-signature': signed.signature }, payload: signed.body });
+  return { clock, triggers, logs, post };
+}
+
+describe('webhook replay protection', () => {
+  it('accepts a delivery once and refuses the same signed delivery again with 409 while it is inside the window', async () => {
+    const { clock, triggers, logs, post } = webhookRoute();
+    const delivery = signWebhook(SECRET, EVENT, clock.now);
+
+    expect((await post(delivery)).statusCode).toBe(202);
+    clock.now += 60_000;
+    const replay = await post(delivery);
+    expect(replay.statusCode).toBe(409);
+    expect(replay.json()).toEqual({ error: 'replayed delivery', reason: 'this signature was already accepted' });
+    clock.now += TOLERANCE_MS - 60_000 - 1;
+    expect((await post(delivery)).statusCode, 'still refused at the last millisecond of the window').toBe(409);
+    expect(triggers).toHaveLength(1);
+    expect(logs.lines().filter((line) => line.msg === 'webhook refused').map((line) => line.reason)).toEqual(['replayed delivery', 'replayed delivery']);
+
+    // Past the window the timestamp check refuses it (401), as before.
+    clock.now += 2;
+    expect((await post(delivery)).statusCode).toBe(401);
+    // A new delivery of the same event (a new timestamp, so a new signature) is accepted.
+    expect((await post(signWebhook(SECRET, EVENT, clock.now))).statusCode).toBe(202);
+    expect(triggers).toHaveLength(2);
+  });
+
+  it('refuses a replayed delivery that was acknowledged and ignored (another environment) too', async () => {
+    const { clock, triggers, post } = webhookRoute();
+    const other = signWebhook(SECRET, secretsModifiedPayload({ projectId: PROJECT_ID, environment: 'dev', secretPath: '/app' }), clock.now);
+    expect((await post(other)).json()).toEqual({ triggered: false, reason: 'other environment' });
+    expect((await post(other)).statusCode).toBe(409);
+    expect(triggers).toHaveLength(0);
+  });
+
+  it('remembers a signature only until its timestamp leaves the window, so memory stays bounded', () => {
+    const start = Date.parse('2026-12-01T12:00:00Z');
+    const seen = new SeenDeliveries(TOLERANCE_MS);
+    for (let i = 0; i < 1_000; i++) expect(seen.remember(`signature-${i}`, start + i, start)).toBe(true);
+    expect(seen.remember('signature-7', start + 7, start + 1_000)).toBe(false);
+    expect(seen.size).toBe(1_000);
+    // A timestamp ahead of our clock (allowed up to the tolerance) is kept until it, too, leaves the window.
+    expect(seen.remember('from-the-future', start + 2 * TOLERANCE_MS, start + TOLERANCE_MS)).toBe(true);
+
+    expect(seen.remember('later', start + TOLERANCE_MS + 1_000, start + TOLERANCE_MS + 1_000)).toBe(true);
+    expect(seen.size, 'the first thousand expired').toBe(2);
+    expect(seen.remember('later-still', start + 3 * TOLERANCE_MS + 1, start + 3 * TOLERANCE_MS + 1)).toBe(true);
+    expect(seen.size).toBe(1);
+  });
+});
