@@ -1,12 +1,15 @@
 /**
- * The GlitchTip variants in examples/: each override, with the minimal GlitchTip-shaped base file beside
- * it, must gate every GlitchTip process on the sidecar and give it the secrets.
+ * Every compose file the project ships comes out of the generator (`infisical-sidecar compose-override`,
+ * src/compose/): the repository's compose.override.yml and each examples/<layout>/ (its base file, copied
+ * from test/fixtures/compose/, and the override generated from it). When one drifts, this fails; regenerate
+ * them with `npm run compose:generate` (examples/generate.ts), never by hand.
  *
- * - Structurally, without Docker: parse the YAML (anchors and merge keys resolved) and check each
- *   consumer; the shared parts (the `secrets` service, the tmpfs volume, the wait wrapper) must stay
- *   identical to the repository's compose.override.yml, so the examples cannot drift from it.
- * - With Docker Compose v2, when one is available: `docker compose config` on base + override, and the
- *   same checks on the merged model Compose itself produces. Skipped, saying why, when there is none.
+ * - Structurally, without Docker: parse the YAML (anchors and merge keys resolved) and check each consumer
+ *   against its base file.
+ * - With Docker Compose v2, when one is available: the override generated from `docker compose config
+ *   --format json` of the base (the documented command) is the shipped one byte for byte, and `docker compose
+ *   config` of base + override gives a project where every consumer waits for the sidecar. Skipped, saying
+ *   why, when there is none.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,6 +17,8 @@ import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { fixturePath, LAYOUTS, staleFiles } from '../examples/generate.js';
+import { generateOverride } from '../src/compose/index.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const MOUNT = '/run/glitchtip-secrets';
@@ -23,14 +28,16 @@ interface Variant {
   readonly dir: string;
   /** GlitchTip services that must wait for and source the secrets. */
   readonly consumers: readonly string[];
+  /** The one-shot ones among them: never restarted on rotation. */
+  readonly oneShot: readonly string[];
   /** Services the variant must not have (GlitchTip 6 has no beat; all_in_one has one service). */
   readonly absent: readonly string[];
 }
 
 const VARIANTS: readonly Variant[] = [
-  { dir: 'glitchtip-5', consumers: ['web', 'worker', 'beat', 'migrate'], absent: [] },
-  { dir: 'glitchtip-6', consumers: ['web', 'worker', 'migrate'], absent: ['beat'] },
-  { dir: 'glitchtip-6-all-in-one', consumers: ['web'], absent: ['worker', 'beat', 'migrate'] },
+  { dir: 'glitchtip-5', consumers: ['web', 'worker', 'migrate'], oneShot: ['migrate'], absent: ['beat'] },
+  { dir: 'glitchtip-6', consumers: ['web', 'worker', 'migrate'], oneShot: ['migrate'], absent: ['beat'] },
+  { dir: 'glitchtip-6-all-in-one', consumers: ['web'], oneShot: [], absent: ['worker', 'beat', 'migrate'] },
 ];
 
 type Yaml = Record<string, any>;
@@ -51,15 +58,13 @@ function expectWaitWrapper(entrypoint: unknown, where: string): void {
   expect(script, where).toMatch(/exec \/bin\/sh "\$\$?f" "\$\$?@"/);
 }
 
-describe('examples/generate.mjs', () => {
-  it('the examples are up to date with compose.override.yml (else run `node examples/generate.mjs`)', () => {
-    const result = spawnSync(process.execPath, [path.join(ROOT, 'examples/generate.mjs'), '--check'], { encoding: 'utf8', timeout: 20_000 });
-    expect(result.stderr).toBe('');
-    expect(result.status).toBe(0);
+describe('the shipped compose files', () => {
+  it('are what the generator gives (else run `npm run compose:generate`)', () => {
+    expect(staleFiles()).toEqual([]);
   });
 });
 
-describe.each(VARIANTS)('examples/$dir (structure, no Docker needed)', ({ dir, consumers, absent }) => {
+describe.each(VARIANTS)('examples/$dir (structure, no Docker needed)', ({ dir, consumers, oneShot, absent }) => {
   const base = load(`examples/${dir}/docker-compose.yml`);
   const override = load(`examples/${dir}/compose.override.yml`);
 
@@ -75,9 +80,11 @@ describe.each(VARIANTS)('examples/$dir (structure, no Docker needed)', ({ dir, c
       expect(service.depends_on?.secrets, name).toEqual({ condition: 'service_healthy' });
       expect(service.volumes, name).toContain(`${VOLUME}:${MOUNT}:ro`);
       expectWaitWrapper(service.entrypoint, name);
-      // Setting entrypoint drops the image's CMD: the command is restated here or set by the base file.
-      const command = service.command ?? base.services[name].command;
-      expect(command, `${name} has a command`).toBeTruthy();
+      // Setting entrypoint drops the image's CMD: the override restates the effective command.
+      const baseCommand = base.services[name].command;
+      expect(service.command, `${name} restates its command`).toEqual(baseCommand ? String(baseCommand).split(' ') : ['./bin/start.sh']);
+      // long-running services restart on rotation, staggered; one-shot ones never
+      expect(service.environment.WITH_SECRETS_RESTART, name).toBe(oneShot.includes(name) ? 'false' : '${WITH_SECRETS_RESTART:-true}');
     }
     expect(override.services.web.command, 'web restates the image CMD').toEqual(['./bin/start.sh']);
     for (const name of absent) {
@@ -86,8 +93,11 @@ describe.each(VARIANTS)('examples/$dir (structure, no Docker needed)', ({ dir, c
     }
   });
 
-  it('keeps the secrets service, the tmpfs volume, the credentials and the wrapper identical to compose.override.yml', () => {
-    expect(override.services.secrets).toEqual(repoOverride.services.secrets);
+  it('keeps the secrets service (but for its DATABASE_URL), the tmpfs volume, the credentials and the wrapper identical to compose.override.yml', () => {
+    const withoutDatabaseUrl = (sidecar: Yaml) => ({ ...sidecar, environment: { ...sidecar.environment, SIDECAR_DERIVE_DATABASE_URL: undefined } });
+    expect(withoutDatabaseUrl(override.services.secrets)).toEqual(withoutDatabaseUrl(repoOverride.services.secrets));
+    // the samples' postgres runs as user postgres, database postgres
+    expect(override.services.secrets.environment.SIDECAR_DERIVE_DATABASE_URL).toBe('postgres://postgres:{{ POSTGRES_PASSWORD | url }}@postgres:5432/postgres');
     expect(override.volumes).toEqual(repoOverride.volumes);
     expect(override.secrets).toEqual(repoOverride.secrets);
     expect(override['x-wait-for-secrets']).toEqual(repoOverride['x-wait-for-secrets']);
@@ -100,6 +110,7 @@ describe.each(VARIANTS)('examples/$dir (structure, no Docker needed)', ({ dir, c
   it('leaves no secret in the base file', () => {
     const text = readFileSync(path.join(ROOT, `examples/${dir}/docker-compose.yml`), 'utf8');
     expect(text).not.toMatch(/POSTGRES_PASSWORD\s*:/);
+    expect(text, 'the base file is the fixture, copied').toBe(readFileSync(path.join(ROOT, `test/fixtures/compose/${dir}.yml`), 'utf8'));
     expect(text).not.toMatch(/^\s*env_file:/m);
     for (const service of Object.values(base.services as Yaml)) {
       const env = (service.environment ?? {}) as Record<string, string>;
@@ -131,6 +142,18 @@ function findCompose(): { argv: string[] } | { reason: string } {
 const compose = findCompose();
 if ('reason' in compose) console.warn(`examples.test.ts: skipping \`docker compose config\` checks: ${compose.reason}`);
 
+describe.skipIf('reason' in compose).each(LAYOUTS)('$override from `docker compose config --format json` of its base', (layout) => {
+  it('is the shipped file, byte for byte (the documented command gives what the repository ships)', () => {
+    const argv = (compose as { argv: string[] }).argv;
+    const json = execFileSync(argv[0]!, [...argv.slice(1), '-p', `layout-${layout.name}`, '-f', fixturePath(layout), 'config', '--format', 'json'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    });
+    expect(generateOverride(JSON.parse(json), { subpath: true }).text).toBe(readFileSync(path.join(ROOT, layout.override), 'utf8'));
+  });
+});
+
 describe.skipIf('reason' in compose).each(VARIANTS)('examples/$dir (docker compose config)', ({ dir, consumers, absent }) => {
   it('merges into a project where every consumer waits for a healthy sidecar and reads the volume read-only', () => {
     const argv = (compose as { argv: string[] }).argv;
@@ -157,7 +180,8 @@ describe.skipIf('reason' in compose).each(VARIANTS)('examples/$dir (docker compo
       );
       const model = JSON.parse(out) as Yaml;
       const services = model.services as Yaml;
-      expect(Object.keys(services).sort()).toEqual([...consumers, 'postgres', 'secrets', dir === 'glitchtip-5' ? 'redis' : 'valkey'].sort());
+      const cache = { 'glitchtip-5': ['redis'], 'glitchtip-6': ['valkey'], 'glitchtip-6-all-in-one': [] }[dir] ?? []; // minimal: no Valkey
+      expect(Object.keys(services).sort()).toEqual([...consumers, 'postgres', 'secrets', ...cache].sort());
       for (const name of absent) expect(services[name]).toBeUndefined();
       for (const name of consumers) {
         const service = services[name];
@@ -175,6 +199,7 @@ describe.skipIf('reason' in compose).each(VARIANTS)('examples/$dir (docker compo
       expect(services.secrets.volumes).toContainEqual(expect.objectContaining({ source: VOLUME, target: MOUNT }));
       expect(services.secrets.volumes[0].read_only ?? false).toBe(false);
       expect(services.postgres.environment.POSTGRES_PASSWORD_FILE).toBe(`${MOUNT}/keys/POSTGRES_PASSWORD`);
+      expect(services.postgres.volumes).toContainEqual(expect.objectContaining({ source: VOLUME, target: `${MOUNT}/keys`, read_only: true, volume: { subpath: 'keys' } }));
       expect(services.postgres.environment.POSTGRES_PASSWORD).toBeUndefined();
       expect(model.volumes[VOLUME].driver_opts).toMatchObject({ type: 'tmpfs', device: 'tmpfs' });
       expect(model.secrets.infisical_client_secret.file).toBe(path.join(work, 'client-secret'));

@@ -1,9 +1,12 @@
 // Byte-exact checks for the Docker e2e (run.sh), on the host with plain node (no dependencies).
 //
 //   node check.mjs flat SEED.json                      → {KEY: value} of every folder (later folder wins)
-//   node check.mjs env EXPECTED.json ENVIRON VOLDIR    → a consumer's app process's environ holds every expected
+//   node check.mjs env EXPECTED.json ENVIRON VOLDIR [BASE.json SERVICE]
+//                                                      → a consumer's app process's environ holds every expected
 //                                                        secret byte for byte, the derived DATABASE_URL, and
-//                                                        the base file's non-secret settings
+//                                                        the base file's non-secret settings (BASE.json: the
+//                                                        layout's `docker compose config --format json`;
+//                                                        default: the seed layout's user, database, settings)
 //   node check.mjs files EXPECTED.json VOLDIR          → keys/<KEY> and secrets.json hold exactly the values
 //   node check.mjs healthz FIELD < body.json           → prints one field of a /healthz body
 //   node check.mjs procs EXPECTED.json WANT OUT < DUMP → finds the app among a container's processes (DUMP:
@@ -14,6 +17,10 @@
 //                                                        writes its environ to OUT, prints "MODE PID PID1-ARGV";
 //                                                        fails when any process's argv holds a secret value.
 //                                                        Exit 3: no such process (yet).
+//   node check.mjs consumers < MODEL.json              → the services the override wraps, one per line:
+//                                                        "NAME long DELAY ARGV..." or "NAME oneshot - ARGV..."
+//                                                        (MODEL: `docker compose config --format json` of the
+//                                                        whole project)
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 
 const [command, ...args] = process.argv.slice(2);
@@ -34,8 +41,10 @@ function envMap(environ) {
   return env;
 }
 
+/** The seed layout's database, or what a layout's base file says (postgres' POSTGRES_USER and POSTGRES_DB). */
+let database = { user: 'glitchtip_maintainer', name: 'glitchtip' };
 function derivedDatabaseUrl(expected, actual, what) {
-  const m = /^postgres:\/\/glitchtip_maintainer:([^@/?#\s]*)@postgres:5432\/glitchtip$/.exec(actual ?? '');
+  const m = new RegExp(`^postgres://${database.user}:([^@/?#\\s]*)@postgres:5432/${database.name}$`).exec(actual ?? '');
   if (!m) return problems.push(`${what}: DATABASE_URL has not the derived shape: ${show(actual)}`);
   expectEqual(`${what}: DATABASE_URL password, URL-decoded`, decodeURIComponent(m[1]), expected.POSTGRES_PASSWORD);
 }
@@ -50,16 +59,23 @@ switch (command) {
     break;
   }
   case 'env': {
-    const [expectedFile, environFile, volDir] = args;
+    const [expectedFile, environFile, volDir, baseFile, service] = args;
     const expected = readJson(expectedFile);
     const env = envMap(readFileSync(environFile, 'utf8'));
+    let settings = { GLITCHTIP_DOMAIN: 'https://glitchtip.example.test', PORT: '8000' };
+    if (baseFile) {
+      const base = readJson(baseFile).services;
+      const pg = base.postgres.environment ?? {};
+      database = { user: pg.POSTGRES_USER ?? 'postgres', name: pg.POSTGRES_DB ?? pg.POSTGRES_USER ?? 'postgres' };
+      const own = base[service].environment ?? {};
+      settings = Object.fromEntries(['GLITCHTIP_DOMAIN', 'PORT', 'SERVER_ROLE'].filter((k) => k in own).map((k) => [k, own[k]]));
+    }
     for (const [key, value] of Object.entries(expected)) expectEqual(`env ${key}`, env.get(key), value);
     const dbUrl = readFileSync(`${volDir}/keys/DATABASE_URL`, 'utf8');
     expectEqual('env DATABASE_URL (vs keys/DATABASE_URL)', env.get('DATABASE_URL'), dbUrl);
     derivedDatabaseUrl(expected, env.get('DATABASE_URL'), 'env');
     // the base file's non-secret settings survive the wrapper
-    expectEqual('env GLITCHTIP_DOMAIN (base file)', env.get('GLITCHTIP_DOMAIN'), 'https://glitchtip.example.test');
-    expectEqual('env PORT (base file)', env.get('PORT'), '8000');
+    for (const [key, value] of Object.entries(settings)) expectEqual(`env ${key} (base file)`, env.get(key), value);
     if (problems.length === 0) console.log(`${Object.keys(expected).length + 1} secrets byte-exact in the process environment`);
     break;
   }
@@ -118,8 +134,17 @@ switch (command) {
     if (problems.length === 0) console.log(`${mode} ${app.pid} ${pid1.argv.join(' ')}`);
     break;
   }
+  case 'consumers': {
+    for (const [name, service] of Object.entries(JSON.parse(readFileSync(0, 'utf8')).services)) {
+      const env = service.environment ?? {};
+      if (!('WITH_SECRETS_RESTART' in env)) continue;
+      const kind = env.WITH_SECRETS_RESTART === 'false' ? 'oneshot -' : `long ${env.WITH_SECRETS_RESTART_DELAY}`;
+      console.log(`${name} ${kind} ${service.command.join(' ')}`);
+    }
+    break;
+  }
   default:
-    console.error('usage: check.mjs flat|env|files|healthz|procs ...');
+    console.error('usage: check.mjs flat|env|files|healthz|procs|consumers ...');
     process.exit(2);
 }
 if (problems.length > 0) {

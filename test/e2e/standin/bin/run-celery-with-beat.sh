@@ -1,0 +1,3 @@
+#!/bin/sh
+role=worker
+. /code/bin/standin.sh

@@ -1,0 +1,3 @@
+#!/bin/sh
+role=migrate
+. /code/bin/standin.sh
