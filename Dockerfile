@@ -1,37 +1,67 @@
 # infisical-sidecar: fetches secrets from Infisical into a shared (tmpfs) volume and serves /healthz.
 #
-# Build (production; pulls the official base images named below):
-#   npm ci && docker build -t infisical-sidecar .
-# Dependencies are installed on the host (`npm ci`), never inside the build: the build stage only bundles
-# src/main.ts and its production dependencies with esbuild into one ESM file, so the runtime image carries
-# no node_modules, no npm, no compiler and no shell (distroless). Needs BuildKit (the default builder of
-# current Docker; with Docker 20.10 set DOCKER_BUILDKIT=1). Works offline: `--network=none`.
+# Build (production; pulls the official base images named below, installs from package-lock.json inside the
+# build, so a fresh clone needs nothing but Docker with BuildKit — the default builder of current Docker; with
+# Docker 20.10 set DOCKER_BUILDKIT=1):
+#   docker build -t infisical-sidecar .
+# Behind a TLS-intercepting proxy, hand the build its CA bundle as a secret (mounted for `npm ci` only, never
+# in a layer or the image's history):
+#   docker build --secret id=npm_ca,src=/etc/ssl/certs/ca-certificates.crt -t infisical-sidecar .
+# Offline, from the host's `npm ci` result (what the tests use; works with `--network=none`):
+#   npm ci && docker build --build-arg DEPS=host -t infisical-sidecar .
+# Both ways install the same locked versions and produce the same bundle (test/e2e/build-both.sh compares
+# them); scripts/docker/build.sh is the one build command the e2e test and the release workflow share.
 #
+# The build stage only bundles src/main.ts and its production dependencies with esbuild into ESM files, so the
+# runtime image carries no node_modules, no npm, no compiler and no shell (distroless).
 # Runtime: uid 65532, read-only root filesystem friendly (writes only to SIDECAR_OUTPUT_DIR, a volume).
 # See compose.override.yml and docs/production.md.
 
 ARG BUILD_IMAGE=node:22-bookworm-slim
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs22-debian12:nonroot
+# Where the build stage's node_modules come from: `registry` (npm ci from the lock file, inside the build) or
+# `host` (the build context's node_modules, from `npm ci` on the host).
+ARG DEPS=registry
 
-FROM ${BUILD_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS deps-registry
 WORKDIR /src
-# The build context (filtered by .dockerignore) is bind-mounted, not copied: no 100 MB node_modules layer.
-# Code splitting keeps /app/main.js small: what a subcommand imports dynamically is parsed only when used, so
-# the HEALTHCHECK (a node start every few seconds) does not parse the whole program. `require` is provided for
-# the CommonJS dependencies that esbuild wraps inside the ESM output.
+# --ignore-scripts: no dependency needs an install script for bundling (esbuild's only replaces its JS launcher
+# with the native binary, which it finds without it), and none runs with the proxy's CA in reach.
+# The npm cache is a cache mount and the CA a secret mount: neither is written into a layer.
+RUN --mount=type=bind,source=package.json,target=/src/package.json \
+    --mount=type=bind,source=package-lock.json,target=/src/package-lock.json \
+    --mount=type=cache,target=/root/.npm,sharing=locked \
+    --mount=type=secret,id=npm_ca,target=/run/secrets/npm_ca \
+    if [ -s /run/secrets/npm_ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm_ca; fi \
+ && npm ci --ignore-scripts --no-audit --no-fund --loglevel=warn
+
+FROM ${BUILD_IMAGE} AS deps-host
+WORKDIR /src
+COPY node_modules/ /src/node_modules/
+
+FROM deps-${DEPS} AS build
+# Sources are bind-mounted, not copied. Code splitting keeps /app/main.js small: what a subcommand imports
+# dynamically is parsed only when used, so the HEALTHCHECK (a node start every few seconds) does not parse the
+# whole program. `require` is provided for the CommonJS dependencies that esbuild wraps inside the ESM output.
 # @infisical/sdk imports four AWS packages at its top level for AWS IAM auth only, which the sidecar never uses
 # (it logs in with Universal Auth): they are aliased to a stub that throws, so every start loads ~0.9 MB less
 # code (measured with `npx tsx bench/profile.ts variants`).
-RUN --mount=type=bind,target=/src \
+# /out/var-cache/infisical-sidecar becomes the encrypted cache's mount point (a new named volume copies its
+# owner and mode); copied with its parent, as COPY gives a destination directory it creates mode 0755, and
+# owned here rather than by COPY --chown, which would also give 65532 the parents it creates (/var, /var/cache).
+RUN --mount=type=bind,source=src,target=/src/src \
+    --mount=type=bind,source=package.json,target=/src/package.json \
+    --mount=type=bind,source=tsconfig.json,target=/src/tsconfig.json \
     node_modules/.bin/esbuild src/main.ts --bundle --splitting --platform=node --format=esm --target=node20 \
       --alias:@aws-sdk/credential-providers=./src/infisical/aws-iam-auth-stub.ts \
       --alias:@smithy/protocol-http=./src/infisical/aws-iam-auth-stub.ts \
       --alias:@smithy/signature-v4=./src/infisical/aws-iam-auth-stub.ts \
       --alias:@aws-crypto/sha256-js=./src/infisical/aws-iam-auth-stub.ts \
       --banner:js="import{createRequire}from'module';const require=createRequire(import.meta.url);" \
-      --outdir=/out --entry-names=[name] --chunk-names=chunks/[name]-[hash] \
+      --outdir=/out/app --entry-names=[name] --chunk-names=chunks/[name]-[hash] \
       --legal-comments=eof --log-level=warning \
- && node /out/main.js help >/dev/null
+ && node /out/app/main.js help >/dev/null \
+ && install -d -m 0700 -o 65532 -g 65532 /out/var-cache/infisical-sidecar
 
 FROM ${RUNTIME_IMAGE}
 # /nodejs/bin is where distroless keeps node; /usr/local/bin where the node:* images do.
@@ -40,7 +70,8 @@ ENV PATH=/nodejs/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
     SIDECAR_OUTPUT_DIR=/secrets \
     SIDECAR_HEALTH_PORT=8080
 WORKDIR /app
-COPY --from=build /out/ /app/
+COPY --from=build /out/app/ /app/
+COPY --from=build /out/var-cache/ /var/cache/
 # Numeric, so that runAsNonRoot-style checks can verify it. Compose overrides the group (65532:5000) so that
 # the written files are readable by the consuming application's group.
 USER 65532:65532

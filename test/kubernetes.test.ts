@@ -8,12 +8,18 @@
  * - init-once.yaml: the image in `once` mode as a plain init container before a one-shot GlitchTip pod.
  * - In both, the sidecar's environment goes through the real config loader (every variable known and valid),
  *   and the app container sources secrets.env from the directory the sidecar writes.
+ * - Every object, and the Helm recipe's patch applied to a fixture of the GlitchTip chart's Deployments, passes
+ *   the Kubernetes OpenAPI schema as kubernetes-models 4.5 ships it (Kubernetes 1.33: it has Lifecycle.stopSignal,
+ *   new in 1.33, and not Container.restartPolicyRules, new in 1.34), with no field the schema does not know
+ *   (as `kubectl apply` with strict field validation) and none newer than 1.29, the first native-sidecar release.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { Deployment } from 'kubernetes-models/apps/v1';
+import { Job } from 'kubernetes-models/batch/v1';
+import { parse, parseAllDocuments } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
 
@@ -22,9 +28,9 @@ const SIDECAR_IMAGE = /^infisical-sidecar(:|@)/;
 
 type Obj = Record<string, any>;
 
-function manifests(file: string): Obj[] {
+function manifests(file: string, dir = DIR): Obj[] {
   // YAML 1.1, as Kubernetes reads it (sigs.k8s.io/yaml): `0440` is octal there, decimal in YAML 1.2.
-  const docs = parseAllDocuments(readFileSync(path.join(DIR, file), 'utf8'), { version: '1.1' });
+  const docs = parseAllDocuments(readFileSync(path.join(dir, file), 'utf8'), { version: '1.1' });
   for (const doc of docs) expect(doc.errors, `${file}: YAML errors`).toEqual([]);
   return docs.map((doc) => doc.toJS() as Obj).filter(Boolean);
 }
@@ -207,5 +213,200 @@ describe('deploy/kubernetes/README.md', () => {
     for (const name of ['INFISICAL_SITE_URL', 'INFISICAL_PROJECT_ID', 'INFISICAL_ENVIRONMENT', 'INFISICAL_SECRET_PATHS', 'SIDECAR_REQUIRED_KEYS', 'SIDECAR_DERIVE_DATABASE_URL', 'SIDECAR_OUTPUT_DIR']) {
       expect(envValue(a, name), name).toBe(envValue(b, name));
     }
+  });
+});
+
+// ---------------------------------------------------------------- the Kubernetes schema
+
+const VALIDATORS: Record<string, (this: unknown) => void> = {
+  'apps/v1 Deployment': Deployment.prototype.validate,
+  'batch/v1 Job': Job.prototype.validate,
+};
+
+/**
+ * Fields these manifests could plausibly use that a 1.29 API server does not know (it would drop or reject
+ * them): the version that added each. Native sidecars (initContainers[].restartPolicy) are from 1.29 itself.
+ */
+const NEWER_THAN_1_29: Record<string, string> = {
+  appArmorProfile: '1.30',
+  recursiveReadOnly: '1.30',
+  managedBy: '1.30',
+  successPolicy: '1.30',
+  sleep: '1.30',
+  supplementalGroupsPolicy: '1.31',
+  stopSignal: '1.33',
+  restartPolicyRules: '1.34',
+  fileKeyRef: '1.34',
+  hostnameOverride: '1.34',
+};
+
+/**
+ * Schema errors of one object, plus the fields the schema does not know. The OpenAPI schemas allow unknown
+ * properties (the API server drops them, or rejects them under strict field validation), so a misspelt
+ * `readOnlyRootFilesytem` would pass the validator alone: every key the validator never read is reported.
+ */
+function schemaProblems(object: Obj): string[] {
+  const validate = VALIDATORS[`${object.apiVersion} ${object.kind}`];
+  if (!validate) return [`no schema for ${object.apiVersion} ${object.kind}`];
+  const read = new Map<object, Set<PropertyKey>>();
+  const listed = new Set<object>(); // maps (labels, annotations) whose keys the validator enumerated
+  const proxies = new WeakMap<object, object>();
+  const wrap = (value: unknown): unknown => {
+    if (value === null || typeof value !== 'object') return value;
+    let proxy = proxies.get(value);
+    if (!proxy) {
+      read.set(value, new Set());
+      proxy = new Proxy(value, {
+        get: (target, key) => (read.get(target)!.add(key), wrap(Reflect.get(target, key))),
+        ownKeys: (target) => (listed.add(target), Reflect.ownKeys(target)),
+      });
+      proxies.set(value, proxy);
+    }
+    return proxy;
+  };
+  const problems: string[] = [];
+  try {
+    validate.call(wrap(object));
+  } catch (error) {
+    problems.push((error as Error).message);
+  }
+  const walk = (value: unknown, where: string): void => {
+    if (value === null || typeof value !== 'object') return;
+    const isMap = Array.isArray(value) || listed.has(value);
+    for (const [key, child] of Object.entries(value)) {
+      if (!isMap && !read.get(value)?.has(key)) problems.push(`${where}/${key}: not in the schema`);
+      if (!Array.isArray(value) && key in NEWER_THAN_1_29) problems.push(`${where}/${key}: new in Kubernetes ${NEWER_THAN_1_29[key]}`);
+      walk(child, `${where}/${key}`);
+    }
+  };
+  walk(object, '');
+  if (object.spec?.template?.spec?.resources) problems.push('/spec/template/spec/resources: pod-level resources are new in 1.32');
+  return problems;
+}
+
+describe('deploy/kubernetes: the Kubernetes schema (kubernetes-models, Kubernetes 1.33; fields since 1.29)', () => {
+  for (const file of ['sidecar.yaml', 'init-once.yaml']) {
+    it(`${file}: every object passes the schema, with no unknown or post-1.29 field`, () => {
+      const objects = manifests(file);
+      expect(objects.length).toBeGreaterThan(0);
+      for (const object of objects) expect(schemaProblems(object), `${file}: ${object.kind} ${object.metadata?.name}`).toEqual([]);
+    });
+  }
+
+  it('the check is live: a wrong type, a misspelt field and a 1.33 field are each reported', () => {
+    const deployment = one(manifests('sidecar.yaml'), 'apps/v1', 'Deployment');
+    const broken = structuredClone(deployment);
+    broken.spec.template.spec.initContainers[0].ports[0].containerPort = '8080';
+    broken.spec.template.spec.initContainers[0].securityContext.readOnlyRootFilesytem = true;
+    broken.spec.template.spec.containers[0].lifecycle = { stopSignal: 'SIGTERM' };
+    const problems = schemaProblems(broken).join('\n');
+    expect(problems).toMatch(/containerPort must be integer/);
+    expect(problems).toMatch(/securityContext\/readOnlyRootFilesytem: not in the schema/);
+    expect(problems).toMatch(/lifecycle\/stopSignal: new in Kubernetes 1\.33/);
+    // labels and annotations are maps: any key is fine there
+    expect(schemaProblems({ ...deployment, metadata: { ...deployment.metadata, annotations: { 'any.example/key': 'x' } } })).toEqual([]);
+  });
+});
+
+// ---------------------------------------------------------------- the GlitchTip Helm chart recipe
+
+const HELM = path.join(DIR, 'helm');
+const FIXTURE = path.resolve(import.meta.dirname, 'fixtures/helm');
+
+/**
+ * A strategic merge patch, as `kubectl kustomize` applies it, for what sidecar-patch.yaml uses: maps merge
+ * key by key, scalars and plain lists are replaced, and the lists below merge element by element on their
+ * merge key (the Kubernetes API's patchMergeKey): a new name is appended, a known one merged into.
+ */
+const MERGE_KEYS: Record<string, string> = {
+  containers: 'name',
+  initContainers: 'name',
+  volumes: 'name',
+  env: 'name',
+  ports: 'containerPort',
+  volumeMounts: 'mountPath',
+};
+function strategicMerge(target: unknown, patch: unknown, key?: string): unknown {
+  if (Array.isArray(patch)) {
+    const mergeKey = key ? MERGE_KEYS[key] : undefined;
+    if (!mergeKey || !Array.isArray(target)) return structuredClone(patch);
+    const merged = structuredClone(target) as Obj[];
+    for (const item of patch as Obj[]) {
+      const at = merged.findIndex((existing) => existing[mergeKey] === item[mergeKey]);
+      if (at >= 0) merged[at] = strategicMerge(merged[at], item) as Obj;
+      else merged.push(structuredClone(item));
+    }
+    return merged;
+  }
+  if (patch === null || typeof patch !== 'object' || target === null || typeof target !== 'object' || Array.isArray(target)) {
+    return structuredClone(patch);
+  }
+  const merged: Obj = structuredClone(target);
+  for (const [k, v] of Object.entries(patch)) merged[k] = k in merged ? strategicMerge(merged[k], v, k) : structuredClone(v);
+  return merged;
+}
+
+/** kustomization.yaml's target: a label selector of `k=v` and `k in (a,b)` terms, as kustomize reads it. */
+function selects(selector: string, labels: Record<string, string> = {}): boolean {
+  return selector.split(/,(?![^(]*\))/).every((term) => {
+    const set = /^\s*([\w./-]+)\s+in\s+\(([^)]*)\)\s*$/.exec(term);
+    if (set) return set[2]!.split(',').map((v) => v.trim()).includes(labels[set[1]!]!);
+    const [k, v] = term.split('=').map((s) => s.trim());
+    return labels[k!] === v;
+  });
+}
+
+describe('deploy/kubernetes/helm: the GlitchTip chart 8.x recipe (post-renderer patch on a fixture, not rendered by helm)', () => {
+  const kustomization = parse(readFileSync(path.join(HELM, 'kustomization.yaml'), 'utf8')) as Obj;
+  const { path: patchFile, target } = (kustomization.patches as Obj[])[0]!;
+  const patch = manifests(patchFile, HELM)[0]!;
+  const rendered = manifests('glitchtip-rendered.yaml', FIXTURE);
+  const patched = rendered.map((o) => (o.kind === target.kind && selects(target.labelSelector, o.metadata.labels) ? strategicMerge(o, { spec: patch.spec }) : o) as Obj);
+  const reference = one(manifests('sidecar.yaml'), 'apps/v1', 'Deployment').spec.template.spec as Obj;
+
+  it('the fixture is what the chart renders from values.yaml: the volumes and mounts it passes through', () => {
+    const values = manifests('values.yaml', HELM)[0]!;
+    expect(rendered.map((o) => o.metadata.name)).toEqual(['glitchtip-web', 'glitchtip-worker']);
+    for (const deployment of rendered) {
+      const pod = deployment.spec.template.spec;
+      expect(pod.volumes, deployment.metadata.name).toEqual(values.extraVolumes);
+      expect(pod.containers[0].volumeMounts, deployment.metadata.name).toEqual(values.extraVolumeMounts);
+      expect(pod.containers[0].securityContext).toEqual(values.securityContext);
+      expect(pod.securityContext).toEqual(values.podSecurityContext);
+      expect(pod.initContainers, 'the chart renders no init container').toBeUndefined();
+      expect(schemaProblems(deployment), deployment.metadata.name).toEqual([]);
+    }
+    expect(rendered[0]!.spec.template.spec.containers[0].args).toEqual(values.web.args);
+    expect(rendered[1]!.spec.template.spec.containers[0].args).toEqual(values.worker.args);
+  });
+
+  it('the patch selects web and worker, adds the native sidecar exactly as sidecar.yaml has it, and wraps GlitchTip the same way', () => {
+    expect(patched.filter((o, i) => o !== rendered[i]).map((o) => o.metadata.name)).toEqual(['glitchtip-web', 'glitchtip-worker']);
+    const wrapper = (reference.containers as Obj[])[0]!.command;
+    for (const deployment of patched) {
+      const pod = deployment.spec.template.spec as Obj;
+      expect(pod.initContainers, deployment.metadata.name).toEqual(reference.initContainers);
+      expect(pod.containers.map((c: Obj) => c.name)).toEqual(['glitchtip']);
+      expect(pod.containers[0].command).toEqual(wrapper);
+      expect(pod.containers[0].image, 'the chart keeps its image').toBe('glitchtip/glitchtip:5.1');
+    }
+  });
+
+  for (const name of ['glitchtip-web', 'glitchtip-worker']) {
+    it(`${name} after the patch: passes the schema, and has the plumbing sidecar.yaml has`, () => {
+      const deployment = patched.find((o) => o.metadata.name === name)!;
+      expect(schemaProblems(deployment)).toEqual([]);
+      const pod = deployment.spec.template.spec as Obj;
+      const sidecar = pod.initContainers[0] as Obj;
+      expect(sidecar.restartPolicy).toBe('Always');
+      expectSecretsPlumbing(pod, sidecar, configOf(sidecar), pod.containers, `helm ${name}`);
+    });
+  }
+
+  it('post-render.sh runs kubectl kustomize on stdin with these files', () => {
+    const script = readFileSync(path.join(HELM, 'post-render.sh'), 'utf8');
+    expect(script).toContain('cat >"$work/rendered.yaml"');
+    expect(script).toContain('kustomize "$work"');
+    expect(kustomization.resources).toEqual(['rendered.yaml']);
   });
 });
