@@ -7,7 +7,7 @@
  * way; the rest (ENOSPC, EMFILE at one exact call) are injected into node:fs/promises, because a
  * full volume or a descriptor limit cannot be made to hit one particular call.
  */
-import { mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AtomicDirWriter } from '../src/output/atomic-dir.js';
@@ -161,5 +161,66 @@ describe('a failure in step 3 (publish) keeps the new set live and is reported, 
     expect(restarted.revision).toBe(0); // not loaded yet
     await restarted.readManifest(); // loads the version on disk
     expect(restarted.revision).toBe(2);
+  });
+});
+
+describe('odd states found by the review of issue 10', () => {
+  it('every remaining name is still linked when one new name cannot be (publish goes on past a failure)', async () => {
+    const { dir, writer } = await writtenOnce();
+    mkdirSync(path.join(dir, 'secrets.json'));
+    const result = await writer.write([...v2, { path: 'secrets.dotenv', content: Buffer.from('A=2\n') }], MODE);
+    expect(result.publishError).toBeDefined();
+    expect(readFileSync(path.join(dir, 'secrets.dotenv'), 'utf8')).toBe('A=2\n');
+  });
+
+  it('a ..data pointing to a deleted version: the newest complete version is served again and the revision never goes back', async () => {
+    const dir = makeTempDir();
+    const writer = new AtomicDirWriter(dir);
+    await writer.write(v1, MODE, Buffer.from('{}'));
+    await writer.write(v2, MODE, Buffer.from('{}'));
+    rmSync(path.join(dir, readlinkSync(path.join(dir, '..data'))), { recursive: true });
+
+    const restarted = new AtomicDirWriter(dir);
+    const found = await restarted.cleanUp();
+    expect(found.join('\n')).toMatch(/newest complete version again: \.\.rev-000001-/);
+    expect(readSet(dir)).toEqual({ env: "A='1'\n", key: '1' });
+    expect(await restarted.write(v2, MODE, Buffer.from('{}'))).toMatchObject({ revision: 2, previousRevision: 1 });
+  });
+
+  it('a ..data that is not trusted and no complete version: the next write continues above the highest revision on disk', async () => {
+    const dir = makeTempDir();
+    const writer = new AtomicDirWriter(dir);
+    await writer.write(v1, MODE);
+    await writer.write(v2, MODE); // no manifest: not known to be complete
+    rmSync(path.join(dir, '..data'));
+    const restarted = new AtomicDirWriter(dir);
+    await restarted.cleanUp();
+    expect(await restarted.write(v1, MODE)).toMatchObject({ revision: 3, previousRevision: 2 });
+  });
+
+  for (const [name, plant] of [
+    ['a directory', (file: string) => mkdirSync(file)],
+    ['a short file', (file: string) => writeFileSync(file, 'short')],
+    ['a symbolic link', (file: string) => symlinkSync('/dev/zero', file)],
+  ] as const) {
+    it(`a ..digest-key that is ${name} is replaced by a fresh key, never read through`, async () => {
+      const dir = makeTempDir();
+      const writer = new AtomicDirWriter(dir);
+      plant(path.join(dir, '..digest-key'));
+      const key = await writer.digestKey();
+      expect(key).toHaveLength(32);
+      expect(lstatSync(path.join(dir, '..digest-key')).isFile()).toBe(true);
+      expect(await writer.digestKey()).toEqual(key);
+    });
+  }
+
+  it('repair with a directory in the way of a published name reports it and writes no new version (no loop of swaps)', async () => {
+    const { dir, writer } = await writtenOnce();
+    rmSync(path.join(dir, 'secrets.env'));
+    mkdirSync(path.join(dir, 'secrets.env', 'full'), { recursive: true });
+    const before = versions(dir);
+    await expect(writer.repair(MODE)).rejects.toMatchObject({ code: expect.stringMatching(/^SIDECAR_OUTPUT_/) });
+    expect(versions(dir)).toEqual(before);
+    expect(readFileSync(path.join(dir, 'keys', 'A'), 'utf8')).toBe('1');
   });
 });

@@ -75,6 +75,8 @@ interface CurrentVersion {
   readonly revision: number;
   readonly files: Map<string, Buffer>;
   readonly manifest: Buffer | undefined;
+  /** The version before it, kept for readers that resolved `..data` just before the swap. */
+  readonly previousVersion?: string | undefined;
 }
 
 export interface WriterOptions {
@@ -97,6 +99,11 @@ export class AtomicDirWriter implements SetWriter {
    * writer did not make.
    */
   private published = new Set<string>();
+  /**
+   * The highest revision any version directory on the volume carried at start: a `..data` that is
+   * missing or untrusted must never make the revision go backwards (consumers compare it).
+   */
+  private revisionFloor = 0;
 
   constructor(outputDir: string, options: WriterOptions = {}) {
     this.dir = path.resolve(outputDir);
@@ -123,20 +130,18 @@ export class AtomicDirWriter implements SetWriter {
   digestKey(): Promise<Buffer> {
     return this.exclusive(async () => {
       const file = path.join(this.dir, DIGEST_KEY);
+      const existing = await readDigestKey(file);
+      if (existing) return existing;
+      // Anything else at that name (a directory, a link, a short or unreadable file left by another
+      // uid) is replaced: the key is disposable, losing it only makes the next pass report every key.
       try {
-        const key = await readFile(file);
-        if (key.length === 32) return key;
-        await unlink(file);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw writeError(error, file);
-      }
-      const key = randomBytes(32);
-      try {
+        await rm(file, { recursive: true, force: true });
+        const key = randomBytes(32);
         await writeDurably(file, key, { mode: 0o400 });
+        return key;
       } catch (error) {
         throw writeError(error, file);
       }
-      return key;
     });
   }
 
@@ -160,10 +165,18 @@ export class AtomicDirWriter implements SetWriter {
       const current = this.current;
       if (!current) return [];
       const problems = await this.findDamage(current.version, current.files);
-      if (problems.length > 0) {
-        const files = [...current.files].map(([file, content]) => ({ path: file, content }));
-        await this.writeNow(files, options, current.manifest, true);
+      if (problems.length === 0) return problems;
+      const dataIntact = (await readLinkOrUndefined(path.join(this.dir, DATA_LINK))) === current.version && (await isDirectory(path.join(this.dir, current.version)));
+      if (dataIntact && problems.every((problem) => problem === 'links')) {
+        // Only top-level links are off: publish them again. No new version, no swap of ..data,
+        // so a name that cannot be linked (a directory in the way) cannot make a loop of rewrites.
+        const publishError = await this.publish(current.version, current.previousVersion, current.files);
+        if (publishError) throw publishError;
+        return problems;
       }
+      const files = [...current.files].map(([file, content]) => ({ path: file, content }));
+      const { publishError } = await this.writeNow(files, options, current.manifest, true);
+      if (publishError) throw publishError;
       return problems;
     });
   }
@@ -198,7 +211,7 @@ export class AtomicDirWriter implements SetWriter {
     const previous = this.current;
     const next = new Map(files.map((file) => [file.path, file.content]));
     const changedPaths = diffPaths(previous?.files, next);
-    const previousRevision = previous?.revision ?? 0;
+    const previousRevision = previous?.revision ?? this.revisionFloor;
     if (!sameRevision && previous && changedPaths.length === 0 && (await this.linksIntact(previous.version, next))) {
       return { changed: false, revision: previous.revision, previousRevision, bytesWritten: 0, filesWritten: 0, changedPaths: [] };
     }
@@ -218,7 +231,7 @@ export class AtomicDirWriter implements SetWriter {
       throw writeError(error, versionDir);
     }
     // Readers now see the new version: from here on it must never be deleted.
-    this.current = { version, revision, files: next, manifest };
+    this.current = { version, revision, files: next, manifest, previousVersion: previous?.version };
     const publishError = await this.publish(version, previous?.version, next); // step 3
     return { changed: true, revision, previousRevision, bytesWritten, filesWritten: files.length, changedPaths, ...(publishError ? { publishError } : {}) };
   }
@@ -333,13 +346,38 @@ export class AtomicDirWriter implements SetWriter {
       // A real directory is removed as one; a link or a file is unlinked, never followed.
       await rm(path.join(this.dir, DATA_LINK), { recursive: true, force: true });
     }
-    const target = data !== undefined && 'version' in data ? data.version : undefined;
+    const versions = await this.versionDirectories();
+    this.revisionFloor = Math.max(0, ...versions.map(({ revision }) => revision));
+    let target = data !== undefined && 'version' in data ? data.version : undefined;
+    if (target === undefined) {
+      // No trusted ..data, but complete versions on the volume (a crash, or ..data removed by hand):
+      // serve the newest complete one again rather than nothing until Infisical answers. A version
+      // is complete once its manifest is written, the last file of step 1.
+      const complete = versions.filter(({ complete }) => complete).sort((a, b) => b.revision - a.revision)[0];
+      if (complete) {
+        await replaceSymlink(path.join(this.dir, DATA_LINK), complete.name);
+        target = complete.name;
+        untrusted.push(`${DATA_LINK} pointed to the newest complete version again: ${complete.name}`);
+      }
+    }
     for (const entry of await readdir(this.dir)) {
       if (entry.startsWith(`${DATA_LINK}.tmp`) || (entry.startsWith(VERSION_PREFIX) && entry !== target)) {
         await rm(path.join(this.dir, entry), { recursive: true, force: true });
       }
     }
     return untrusted;
+  }
+
+  /** Every real `..rev-N-…` directory on the volume, with whether its manifest (written last) is there. */
+  private async versionDirectories(): Promise<{ name: string; revision: number; complete: boolean }[]> {
+    const found: { name: string; revision: number; complete: boolean }[] = [];
+    for (const entry of await readdir(this.dir, { withFileTypes: true })) {
+      const match = VERSION_NAME.exec(entry.name);
+      if (!match || !entry.isDirectory()) continue;
+      const complete = await lstat(path.join(this.dir, entry.name, MANIFEST)).then((info) => info.isFile(), () => false);
+      found.push({ name: entry.name, revision: Number(match[1]), complete });
+    }
+    return found;
   }
 
   /** Reads the version `..data` points to (after a restart the tmpfs may still hold it), if it is trusted. */
@@ -600,4 +638,25 @@ export async function assertWritableDir(outputDir: string, ownership: Ownership 
   } finally {
     await unlink(probe).catch(() => undefined);
   }
+}
+
+/** The digest key if a regular 32-byte file this process can read stands there (never through a link). */
+async function readDigestKey(file: string): Promise<Buffer | undefined> {
+  try {
+    const handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() || info.size !== 32) return undefined;
+      const key = await handle.readFile();
+      return key.length === 32 ? key : undefined;
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+async function isDirectory(target: string): Promise<boolean> {
+  return lstat(target).then((info) => info.isDirectory(), () => false);
 }
