@@ -250,7 +250,8 @@ describe('the lease in `run` and `once` (the CLI, against the fake Infisical)', 
     const fake = await startFake();
     guard.seed(fake);
     const dir = makeTempDir();
-    const env = glitchtipEnv(fake, dir, { SIDECAR_LEASE_TTL: '3s', SIDECAR_WATCH: 'false' });
+    // A 1 s refresh: the rotation below must reach the standby whether its first pass ran before or after it.
+    const env = glitchtipEnv(fake, dir, { SIDECAR_LEASE_TTL: '3s', SIDECAR_WATCH: 'false', SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_REFRESH_JITTER: '0', SIDECAR_MAX_STALENESS: '10s' });
     const first = runSidecar(env);
     await waitFor(() => existsSync(path.join(dir, 'secrets.env')), 'the first sidecar wrote its set');
     const holder = JSON.parse(readFileSync(path.join(dir, '..lease-000001'), 'utf8')) as { instance: string };
