@@ -88,10 +88,16 @@ describe('cache fallback coordinator', () => {
     expect(await fallback.instead(failures['ECONNREFUSED (nothing listens)']!)).toEqual({ cache: undefined, refusal: undefined });
   });
 
-  it('a refusal never reads the cache; a refused cache comes back as the refusal to log', async () => {
+  it('a refusal never reads the cache, and deletes it', async () => {
+    const { store, fallback } = setUp(0);
+    await store.save(folders, clientSecret, Date.now());
+    expect(await fallback.instead(refusals['403 after a fresh login']!)).toEqual({ cache: undefined, refusal: undefined });
+    expect(await store.load(clientSecret)).toMatchObject({ status: 'absent' });
+  });
+
+  it('a refused cache comes back as the refusal to log', async () => {
     const { store, fallback } = setUp(0);
     await store.save(folders, `other-${clientSecret}`, Date.now());
-    expect(await fallback.instead(refusals['403 after a fresh login']!)).toEqual({ cache: undefined, refusal: undefined });
     const answer = await fallback.instead(failures['503 from Infisical']!);
     expect(answer.cache).toBeUndefined();
     expect(answer.cache === undefined && answer.refusal?.code).toBe('SIDECAR_CACHE_KEY_MISMATCH');

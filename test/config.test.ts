@@ -274,3 +274,26 @@ describe('durations', () => {
     expect(parseDuration(text)).toBeUndefined();
   });
 });
+
+describe('found by the review of issues 15 and 18', () => {
+  const problemLines = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+      return [];
+    } catch (error) {
+      return (error as ConfigError).problems;
+    }
+  };
+
+  it('refuses a cache directory that overlaps the output directory, either way round', () => {
+    for (const cacheDir of ['/secrets', '/secrets/cache', '/']) {
+      expect(problemLines({ ...BASE, SIDECAR_OUTPUT_DIR: '/secrets', SIDECAR_CACHE_DIR: cacheDir }).join('\n')).toMatch(/^SIDECAR_CACHE_DIR: .* overlaps SIDECAR_OUTPUT_DIR \/secrets/m);
+    }
+    expect(problemLines({ ...BASE, SIDECAR_OUTPUT_DIR: '/secrets', SIDECAR_CACHE_DIR: '/var/cache/infisical-sidecar' })).toEqual([]);
+  });
+
+  it('names a malformed %-escape in the heartbeat URL user part instead of crashing, without showing it', () => {
+    const lines = problemLines({ ...BASE, SIDECAR_HEARTBEAT_URL: 'https://us%ZZer:pw-secret@hc.example.com/ping' });
+    expect(lines).toEqual(['SIDECAR_HEARTBEAT_URL: the user or password part has a malformed %-escape — write % as %25']);
+  });
+});

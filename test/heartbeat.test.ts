@@ -206,7 +206,8 @@ describe('heartbeat pings from real syncs', () => {
     expect(sidecar.heartbeat.counts().success.skipped).toBeGreaterThanOrEqual(3);
     const stopStarted = Date.now();
     await sidecar.stop();
-    expect(Date.now() - stopStarted, 'stop aborts the hanging ping').toBeLessThan(2_000);
+    // stop() lets a ping in flight finish for up to 3 s (an init container's only ping), then aborts it.
+    expect(Date.now() - stopStarted, 'stop aborts the hanging ping after its grace').toBeLessThan(4_500);
   });
 
   it('does not follow a redirect to another host, and counts it as a failed ping', async () => {

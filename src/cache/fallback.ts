@@ -62,6 +62,11 @@ export function createCacheFallback(options: CacheFallbackOptions): CacheFallbac
     },
     async instead(error, signal) {
       let decision = ask(error);
+      if (decision.action === 'never' && decision.reason === 'refused-by-infisical') {
+        // Infisical said no to this identity: the copy must not outlive that answer (a later outage
+        // would otherwise serve a revoked identity's secrets).
+        return { cache: undefined, refusal: await options.store.forget() };
+      }
       if (decision.action === 'wait') {
         const waited = await sleep(decision.waitMs, true, { signal }).catch(() => false);
         if (!waited) return { cache: undefined, refusal: undefined };

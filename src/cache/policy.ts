@@ -46,9 +46,10 @@ export type FallbackDecision =
   | { readonly action: 'never'; readonly reason: NoFallbackReason };
 
 export function decideFallback(question: FallbackQuestion): FallbackDecision {
-  if (question.servedThisProcess) return { action: 'never', reason: 'already-served' };
+  // A refusal comes first whatever was served: it is what makes the caller delete the copy.
   const { code } = question.error;
   if (REFUSAL_CODES.has(code)) return { action: 'never', reason: 'refused-by-infisical' };
+  if (question.servedThisProcess) return { action: 'never', reason: 'already-served' };
   if (INFISICAL_ANSWER_CODES.has(code)) return { action: 'never', reason: 'answered-by-infisical' };
   if (!OUTAGE_CODES.has(code)) return { action: 'never', reason: 'not-an-outage' };
   const waitMs = question.fallbackAfterMs - question.sinceStartMs;

@@ -68,6 +68,8 @@ export interface LastKnownGood {
    * secret that logged in for it. Throws `SIDECAR_CACHE_UNWRITABLE`; the caller logs it and goes on.
    */
   save(folders: readonly CachedFolder[], clientSecret: string, confirmedAt: number): Promise<'written' | 'unchanged'>;
+  /** Deletes the cache (Infisical refused the identity); returns a write error instead of throwing. */
+  forget(): Promise<SidecarError | undefined>;
 }
 
 export function createLastKnownGood(options: LastKnownGoodOptions): LastKnownGood {
@@ -118,6 +120,15 @@ export function createLastKnownGood(options: LastKnownGoodOptions): LastKnownGoo
       await writeAtomically(options.dir, file, sealCache(folders, options.scope, key, confirmedAt));
       lastWritten = { fingerprint, confirmedAt };
       return 'written';
+    },
+    async forget() {
+      lastWritten = undefined;
+      try {
+        await rm(file, { force: true });
+        return undefined;
+      } catch (error) {
+        return new WriteError('SIDECAR_CACHE_UNWRITABLE', `cannot delete ${file} after Infisical refused the identity (${(error as NodeJS.ErrnoException).code ?? 'unknown'})`, { cause: error });
+      }
     },
   };
 }

@@ -4,6 +4,7 @@
  * it and the fix), and returns a frozen `Config`. Each setting is parsed by its own schema into the
  * type the table declares, so `Config` is built without a single cast.
  */
+import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { readUtf8, readVariableFile, type ReadTextFile } from './credentials.js';
 import { DEFAULT_OUTPUT_PATHS } from './outputs.js';
@@ -59,6 +60,7 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
   if (values.INFISICAL_SECRET_PATHS !== undefined) checkSecretPaths(values.INFISICAL_SECRET_PATHS, problems);
   checkReloadSettings(values.SIDECAR_RELOAD_COMMAND, values.SIDECAR_RELOAD_URL, problems);
   checkHeartbeatSettings(values, problems);
+  checkCacheDir(values.SIDECAR_CACHE_DIR, values.SIDECAR_OUTPUT_DIR, problems);
   // Every setting that is absent from `values` has a problem reported, so a complete set means no problems from parsing.
   if (siteUrl === undefined || problems.length > 0 || !isComplete(values)) throw new ConfigError(problems);
 
@@ -341,6 +343,12 @@ function checkHeartbeatSettings(values: HeartbeatValues, problems: string[]): vo
       problems.push(`${name}: http:// to ${url.hostname} would send the heartbeat token in clear text — use https://, or set SIDECAR_ALLOW_INSECURE_HTTP=true for a trusted private network`);
     }
     if (url.hash) problems.push(`${name}: must not contain a fragment (#…) — it is never sent`);
+    try {
+      decodeURIComponent(url.username);
+      decodeURIComponent(url.password);
+    } catch {
+      problems.push(`${name}: the user or password part has a malformed %-escape — write % as %25`);
+    }
   };
   check('SIDECAR_HEARTBEAT_URL', values.SIDECAR_HEARTBEAT_URL);
   check('SIDECAR_HEARTBEAT_FAIL_URL', values.SIDECAR_HEARTBEAT_FAIL_URL);
@@ -388,4 +396,19 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length]!;
+}
+
+/**
+ * The cache lives on its own persistent volume: inside the output tmpfs it would not survive the
+ * reboot it is for, and the output directory's mode would be tightened to 0700, locking the
+ * consumers out.
+ */
+function checkCacheDir(cacheDir: string | undefined, outputDir: string | undefined, problems: string[]): void {
+  if (cacheDir === undefined || outputDir === undefined) return;
+  const cache = path.resolve(cacheDir);
+  const output = path.resolve(outputDir);
+  const inside = (child: string, parent: string) => child === parent || child.startsWith(parent.endsWith(path.sep) ? parent : `${parent}${path.sep}`);
+  if (inside(cache, output) || inside(output, cache)) {
+    problems.push(`SIDECAR_CACHE_DIR: ${cache} overlaps SIDECAR_OUTPUT_DIR ${output} — mount a separate persistent volume for the cache, e.g. /var/cache/infisical-sidecar`);
+  }
 }

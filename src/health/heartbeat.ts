@@ -21,6 +21,9 @@ import { timerDelay } from '../timers.js';
 import type { HealthReport, HealthState, HealthStatus } from './state.js';
 
 /** `success` after a good sync; `failure` once when the sidecar turns unhealthy or serves from a cache. */
+/** How long `stop()` lets a ping in flight finish. */
+const STOP_GRACE_MS = 3_000;
+
 export type HeartbeatForm = 'success' | 'failure';
 
 /** What became of a ping: answered 2xx, failed (other status, redirect, timeout, network), or skipped because one was in flight. */
@@ -222,8 +225,11 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
     }),
     counts: () => counts,
     async stop() {
-      stopping.abort();
       clearTimeout(staleTimer);
+      // The ping of the last pass (an init container's only one) gets its chance to arrive, within
+      // a bound that leaves Docker's stop grace for the rest of the shutdown.
+      if (inFlight) await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, Math.min(settings.heartbeatTimeoutMs, STOP_GRACE_MS)).unref())]);
+      stopping.abort();
       await inFlight;
     },
   };

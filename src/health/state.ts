@@ -78,7 +78,7 @@ export class HealthState {
 
   constructor(
     /** `cacheHealthy`: SIDECAR_CACHE_HEALTHY, whether cache mode answers 200 (default true). */
-    private readonly options: { readonly maxStalenessMs: number; readonly secretPaths: readonly string[]; readonly cacheHealthy?: boolean },
+    private readonly options: { readonly maxStalenessMs: number; readonly secretPaths: readonly string[]; readonly cacheHealthy?: boolean; readonly cacheMaxAgeMs?: number },
     private readonly now: () => number = Date.now,
   ) {
     for (const path of options.secretPaths) this.folders.set(path, { lastSuccessAt: undefined, secretCount: undefined, lastError: undefined });
@@ -87,7 +87,12 @@ export class HealthState {
   record(outcome: SyncOutcome, nextAttemptAt?: number): void {
     this.lastAttemptAt = outcome.finishedAt;
     this.nextRefreshAt = nextAttemptAt;
-    this.warnings = toWarnings(outcome.findings ?? []);
+    // Only a pass that got as far as the lint says anything about the values: a fetch failure keeps
+    // the warnings of the set on the volume.
+    if (outcome.ok || outcome.error?.code === 'SIDECAR_LINT_BREAKS' || outcome.error?.code === 'SIDECAR_MISSING_REQUIRED_KEYS') this.warnings = toWarnings(outcome.findings ?? []);
+    // A refusal from Infisical ends cache mode: the copy is deleted (src/cache/fallback.ts), and the
+    // identity's secrets must not look healthy any more.
+    if (!outcome.ok && outcome.error?.code.startsWith('SIDECAR_AUTH_')) this.cacheConfirmedAt = undefined;
     for (const folder of outcome.folders) {
       const state = this.folders.get(folder.path);
       if (!state) continue;
@@ -164,7 +169,7 @@ export class HealthState {
         lastError: errorView(folder.lastError),
       })),
       source: this.cacheConfirmedAt !== undefined ? 'cache' : this.lastSuccessAt !== undefined ? 'infisical' : null,
-      cache: this.cacheConfirmedAt === undefined ? null : { confirmedAt: iso(this.cacheConfirmedAt)!, ageSeconds: Math.floor((now - this.cacheConfirmedAt) / 1000) },
+      cache: this.cacheConfirmedAt === undefined ? null : { confirmedAt: iso(this.cacheConfirmedAt)!, ageSeconds: Math.max(0, Math.floor((now - this.cacheConfirmedAt) / 1000)) },
       ...(this.heartbeat ? { heartbeat: this.heartbeat() } : {}),
     };
   }
@@ -179,7 +184,7 @@ export class HealthState {
     // SIDECAR_LINT=error: a value the consumer would misread keeps the sidecar unhealthy, as a missing key does.
     if (this.lastError?.error.code === 'SIDECAR_LINT_BREAKS') return 'lint_breaks';
     // Whatever SIDECAR_MAX_STALENESS says: the cache's own age limit was checked when it was read.
-    if (this.cacheConfirmedAt !== undefined) return 'cache';
+    if (this.cacheConfirmedAt !== undefined) return this.now() - this.cacheConfirmedAt > (this.options.cacheMaxAgeMs ?? Number.POSITIVE_INFINITY) ? 'stale' : 'cache';
     if (age === undefined) return this.lastError ? 'failing' : 'starting';
     if (age > this.options.maxStalenessMs) return 'stale';
     return this.lastError ? 'degraded' : 'ok';
