@@ -116,7 +116,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
       credentialFiles: [config.clientIdFile, config.clientSecretFile].filter((file): file is string => file !== undefined),
       configFile: config.configFile,
       log: log.child({ component: 'watch' }),
-      repairOutputs: () => syncer.repair(),
+      repairOutputs: (scope) => syncer.repair(scope),
       onCredentialsChanged() {
         client.credentialsChanged();
         trigger('credentials changed');

@@ -67,8 +67,11 @@ export interface SetWriter {
   write(files: readonly RenderedFile[], options: WriteOptions, manifest?: Buffer, signal?: AbortSignal): Promise<WriteResult>;
   readManifest(): Promise<Buffer | undefined>;
   digestKey(): Promise<Buffer>;
-  repair(options: WriteOptions): Promise<string[]>;
+  repair(options: WriteOptions, scope?: RepairScope): Promise<string[]>;
 }
+
+/** What a repair checks: the links only (after a change at the top level), or every file's bytes too. */
+export type RepairScope = 'links' | 'contents';
 
 interface CurrentVersion {
   readonly version: string;
@@ -160,11 +163,11 @@ export class AtomicDirWriter implements SetWriter {
    * writes the same set again as a new version with the *same* revision (the content did not
    * change, so consumers watching the revision are not restarted). Returns what was wrong.
    */
-  repair(options: WriteOptions): Promise<string[]> {
+  repair(options: WriteOptions, scope: RepairScope = 'contents'): Promise<string[]> {
     return this.exclusive(async () => {
       const current = this.current;
       if (!current) return [];
-      const problems = await this.findDamage(current.version, current.files);
+      const problems = await this.findDamage(current.version, current.files, scope);
       if (problems.length === 0) return problems;
       const dataIntact = (await readLinkOrUndefined(path.join(this.dir, DATA_LINK))) === current.version && (await isDirectory(path.join(this.dir, current.version)));
       if (dataIntact && problems.every((problem) => problem === 'links')) {
@@ -398,9 +401,11 @@ export class AtomicDirWriter implements SetWriter {
     }
   }
 
-  private async findDamage(version: string, files: Map<string, Buffer>): Promise<string[]> {
+  private async findDamage(version: string, files: Map<string, Buffer>, scope: RepairScope): Promise<string[]> {
     const problems: string[] = [];
     if (!(await this.linksIntact(version, files))) problems.push('links');
+    // Reading every file back costs what the write cost: only when something inside the live version changed.
+    if (scope === 'links') return problems;
     for (const [file, content] of files) {
       try {
         if (!(await readFile(path.join(this.dir, version, file))).equals(content)) problems.push(file);

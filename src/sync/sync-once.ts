@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { RenderError, SidecarError, toSidecarError } from '../errors.js';
 import type { FolderResult, InfisicalClient } from '../infisical/client.js';
 import { lintSnapshot, type Finding } from '../lint/index.js';
-import type { SetWriter } from '../output/atomic-dir.js';
+import type { RepairScope, SetWriter } from '../output/atomic-dir.js';
 import { applyDerived, parseTemplate, renderOutputs, type SkippedKey, type Snapshot, type Template } from '../render/index.js';
 import { renderWithSecrets, WITH_SECRETS_PATH } from '../render/with-secrets.js';
 import { printable } from '../text.js';
@@ -91,7 +91,7 @@ export interface Syncer {
   /** Applies new outputs and derived values from the next pass on; throws (and keeps the old ones) if a template is invalid. */
   reconfigure(settings: SyncSettings): void;
   /** Restores files someone deleted or edited from the last written set; returns what was damaged. */
-  repair(): Promise<string[]>;
+  repair(scope?: RepairScope): Promise<string[]>;
 }
 
 /** Throws before the first pass on an invalid template, so `run` and `once` exit with the config code. */
@@ -218,7 +218,7 @@ export function createSyncer(deps: SyncDeps): Syncer {
       derived = parseDerivedTemplates(next.derived);
       settings = next;
     },
-    repair: () => deps.writer.repair(writeOptions()),
+    repair: (scope) => deps.writer.repair(writeOptions(), scope),
   };
 }
 

@@ -26,7 +26,7 @@ export interface WatchOptions {
   readonly credentialFiles: readonly string[];
   readonly configFile: string | undefined;
   /** Restores damaged outputs; returns what was damaged (logged here). */
-  readonly repairOutputs: () => Promise<string[]>;
+  readonly repairOutputs: (scope: 'links' | 'contents') => Promise<string[]>;
   readonly onCredentialsChanged: () => void;
   /**
    * Applies the changed config file and returns what to log about it (names only); throws (logged
@@ -51,16 +51,24 @@ export function startWatching(options: WatchOptions): Watcher {
     timers.set(name, setTimeout(action, debounceMs));
   };
 
-  const outputs = watchOutputs(options.outputDir, options.log, () => debounced('outputs', () => void checkOutputs()));
+  // A change at the top level (our own swap of ..data, a deleted link) needs the links checked; only
+  // a change inside the live version needs every file read back (what made large writes slow).
+  let contentsChanged = false;
+  const outputs = watchOutputs(options.outputDir, options.log, (where) => {
+    contentsChanged ||= where === 'contents';
+    debounced('outputs', () => void checkOutputs());
+  });
   // Re-armed before the check, so an edit made while the check reads the files is still seen.
   const checkOutputs = async () => {
+    const scope = contentsChanged ? 'contents' : 'links';
+    contentsChanged = false;
     try {
       await outputs.rearm();
     } catch (error) {
       options.log.warn({ err: (error as Error).message }, 'could not watch the live version of the output files');
     }
     try {
-      const damaged = await options.repairOutputs();
+      const damaged = await options.repairOutputs(scope);
       if (damaged.length > 0) options.log.warn({ damaged: damaged.map(printable) }, 'output files were deleted or modified by someone else; restored from the last good set');
     } catch (error) {
       options.log.error({ err: (error as Error).message }, 'could not check the output files');
@@ -108,12 +116,12 @@ interface OutputWatch {
  * edit or a deletion there changes no top-level entry). Calls `onEvent` for anything that may be
  * damage; the caller re-arms after `..data` moved.
  */
-function watchOutputs(outputDir: string, log: Logger, onEvent: () => void): OutputWatch {
+function watchOutputs(outputDir: string, log: Logger, onEvent: (where: 'top' | 'contents') => void): OutputWatch {
   const onError = (error: Error) => log.warn({ err: error.message }, 'output watcher error');
   // Set names never start with `..` (the writer refuses them); the other `..` entries are the
   // writer's own (a version being written, temp links, the digest key) and change on every write.
   const top = watchDirectory(outputDir, { persistent: false }, (_event, name) => {
-    if (name === null || name === DATA_LINK || !name.startsWith('..')) onEvent();
+    if (name === null || name === DATA_LINK || !name.startsWith('..')) onEvent('top');
   });
   top.on('error', onError);
   let live: { version: string; watchers: DirectoryWatcher[] } | undefined;
@@ -136,7 +144,7 @@ function watchOutputs(outputDir: string, log: Logger, onEvent: () => void): Outp
     if (closed) return;
     live = {
       version,
-      watchers: directories.map((directory) => watchDirectory(directory, { persistent: false }, onEvent).on('error', onError)),
+      watchers: directories.map((directory) => watchDirectory(directory, { persistent: false }, () => onEvent('contents')).on('error', onError)),
     };
   };
   // One at a time: two overlapping calls would both see the old version and arm twice.
