@@ -999,7 +999,7 @@ async function watcherCost(fake: FakeInfisical, work: string): Promise<void> {
     subject: { name: 'SIDECAR_WATCH=true', stat: stat(pick('on', (r) => r.cpuMs)) },
     reference: { name: 'SIDECAR_WATCH=false', stat: stat(pick('off', (r) => r.cpuMs)) },
     ratio: cpu,
-    note: `the watcher watches directories, not files; after each swap it has the writer compare every file once (self-healing)${quick ? '; quick run: 1,000 secrets stand in for 5,000' : ''}`,
+    note: `the watcher watches directories, not files; after our own swap it checks the links only, and reads files back only when something inside the live version changed${quick ? '; quick run: 1,000 secrets stand in for 5,000' : ''}`,
     target: { text: '≤ 1.2× watcher off', pass: cpu <= 1.2 },
   });
   row({
