@@ -2,7 +2,7 @@
  * The consumer wrapper, run by real shells against a directory written by the real writer:
  * exports the values, restarts the app (exit 75) when the revision changes, forwards signals.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -134,4 +134,16 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
 
 it('finds at least one POSIX shell to test with', () => {
   expect(SHELLS.length).toBeGreaterThan(0);
+});
+
+describe('names a sourcing shell owns (review of issue 12)', () => {
+  it('UID, EUID, PPID, SHELLOPTS, BASHOPTS, BASH_VERSINFO and OPTIND are left out of secrets.env, so POSIX bash and dash still start the app', () => {
+    const special = ['UID', 'EUID', 'PPID', 'SHELLOPTS', 'BASHOPTS', 'BASH_VERSINFO', 'OPTIND'];
+    const rendered = renderShellEnv(new Map([...special.map((key) => [key, 'x'] as [string, string]), ['KEPT', 'yes']]));
+    expect(rendered.skipped.map(({ key, reason }) => `${key}:${reason}`).sort()).toEqual(special.map((key) => `${key}:shell-special`).sort());
+    for (const shell of [['bash', '--posix'], ['dash']]) {
+      const out = execFileSync(shell[0]!, [...shell.slice(1), '-c', 'set -a; eval "$1"; set +a; printf %s "$KEPT"', 'sh', rendered.content.toString('utf8')], { encoding: 'utf8' });
+      expect(out, shell.join(' ')).toBe('yes');
+    }
+  });
 });

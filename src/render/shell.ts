@@ -7,6 +7,9 @@ import { DEFAULT_OUTPUT_PATHS } from '../config/outputs.js';
 import { isEnvName, sortedEntries } from './keys.js';
 import type { RenderedContent, SkippedKey, Snapshot } from './types.js';
 
+/** Names a sourcing shell owns; see `shell-special` in types.ts. */
+const SHELL_SPECIAL_NAMES: ReadonlySet<string> = new Set(['UID', 'EUID', 'PPID', 'SHELLOPTS', 'BASHOPTS', 'BASH_VERSINFO', 'OPTIND']);
+
 /** Fixed first line: nothing in it changes between runs, so unchanged secrets give unchanged bytes. */
 const SHELL_ENV_HEADER = '# Written by infisical-sidecar. Load in sh/dash/bash/busybox with: set -a; . <this file>; set +a\n';
 
@@ -35,6 +38,8 @@ export function renderShellEnv(snapshot: Snapshot, output: string = DEFAULT_OUTP
       skipped.push({ key, output, reason: 'not-an-env-name' });
     } else if (value.includes('\0')) {
       skipped.push({ key, output, reason: 'contains-nul' });
+    } else if (SHELL_SPECIAL_NAMES.has(key)) {
+      skipped.push({ key, output, reason: 'shell-special' });
     } else {
       text += `${key}=${shellSingleQuote(value)}\n`;
     }

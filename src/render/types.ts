@@ -25,13 +25,17 @@ export interface RenderedFile {
  * - `dotenv-trailing-backslash`: dotenv only; the value ends with `\`, which python-dotenv cannot
  *   read back (its quoted-value regex runs on to the next quote and drops the following keys).
  * - `unsafe-file-name`: files only; the key cannot be used as a single file name.
+ * - `shell-special`: env only; a name the shell that sources the file owns (bash's read-only `UID`,
+ *   `EUID`, `PPID`, `SHELLOPTS`, `BASHOPTS`, `BASH_VERSINFO`; `OPTIND`, which dash insists is a
+ *   number): assigning it makes a POSIX-mode bash or dash stop, so the app would never start.
  */
 export type SkipReason =
   | 'not-an-env-name'
   | 'contains-nul'
   | 'dotenv-interpolation'
   | 'dotenv-trailing-backslash'
-  | 'unsafe-file-name';
+  | 'unsafe-file-name'
+  | 'shell-special';
 
 /** A key left out of one output. The caller logs `key`, `output` and `reason`, never the value. */
 export interface SkippedKey {
