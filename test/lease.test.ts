@@ -4,8 +4,8 @@
  * for what only processes can show: takers racing for one directory, and a holder frozen with
  * SIGSTOP past its TTL that must find out and stop instead of fighting.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -288,5 +288,41 @@ describe('the lease in `run` and `once` (the CLI, against the fake Infisical)', 
     expect(logs.lines().find((line) => line.msg === 'exiting')).toMatchObject({ code: 'SIDECAR_OUTPUT_FOREIGN_ENTRIES' });
     expect(readFileSync(path.join(dir, 'secrets.env'), 'utf8')).toBe('OLD=1\n');
     expect(leaseFiles(dir)).toEqual([]);
+  });
+});
+
+describe('odd lease files (review of issue 11)', () => {
+  const settle = <T>(promise: Promise<T>, ms: number) => Promise.race([promise.then(() => 'done' as const, () => 'failed' as const), new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), ms))]);
+
+  for (const name of ['..lease-0000001', `..lease-${'9'.repeat(25)}`, '..lease-9007199254740993']) {
+    it(`a planted ${name.slice(0, 20)}… is not a lease of this code: no hang, the lease is taken`, async () => {
+      const dir = makeTempDir();
+      writeFileSync(path.join(dir, name), '{}');
+      const taker = lease(dir, 'sidecar-a');
+      expect(await settle(taker.acquire({ waitMs: 0 }), 3_000)).toBe('done');
+      expect(await settle(taker.assertHeld(), 3_000)).toBe('done');
+    });
+  }
+
+  it('a lease file that is a link to /dev/zero or a FIFO is never read through; it is taken over as unreadable after the TTL', async () => {
+    const dir = makeTempDir();
+    symlinkSync('/dev/zero', path.join(dir, '..lease-000001'));
+    execFileSync('mkfifo', [path.join(dir, '..lease-000002')]);
+    const taker = lease(dir, 'sidecar-a', 300);
+    expect(await settle(taker.acquire({ waitMs: 2_000 }), 5_000)).toBe('done');
+  });
+
+  it('a lease dated far in the future (a clock stepped back) or claiming a huge TTL does not hold the directory forever', async () => {
+    const future = makeTempDir();
+    await lease(future, 'gone').acquire({ waitMs: 0 });
+    const ahead = new Date(Date.now() + 3_600_000);
+    utimesSync(path.join(future, '..lease-000001'), ahead, ahead);
+    expect(await settle(lease(future, 'sidecar-b').acquire({ waitMs: 0 }), 3_000)).toBe('done');
+
+    const huge = makeTempDir();
+    writeFileSync(path.join(huge, '..lease-000001'), JSON.stringify({ host: 'x', pid: 1, instance: 'i', ttlMs: 1e300, acquiredAt: '' }));
+    const past = new Date(Date.now() - 3_700_000);
+    utimesSync(path.join(huge, '..lease-000001'), past, past);
+    expect(await settle(lease(huge, 'sidecar-c').acquire({ waitMs: 0 }), 3_000)).toBe('done');
   });
 });

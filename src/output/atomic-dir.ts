@@ -59,7 +59,8 @@ const DATA_LINK = '..data';
 const MANIFEST = '..manifest';
 const DIGEST_KEY = '..digest-key';
 const VERSION_PREFIX = '..rev-';
-const VERSION_NAME = /^\.\.rev-(\d{6,})-[A-Za-z0-9_-]+$/;
+// At most 12 digits: a planted ..rev-99999999999999999999 would freeze the revision (1e20 + 1 is 1e20 in a double).
+const VERSION_NAME = /^\.\.rev-(\d{6,12})-[A-Za-z0-9_-]+$/;
 
 /** What the sync stage needs of a writer: `AtomicDirWriter`, or `DryRunWriter` for `check`. */
 export interface SetWriter {

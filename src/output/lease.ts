@@ -23,7 +23,8 @@
  * next check.
  */
 import { randomBytes } from 'node:crypto';
-import { link, readdir, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { link, open, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -144,7 +145,7 @@ export class OutputLease implements WriteFence {
     if (this.lost) throw this.lost;
     const epoch = this.epoch;
     if (epoch === undefined) throw new WriteError('SIDECAR_UNEXPECTED', `the lease on ${this.dir} is not held (acquire it before writing)`);
-    const current = await this.highest();
+    const current = await this.highest(epoch);
     if (current?.epoch !== epoch || current.holder?.instance !== this.holder.instance) {
       throw this.markLost(current === undefined ? `its lease file ${this.file(epoch)} was removed by someone else` : `it was taken over by ${describe(current)}`);
     }
@@ -197,18 +198,24 @@ export class OutputLease implements WriteFence {
     return true;
   }
 
-  /** The highest-numbered lease file, or undefined when there is none. */
-  private async highest(): Promise<Observed | undefined> {
+  /**
+   * The highest-numbered lease file, or undefined when there is none. `own`: the number this
+   * sidecar holds; its file is known to be this sidecar's without reading it (an EACCES or EMFILE
+   * reading it back is not a takeover).
+   */
+  private async highest(own?: number): Promise<Observed | undefined> {
     for (;;) {
       const entries = await readdir(this.dir).catch((error: unknown) => {
         throw leaseError(error, this.dir);
       });
-      const epochs = entries.map((entry) => LEASE_NAME.exec(entry)?.[1]).filter((n): n is string => n !== undefined).map(Number);
+      // Only names this code writes count: `..lease-0000001` or a 25-digit number would name
+      // another file once rebuilt from the number, and the look-again below would never end.
+      const epochs = entries.map(epochOf).filter((epoch): epoch is number => epoch !== undefined);
       if (epochs.length === 0) return undefined;
       const epoch = Math.max(...epochs);
       try {
         const renewedAt = (await stat(this.file(epoch))).mtimeMs;
-        return { epoch, holder: await readHolder(this.file(epoch)), renewedAt };
+        return { epoch, holder: epoch === own ? this.holder : await readHolder(this.file(epoch)), renewedAt };
       } catch (error) {
         // Released between readdir and stat: look again.
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw leaseError(error, this.file(epoch));
@@ -240,9 +247,9 @@ export class OutputLease implements WriteFence {
   /** Lower numbers (expired holders, taken over) and temp files a crash left between write and link. */
   private async removeLeftovers(): Promise<void> {
     for (const entry of await readdir(this.dir)) {
-      const match = LEASE_NAME.exec(entry);
+      const epoch = epochOf(entry);
       const target = path.join(this.dir, entry);
-      if (match && Number(match[1]) < this.epoch!) await unlink(target).catch(() => undefined);
+      if (epoch !== undefined && epoch < this.epoch!) await unlink(target).catch(() => undefined);
       if (entry.startsWith(TEMP_PREFIX)) {
         const age = Date.now() - (await stat(target).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
         if (age > this.holder.ttlMs) await unlink(target).catch(() => undefined);
@@ -251,9 +258,29 @@ export class OutputLease implements WriteFence {
   }
 }
 
+/** The number in a lease file name this code writes (`..lease-` and at least six digits, no extra leading zeros), else undefined. */
+function epochOf(name: string): number | undefined {
+  const digits = LEASE_NAME.exec(name)?.[1];
+  if (digits === undefined || digits.length > 15) return undefined;
+  const epoch = Number(digits);
+  return `${LEASE_PREFIX}${String(epoch).padStart(6, '0')}` === name ? epoch : undefined;
+}
+
+/** A lease file is small JSON written by this code: never read through a link, a FIFO or past 4 KiB. */
+const MAX_LEASE_FILE_BYTES = 4096;
+
 async function readHolder(file: string): Promise<LeaseHolder | undefined> {
   try {
-    const parsed = JSON.parse(await readFile(file, 'utf8')) as Partial<LeaseHolder>;
+    const handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK);
+    let text: string;
+    try {
+      const info = await handle.stat();
+      if (!info.isFile() || info.size > MAX_LEASE_FILE_BYTES) return undefined;
+      text = await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
+    const parsed = JSON.parse(text) as Partial<LeaseHolder>;
     if (typeof parsed.host !== 'string' || typeof parsed.pid !== 'number' || typeof parsed.instance !== 'string' || typeof parsed.ttlMs !== 'number') return undefined;
     return parsed as LeaseHolder;
   } catch {
@@ -261,9 +288,16 @@ async function readHolder(file: string): Promise<LeaseHolder | undefined> {
   }
 }
 
+/** The longest SIDECAR_LEASE_TTL: a lease file claiming more (`ttlMs: 1e300`) is judged by this. */
+const MAX_TTL_MS = 3_600_000;
+/** A renewal time this far in the future means a clock stepped back after its holder stopped. */
+const FUTURE_SLACK_MS = 60_000;
+
 /** An unreadable lease file (not written by this code) is judged by the reader's own TTL. */
 function isExpired(lease: Observed, ownTtlMs: number): boolean {
-  return Date.now() - lease.renewedAt >= (lease.holder?.ttlMs ?? ownTtlMs);
+  const age = Date.now() - lease.renewedAt;
+  if (age < -FUTURE_SLACK_MS) return true;
+  return age >= Math.min(lease.holder?.ttlMs ?? ownTtlMs, MAX_TTL_MS);
 }
 
 /** `sidecar-a (pid 1, instance Yx2…), renewed 4s ago, lease ..lease-000004`; the file's text is escaped (it is not ours). */
