@@ -121,6 +121,13 @@ describe('shown(): the one gate for server text (src/infisical/server-text.ts)',
     expect(shown('b'.repeat(400), [])).toBe(`${'b'.repeat(300)}…`);
   });
 
+  it('replaces any run of 12 or more characters of a credential: an echo cut short or split across lines', () => {
+    const token = 'cs-9f3b2a7e41d04c8e8a6b5f1e2d3c4b5a';
+    expect(shown(`invalid secret "${token.slice(0, 24)}…"`, [token])).toBe('invalid secret "[redacted]…"');
+    expect(shown(`echo: ${token.slice(0, 18)}\n${token.slice(18)}`, [token])).toBe('echo: [redacted]\\n[redacted]');
+    expect(shown('short run cs-9f3b2a7 only', [token])).toBe('short run cs-9f3b2a7 only');
+  });
+
   it('escapes control characters after the scrub, and leaves plain text alone', () => {
     expect(shown('Invalid credentials', [''])).toBe('Invalid credentials');
     expect(shown(`\u001b[31m${secret}\u0007\n`, [secret])).toBe('\\u001b[31m[redacted]\\u0007\\n');

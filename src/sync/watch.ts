@@ -46,9 +46,18 @@ export interface Watcher {
 export function startWatching(options: WatchOptions): Watcher {
   const debounceMs = options.debounceMs ?? 200;
   const timers = new Map<string, NodeJS.Timeout>();
+  const firstEventAt = new Map<string, number>();
+  // Quiet for debounceMs, but never later than 5× it after the first event: a storm of unrelated
+  // events (a busy directory) must not hold back the repair of a deleted link until it ends.
   const debounced = (name: string, action: () => void) => {
     clearTimeout(timers.get(name));
-    timers.set(name, setTimeout(action, debounceMs));
+    const first = firstEventAt.get(name) ?? Date.now();
+    firstEventAt.set(name, first);
+    const fire = () => {
+      firstEventAt.delete(name);
+      action();
+    };
+    timers.set(name, setTimeout(fire, Math.max(0, Math.min(debounceMs, first + 5 * debounceMs - Date.now()))));
   };
 
   // A change at the top level (our own swap of ..data, a deleted link) needs the links checked; only
