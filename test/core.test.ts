@@ -130,3 +130,17 @@ describe('key names come from the sync, never from a rendered file', () => {
     expect(outcome.changedKeys).toEqual(['DATABASE_URL', 'DEFAULT_FROM_EMAIL', 'EMAIL_URL', 'POSTGRES_PASSWORD', 'SECRET_KEY']);
   });
 });
+
+describe('lint findings in check (issue 17)', () => {
+  it('check against the fake prints the finding for an EMAIL_URL with an unescaped / in its password, naming the key and rule, never the value', async () => {
+    const fake = await startFake();
+    const value = 'smtp://glitchtip%40app:pa/ss-7e1f0c@smtp.example.test:2525';
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'EMAIL_URL', value);
+    const result = await runCommand(['check'], glitchtipEnv(fake, makeTempDir(), { SIDECAR_CONSUMER: 'glitchtip' }));
+    expect(result.code).toBe(EXIT_CODES.ok);
+    expect(result.stdout).toMatch(/^lint findings \(\d+; docs\/lint-rules\.md\):$/m);
+    expect(result.stdout).toMatch(/^ {2}EMAIL_URL: .*url-userinfo-delimiter, breaks/m);
+    const everything = result.stdout + result.stderr + result.logs.text();
+    for (const fragment of ['pa/ss', '7e1f0c', 'ss-7e1f']) expect(everything).not.toContain(fragment);
+  });
+});
