@@ -20,7 +20,7 @@ Commands:
   healthcheck  GET the local /healthz; exit ${HEALTHCHECK_EXIT_CODES.healthy} when healthy, ${HEALTHCHECK_EXIT_CODES.unhealthy} otherwise (Docker HEALTHCHECK)
   status       [--url http://127.0.0.1:8080] [--json] read a running sidecar's /healthz and print a table:
                folders, ages, counts, last error and hint, next refresh; exit ${listExitCodes(STATUS_EXIT_CODES)}
-  compose-override  [FILE] [--services a,b] [--no-subpath] print a compose.override.yml fitted to a GlitchTip
+  compose-override  [FILE] [--services a,b] [--no-subpath] [--cache] print a compose.override.yml fitted to a GlitchTip
                Compose model (\`docker compose -f docker-compose.yml config --format json\` on stdin, or FILE)
   help         show this text
 

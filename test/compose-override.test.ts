@@ -100,6 +100,51 @@ describe('the layouts of test/fixtures/compose', () => {
     expect(override.volumes['glitchtip-secrets'].driver_opts).toEqual({ type: 'tmpfs', device: 'tmpfs', o: 'size=4m,uid=65532,gid=5000,mode=0750' });
     expect(Object.keys(override.secrets)).toEqual(['infisical_client_id', 'infisical_client_secret']);
   });
+
+  it('sets SIDECAR_CONSUMER: glitchtip on the sidecar (issue 17), in every layout', () => {
+    for (const name of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {
+      expect(generate(fixture(name)).override.services.secrets.environment.SIDECAR_CONSUMER).toBe('glitchtip');
+    }
+  });
+
+  it('publishes no port on any service it adds or changes (issue 18: /healthz is reached by service name on the Compose network)', () => {
+    for (const name of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {
+      for (const service of Object.values(generate(fixture(name)).override.services as Record<string, Yaml>)) expect(service.ports).toBeUndefined();
+    }
+  });
+});
+
+describe('the last-known-good cache (issue 15)', () => {
+  it('is off by default: no SIDECAR_CACHE_DIR, no cache volume, a comment saying how to turn it on', () => {
+    const { text, override } = generate(fixture('seed'));
+    expect(override.services.secrets.environment.SIDECAR_CACHE_DIR).toBeUndefined();
+    expect(override.services.secrets.volumes).toEqual(['glitchtip-secrets:/run/glitchtip-secrets']);
+    expect(Object.keys(override.volumes)).toEqual(['glitchtip-secrets']);
+    expect(text).toMatch(/# Last-known-good cache: off\. Generate with --cache/);
+  });
+
+  it('--cache: SIDECAR_CACHE_DIR and the named volume sidecar-cache, mounted on the sidecar only', () => {
+    for (const name of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {
+      const { override, text } = generate(fixture(name), { cache: true });
+      expect(text).toContain('| docker run --rm -i IMAGE compose-override --cache > compose.override.yml'); // regenerating keeps it on
+      expect(override.services.secrets.environment.SIDECAR_CACHE_DIR).toBe('/var/cache/infisical-sidecar');
+      expect(override.services.secrets.volumes).toEqual(['glitchtip-secrets:/run/glitchtip-secrets', 'sidecar-cache:/var/cache/infisical-sidecar']);
+      expect(override.volumes['sidecar-cache']).toEqual({ driver: 'local' });
+      for (const [service, spec] of Object.entries(override.services as Record<string, Yaml>)) {
+        if (service !== 'secrets') expect(JSON.stringify(spec.volumes ?? [])).not.toContain('sidecar-cache');
+      }
+      // everything else is the same override
+      const without = generate(fixture(name)).override;
+      expect({ ...override.services, secrets: undefined }).toEqual({ ...without.services, secrets: undefined });
+    }
+  });
+
+  it('the CLI takes --cache', async () => {
+    const out: string[] = [];
+    const code = await runComposeOverride(['--cache', path.join(FIXTURES, 'seed.yml')], { stdout: (t) => out.push(t), stderr: () => {} });
+    expect(code).toBe(0);
+    expect(`${out.join('\n')}\n`).toBe(generate(fixture('seed'), { cache: true }).text);
+  });
 });
 
 describe('idempotence', () => {

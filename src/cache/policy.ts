@@ -23,7 +23,8 @@
 import type { ErrorCode, SidecarError } from '../errors.js';
 
 const OUTAGE_CODES: ReadonlySet<ErrorCode> = new Set(['SIDECAR_FETCH_UNAVAILABLE', 'SIDECAR_FETCH_TIMEOUT', 'SIDECAR_FETCH_RATE_LIMITED', 'SIDECAR_SITE_URL_WRONG']);
-const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set(['SIDECAR_AUTH_INVALID_CREDENTIALS', 'SIDECAR_AUTH_FORBIDDEN']);
+/** Infisical said no to this identity: the cache is never used, and is deleted. */
+export const REFUSAL_CODES: ReadonlySet<ErrorCode> = new Set(['SIDECAR_AUTH_INVALID_CREDENTIALS', 'SIDECAR_AUTH_FORBIDDEN']);
 const INFISICAL_ANSWER_CODES: ReadonlySet<ErrorCode> = new Set(['SIDECAR_FETCH_NOT_FOUND', 'SIDECAR_FETCH_REJECTED']);
 
 export interface FallbackQuestion {

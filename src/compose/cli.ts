@@ -8,7 +8,7 @@ import { parse } from 'yaml';
 import { EXIT_CODES } from '../errors.js';
 import { ComposeModelError, ComposeOverrideRefused, generateOverride } from './index.js';
 
-export const COMPOSE_OVERRIDE_USAGE = `Usage: infisical-sidecar compose-override [FILE] [--services web,worker,...] [--no-subpath]
+export const COMPOSE_OVERRIDE_USAGE = `Usage: infisical-sidecar compose-override [FILE] [--services web,worker,...] [--no-subpath] [--cache]
 
 Prints a compose.override.yml fitted to a GlitchTip Compose model: the JSON of
   docker compose -f docker-compose.yml config --format json
@@ -18,7 +18,10 @@ go to stderr.
 
   --services a,b  the GlitchTip services (default: those running a glitchtip/glitchtip image)
   --no-subpath    for Docker Engine < 26: postgres mounts the whole secrets volume read-only
-                  (default: only keys/, through a volume subpath)`;
+                  (default: only keys/, through a volume subpath)
+  --cache         turn on the last-known-good cache: the volume sidecar-cache, on the sidecar only,
+                  holds an encrypted copy of the last sync, so the stack starts while Infisical is
+                  unreachable; it is a copy of the secrets at rest (docs/production.md)`;
 
 export interface ComposeOverrideIo {
   /** Prints one block of text; a newline is added after it. */
@@ -50,7 +53,7 @@ export async function runComposeOverride(args: readonly string[], io: ComposeOve
     const text = fromStdin ? await (io.readStdin ?? readStdin)() : await readFile(parsed.file!, 'utf8');
     // JSON is YAML: one parser for both forms. Compose's own tags (!reset, !override) parse as plain values.
     const model: unknown = parse(text, { merge: true, logLevel: 'error' });
-    const { text: override, warnings } = generateOverride(model, { services: parsed.services, subpath: parsed.subpath });
+    const { text: override, warnings } = generateOverride(model, { services: parsed.services, subpath: parsed.subpath, cache: parsed.cache });
     for (const warning of warnings) io.stderr(`warning: ${warning}`);
     io.stdout(override.replace(/\n$/, ''));
     return EXIT_CODES.ok;
@@ -67,16 +70,18 @@ export async function runComposeOverride(args: readonly string[], io: ComposeOve
   }
 }
 
-type ParsedArgs = { readonly help: true } | { readonly problem: string } | { readonly file: string | undefined; readonly services: string[] | undefined; readonly subpath: boolean };
+type ParsedArgs = { readonly help: true } | { readonly problem: string } | { readonly file: string | undefined; readonly services: string[] | undefined; readonly subpath: boolean; readonly cache: boolean };
 
 function parseArgs(args: readonly string[]): ParsedArgs {
   let file: string | undefined;
   let services: string[] | undefined;
   let subpath = true;
+  let cache = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '-h' || arg === '--help') return { help: true };
     if (arg === '--no-subpath') subpath = false;
+    else if (arg === '--cache') cache = true;
     else if (arg === '--services' || arg.startsWith('--services=')) {
       const list = arg === '--services' ? args[++i] : arg.slice('--services='.length);
       services = (list ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -85,7 +90,7 @@ function parseArgs(args: readonly string[]): ParsedArgs {
     else if (file === undefined) file = arg;
     else return { problem: `unexpected argument: ${arg}` };
   }
-  return { file, services, subpath };
+  return { file, services, subpath, cache };
 }
 
 async function readStdin(): Promise<string> {

@@ -13,7 +13,16 @@ export interface RenderOptions {
    * for older engines: postgres then mounts the whole volume read-only.
    */
   readonly subpath: boolean;
+  /**
+   * Turn on the sidecar's last-known-good cache (issue 15): SIDECAR_CACHE_DIR and the named volume
+   * `sidecar-cache`, mounted on the sidecar only. Off by default; the override then says how to turn it on.
+   */
+  readonly cache?: boolean | undefined;
 }
+
+/** The named volume of the last-known-good cache (with --cache) and where the image has its mount point. */
+export const CACHE_VOLUME = 'sidecar-cache';
+const CACHE_DIR = '/var/cache/infisical-sidecar';
 
 const MOUNT = '/run/glitchtip-secrets';
 const KEYS_DIR = `${MOUNT}/${DEFAULT_OUTPUT_PATHS.files}`;
@@ -35,7 +44,8 @@ const ROLE_TEXT: Readonly<Record<Role, string>> = {
 };
 
 export function renderOverride(plan: OverridePlan, options: RenderOptions): string {
-  return [header(plan), anchors(), sidecar(plan), consumers(plan.consumers), plan.postgres ? postgres(plan.postgres, options) : '', trailer()].join('');
+  const cache = options.cache === true;
+  return [header(plan, cache), anchors(), sidecar(plan, cache), consumers(plan.consumers), plan.postgres ? postgres(plan.postgres, options) : '', trailer(cache)].join('');
 }
 
 const yamlString = (text: string) => JSON.stringify(text);
@@ -47,7 +57,7 @@ function restartText(consumer: ConsumerPlan): string {
   return consumer.restartDelaySeconds === 0 ? 'restarted at once on rotation' : `restarted ${consumer.restartDelaySeconds} s after a rotation`;
 }
 
-function header(plan: OverridePlan): string {
+function header(plan: OverridePlan, cache: boolean): string {
   const width = Math.max(...plan.consumers.map((c) => c.service.length), plan.postgres?.service.length ?? 0);
   const lines = plan.consumers.map((c) => `#   ${c.service.padEnd(width)}  ${ROLE_TEXT[c.role]}: ${c.command.join(' ')} (${c.commandFrom}); ${restartText(c)}`);
   const pg = plan.postgres;
@@ -63,7 +73,7 @@ function header(plan: OverridePlan): string {
 ${lines.join('\n')}
 # Do not edit it: regenerate it from the base file after changing that (docs/production.md), naming the base
 # file alone, as a plain \`docker compose config\` would merge this override in too:
-#   docker compose -f docker-compose.yml config --format json | docker run --rm -i IMAGE compose-override > compose.override.yml
+#   docker compose -f docker-compose.yml config --format json | docker run --rm -i IMAGE compose-override${cache ? ' --cache' : ''} > compose.override.yml
 # \`docker compose up -d\` reads it automatically (or: docker compose -f docker-compose.yml -f compose.override.yml up -d).
 #
 # What it does:
@@ -124,7 +134,20 @@ x-secrets-consumer: &secrets-consumer
 `;
 }
 
-function sidecar(plan: OverridePlan): string {
+function cacheSetting(cache: boolean): string {
+  return cache
+    ? `      # Last-known-good cache (generated with --cache): after each sync an encrypted copy (AES-256-GCM, key derived
+      # from the machine identity's client secret) goes to the volume \`${CACHE_VOLUME}\`, so a start while Infisical is
+      # unreachable serves it (/healthz "source": "cache"). Off: generate without --cache. Wipe: docker volume rm
+      # <project>_${CACHE_VOLUME} (docs/production.md).
+      ${setting('SIDECAR_CACHE_DIR')}: ${CACHE_DIR}
+`
+    : `      # Last-known-good cache: off. Generate with --cache to start from an encrypted copy of the last sync while
+      # Infisical is unreachable (a copy of the secrets at rest: read docs/production.md first).
+`;
+}
+
+function sidecar(plan: OverridePlan, cache: boolean): string {
   return `services:
   ${SIDECAR_SERVICE}:
     image: \${INFISICAL_SIDECAR_IMAGE:-infisical-sidecar:latest}
@@ -132,7 +155,8 @@ function sidecar(plan: OverridePlan): string {
     read_only: true
     restart: unless-stopped
     # 5000 is the group of GlitchTip's \`app\` user: the files (0440) and directories (0750) are readable by it.
-    # No port is published: /healthz is for Docker's healthcheck (and \`docker compose exec\`), not the network.
+    # No port is published: Docker's healthcheck reads /healthz inside the container, and other containers on the
+    # project's network (a monitor) as http://${SIDECAR_SERVICE}:8080/healthz; the host and the outside do not reach it.
     user: "65532:5000"
     environment:
       ${setting('INFISICAL_SITE_URL')}: \${INFISICAL_SITE_URL:?set INFISICAL_SITE_URL (the Infisical base URL, without /api) in .env}
@@ -148,12 +172,14 @@ function sidecar(plan: OverridePlan): string {
       ${setting('SIDECAR_REFRESH_INTERVAL')}: \${SIDECAR_REFRESH_INTERVAL:-5m}
       ${setting('SIDECAR_MAX_STALENESS')}: \${SIDECAR_MAX_STALENESS:-30m}
       ${setting('SIDECAR_ALLOW_INSECURE_HTTP')}: \${SIDECAR_ALLOW_INSECURE_HTTP:-false}
-    secrets:
+      # Which consumer's reading of the values the lint checks model (docs/lint-rules.md).
+      ${setting('SIDECAR_CONSUMER')}: glitchtip
+${cacheSetting(cache)}    secrets:
       - infisical_client_id
       - infisical_client_secret
     volumes:
       - ${SECRETS_VOLUME}:${MOUNT}
-    healthcheck:
+${cache ? `      - ${CACHE_VOLUME}:${CACHE_DIR}   # the sidecar's only: no other service mounts it\n` : ''}    healthcheck:
       # Short interval: dependents start within ~2 s of the first sync. Unhealthy after 3 failed checks
       # (never synced, older than SIDECAR_MAX_STALENESS, or a required key missing).
       test: ["CMD", "node", "/app/main.js", "healthcheck"]
@@ -240,7 +266,7 @@ ${waitScript(PASSWORD_FILE, '', '"$$@"', '      ')}      - ${WAIT_WRAPPER_NAME}
 `;
 }
 
-function trailer(): string {
+function trailer(cache: boolean): string {
   return `volumes:
   ${SECRETS_VOLUME}:
     # Memory-backed, owned by the sidecar's uid and GlitchTip's gid, closed to everyone else.
@@ -249,7 +275,15 @@ function trailer(): string {
       type: tmpfs
       device: tmpfs
       o: "size=4m,uid=65532,gid=5000,mode=0750"
-
+${
+  cache
+    ? `  ${CACHE_VOLUME}:
+    # On disk, kept across \`down\` and reboots (removed by \`down -v\`): it holds only the encrypted cache file.
+    # A new volume takes the image's mount point's owner and mode (uid 65532, 0700).
+    driver: local
+`
+    : ''
+}
 secrets:
   # Compose mounts these files as they are on the host (owner and mode included): make them readable by uid
   # 65532, e.g. \`install -m 0400 -o 65532 -g 0 ...\` (docs/production.md shows how to fill them from gopass).

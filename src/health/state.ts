@@ -2,6 +2,7 @@
  * What `/healthz` reports, derived from the sync outcomes. Holds names, counts, times and error
  * codes only: never a value, nor a hash of one.
  */
+import { REFUSAL_CODES } from '../cache/policy.js';
 import type { SidecarError } from '../errors.js';
 import { toWarnings, type Severity } from '../lint/index.js';
 import type { HeartbeatView } from './heartbeat.js';
@@ -92,7 +93,7 @@ export class HealthState {
     if (outcome.ok || outcome.error?.code === 'SIDECAR_LINT_BREAKS' || outcome.error?.code === 'SIDECAR_MISSING_REQUIRED_KEYS') this.warnings = toWarnings(outcome.findings ?? []);
     // A refusal from Infisical ends cache mode: the copy is deleted (src/cache/fallback.ts), and the
     // identity's secrets must not look healthy any more.
-    if (!outcome.ok && outcome.error?.code.startsWith('SIDECAR_AUTH_')) this.cacheConfirmedAt = undefined;
+    if (!outcome.ok && outcome.error && REFUSAL_CODES.has(outcome.error.code)) this.cacheConfirmedAt = undefined;
     for (const folder of outcome.folders) {
       const state = this.folders.get(folder.path);
       if (!state) continue;

@@ -18,7 +18,12 @@
 #   override's default), which runs the app as its child and exits 75 when the revision moves, so the restart
 #   policy brings each service back with the new values, staggered; a restored file keeps the revision and
 #   restarts nobody. Docker API: with compose.docker-api.yml the sidecar restarts `worker` itself through
-#   the mounted socket, and nothing else of this project or of another one.
+#   the mounted socket, and nothing else of this project or of another one. Issue 18: another container on
+#   the project's network reads http://secrets:8080/healthz; no host port is published.
+# Then issue 15's reboot with the last-known-good cache (the seed layout, override generated with --cache,
+# project <prefix>-cache): `down` keeps the cache volume; `up -d` with the fake Infisical gone starts web,
+# worker, beat from the cache (/healthz source "cache"); the fake comes back with a rotated value and they
+# restart with it; after `down -v` (cache wiped) the same `up -d` leaves them gated.
 # Then GlitchTip's own sample layouts (issue 13), checking only what differs: 4.x/5.x (web, worker with
 # embedded beat, one-shot migrate), 6.0 (web, worker, migrate), all_in_one (one web): every GlitchTip service
 # starts after the sidecar is healthy, with the byte-exact values; migrate completes against PostgreSQL with
@@ -32,6 +37,8 @@
 # E2E_SIDECAR_IMAGE=name tests that image instead of building one; E2E_LAYOUTS="glitchtip-6" runs only those
 # sample layouts after the seed one (E2E_LAYOUTS=none: none).
 set -euo pipefail
+{ # the whole script is one compound command: bash reads all of it before running any, so editing this file
+  # during a run cannot change what the run executes (the closing brace is the last line)
 E2E=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$E2E/../.." && pwd)
 source "$REPO_ROOT/scripts/docker/lib.sh"
@@ -94,6 +101,14 @@ cid() { "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT" --
 inspect() { "$DOCKER" inspect -f "$2" "$(cid "$1")"; }
 health() { inspect "$1" '{{if .State.Health}}{{.State.Health.Status}}{{end}}'; }
 health_log() { inspect secrets '{{range .State.Health.Log}}{{.ExitCode}} {{.End.UnixNano}}{{"\n"}}{{end}}'; }  # "EXIT NS" per check
+# first_healthy_ms SINCE_MS: when (ms) the sidecar's container first turned healthy since then, from Docker's
+# `health_status: healthy` event (the health log keeps only the last 5 checks: on a loaded machine `up` may
+# return after the first healthy one has rotated out of it)
+first_healthy_ms() {
+  "$DOCKER" events --since "$(( $1 / 1000 - 1 ))" --until "$(( $(date +%s) + 1 ))" --filter type=container \
+    --filter "container=$(cid secrets)" --format '{{.TimeNano}} {{.Status}}' \
+    | awk '$2 == "health_status:" && $3 == "healthy" { print substr($1, 1, 13); exit }'
+}
 is_health() { [ "$(health "$1")" = "$2" ]; }
 started_ms() { date -d "$(inspect "$1" '{{.State.StartedAt}}')" +%s%3N; }
 finished_ms() { date -d "$(inspect "$1" '{{.State.FinishedAt}}')" +%s%3N; }
@@ -192,7 +207,7 @@ timed "stand-in base images" "$REPO_ROOT/scripts/docker/stand-ins.sh"
 WORK=$(mktemp -d /tmp/infisical-sidecar-e2e.XXXXXX)
 chmod 0755 "$WORK"
 # a previous run killed with SIGKILL may have left its projects behind
-for p in "$PROJECT_PREFIX" $(for l in $SAMPLE_LAYOUTS; do echo "$PROJECT_PREFIX-$l"; done); do
+for p in "$PROJECT_PREFIX" "$PROJECT_PREFIX-cache" $(for l in $SAMPLE_LAYOUTS; do echo "$PROJECT_PREFIX-$l"; done); do
   if [ -n "$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$p")$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$p")" ]; then
     say "removing leftovers of an earlier run of project $p"
     "$DOCKER" ps -aq --filter "label=com.docker.compose.project=$p" | xargs -r "$DOCKER" rm -f >/dev/null
@@ -266,17 +281,19 @@ cp "$WORK/.env" "$WORK/env.base"   # each sample layout starts from it (the Dock
 
 # use_layout NAME: generates NAME's override with the image from `docker compose config --format json` of its
 # base file, as an operator does (docs/production.md), and its stand-ins overlay; points dc at base + override
-# + stand-ins. The warnings are in $WORK/warnings-NAME.txt.
+# + stand-ins. The warnings are in $WORK/warnings-NAME.txt. use_layout NAME KEY FLAGS...: more generator flags
+# (e.g. --cache), its files named after KEY instead of NAME.
 use_layout() {
-  local name=$1 base=$FIXTURES/$1.yml
-  $COMPOSE --project-name "$PROJECT" --project-directory "$WORK" -f "$base" config --format json >"$WORK/model-$name.json" \
+  local name=$1 base=$FIXTURES/$1.yml key=${2:-$1}
+  shift; [ $# = 0 ] || shift
+  $COMPOSE --project-name "$PROJECT" --project-directory "$WORK" -f "$base" config --format json >"$WORK/model-$key.json" \
     || fail "$name: docker compose config of the base file"
-  timed "compose-override in the image ($name)" "$DOCKER" run --rm -i --network=none "$IMG_SIDECAR" compose-override --no-subpath \
-    <"$WORK/model-$name.json" >"$WORK/override-$name.yml" 2>"$WORK/warnings-$name.txt" \
-    || { cat "$WORK/warnings-$name.txt" >&2; fail "$name: compose-override in the image"; }
-  DC_FILES=(-f "$base" -f "$WORK/override-$name.yml")
-  dc config --format json | node "$E2E/stand-ins.mjs" >"$WORK/stand-ins-$name.yml" || fail "$name: compose config with the override"
-  DC_FILES+=(-f "$WORK/stand-ins-$name.yml")
+  timed "compose-override${*:+ $*} in the image ($name)" "$DOCKER" run --rm -i --network=none "$IMG_SIDECAR" compose-override --no-subpath "$@" \
+    <"$WORK/model-$key.json" >"$WORK/override-$key.yml" 2>"$WORK/warnings-$key.txt" \
+    || { cat "$WORK/warnings-$key.txt" >&2; fail "$name: compose-override${*:+ $*} in the image"; }
+  DC_FILES=(-f "$base" -f "$WORK/override-$key.yml")
+  dc config --format json | node "$E2E/stand-ins.mjs" >"$WORK/stand-ins-$key.yml" || fail "$name: compose config with the override"
+  DC_FILES+=(-f "$WORK/stand-ins-$key.yml")
   dc config -q || fail "$name: compose config with the override and the stand-ins"
 }
 "$DOCKER" run --rm -i --network=none "$IMG_SIDECAR" compose-override <"$FIXTURES/seed.yml" >"$WORK/override-seed-file.yml" 2>/dev/null \
@@ -311,11 +328,17 @@ is_health secrets healthy || fail "sidecar not healthy after up: $(health secret
 SIDECAR_START=$(started_ms secrets)
 # the first successful health check, from the health log (up returns right after it, so it is still there)
 HEALTH_LOG=$(health_log)
-FIRST_HEALTHY_MS=$(awk '$1 == 0 { print substr($2, 1, 13); exit }' <<<"$HEALTH_LOG")
+FIRST_HEALTHY_MS=$(first_healthy_ms "$UP_T0")
+[ -n "$FIRST_HEALTHY_MS" ] || fail "no 'health_status: healthy' event of the sidecar since up"
+# a failed check before the first healthy one, while the health log (5 checks) still holds it
 FIRST_FAILED_MS=$(awk '$1 != 0 { print substr($2, 1, 13); exit }' <<<"$HEALTH_LOG")
-[ -n "$FIRST_HEALTHY_MS" ] || fail "no successful health check in the sidecar's health log"
-[ -n "$FIRST_FAILED_MS" ] && [ "$FIRST_FAILED_MS" -lt "$FIRST_HEALTHY_MS" ] \
-  || fail "the health log does not show the sidecar unhealthy before its first sync"
+OLDEST_CHECK_MS=$(awk '{ print substr($2, 1, 13); exit }' <<<"$HEALTH_LOG")
+if [ "${OLDEST_CHECK_MS:-0}" -le "$FIRST_HEALTHY_MS" ]; then
+  [ -n "$FIRST_FAILED_MS" ] && [ "$FIRST_FAILED_MS" -lt "$FIRST_HEALTHY_MS" ] \
+    || fail "the health log does not show the sidecar unhealthy before its first sync"
+else
+  say "the health log has rotated past the first healthy check (a loaded machine): failed checks before it not visible"
+fi
 for svc in web worker beat postgres; do
   s=$(started_ms $svc)
   [ "$s" -ge "$FIRST_HEALTHY_MS" ] || fail "$svc started $((FIRST_HEALTHY_MS - s)) ms before the sidecar was healthy"
@@ -333,6 +356,15 @@ say "time from \`up\` to consumers started: $((WEB_START - UP_T0)) ms (first hea
 [ "$(inspect secrets '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Init}} {{.Config.User}}')" = "true true 65532:5000" ] \
   || fail "sidecar container is not read-only/init/65532:5000"
 ok "sidecar runs read-only, with init, as 65532:5000"
+# Issue 18: another container on the project's network reads /healthz by service name; the host gets no port.
+T0=$(now_ms)
+BODY=$("$DOCKER" run --rm --network "${PROJECT}_default" "$IMG_NODE" node -e \
+  'fetch("http://secrets:8080/healthz").then(async (r) => { process.stdout.write(await r.text()); process.exit(r.status === 200 ? 0 : 1); })') \
+  || fail "another container on ${PROJECT}_default could not read http://secrets:8080/healthz: $BODY"
+[ "$(node "$E2E/check.mjs" healthz status <<<"$BODY")" = ok ] || fail "/healthz by service name: $BODY"
+[ -z "$("$DOCKER" port "$(cid secrets)")" ] && [ "$(inspect secrets '{{json .HostConfig.PortBindings}}')" = '{}' ] \
+  || fail "the sidecar publishes a host port: $("$DOCKER" port "$(cid secrets)") $(inspect secrets '{{json .HostConfig.PortBindings}}')"
+ok "another container on ${PROJECT}_default read http://secrets:8080/healthz (200, status ok) in $(( $(now_ms) - T0 )) ms; no host port published for the sidecar"
 
 # ================================================================ 4. what the consumers see
 step "consumers: byte-exact environment, files, permissions"
@@ -426,7 +458,7 @@ restored_by() {   # the sidecar's log since the deletion: the watcher's repair, 
     else if (lines.some((j) => j.msg === "secrets written" && j.revision === rev && j.changedKeys?.length === 0)) console.log("the next refresh");
     else process.exit(1);' "$REV"
 }
-BY=$(poll 5 restored_by) || fail "the sidecar logged no restoration"
+BY=$(poll 15 restored_by) || fail "the sidecar logged no restoration"
 out=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files after the restoration"
 [ "$(rev_on_volume)" = "$REV" ] && [ "$(healthz_field revision)" = "$REV" ] \
   || fail "the restoration moved the revision: $REV → ..data $(readlink "$VOL/..data"), /healthz $(healthz_field revision)"
@@ -451,7 +483,9 @@ T0=$(now_ms)   # the fake has the new value (measured from here: docker exec's s
 new_value_in_files() { [ "$(cat "$VOL/keys/EMAIL_URL")" = "$NEW_EMAIL_URL" ]; }
 poll $((3 * REFRESH_S)) new_value_in_files || fail "the rotated EMAIL_URL did not reach keys/EMAIL_URL"
 ROTATION_MS=$(( $(now_ms) - T0 ))
-LIMIT_MS=$((REFRESH_S * 1100 + 1000))   # one interval, its +10 % jitter, and 1 s to fetch, write and notice
+# one interval, its +10 % jitter, and 2 s to fetch, write and notice (margin for a loaded CI machine; still less
+# than two intervals, so a missed refresh fails it)
+LIMIT_MS=$((REFRESH_S * 1100 + 2000))
 [ "$ROTATION_MS" -le "$LIMIT_MS" ] || fail "rotation took $ROTATION_MS ms, more than one refresh interval ($LIMIT_MS ms)"
 out=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files after rotation"
 REV_AFTER=$(healthz_field revision)
@@ -479,15 +513,18 @@ say "socket-free restarts, ms after the rotation: $(for svc in web worker beat; 
   $svc $((D1[$svc] - T0)) $((F1[$svc] - T0)) ${DELAY_S[$svc]} $((S1[$svc] - T0)); done)"
 for svc in web worker beat; do   # each waited its own delay between seeing the change and stopping
   waited=$(( F1[$svc] - D1[$svc] ))
-  [ "$waited" -ge $((DELAY_S[$svc] * 1000 - 100)) ] && [ "$waited" -le $((DELAY_S[$svc] * 1000 + 2500)) ] \
+  # at least its delay (less 100 ms: Docker stamps the log line when it receives it); the upper bound only
+  # catches a wrapper that ignored its delay by a lot (stopping the app is slow on a loaded machine)
+  [ "$waited" -ge $((DELAY_S[$svc] * 1000 - 100)) ] && [ "$waited" -le $((DELAY_S[$svc] * 1000 + 15000)) ] \
     || fail "$svc stopped $waited ms after its wrapper saw the change, want its delay ${DELAY_S[$svc]} s"
 done
-# staggered: start times differ by about the difference of the delays (at least half of it, at most 3.5 s more)
+# staggered: in the order of their delays, start times at least half the difference of the delays apart (each
+# start also varies by a poll, the stop and Docker's restart). No upper bound: a loaded machine only widens it.
 for pair in web:worker worker:beat; do
   a=${pair%:*} b=${pair#*:}
   gap=$(( S1[$b] - S1[$a] )) want=$(( (DELAY_S[$b] - DELAY_S[$a]) * 1000 ))
-  [ "$gap" -ge $((want / 2)) ] && [ "$gap" -le $((want + 3500)) ] \
-    || fail "$a → $b restarted $gap ms apart, want about $want ms (delays ${DELAY_S[$a]} s, ${DELAY_S[$b]} s; poll ${POLL_S} s)"
+  [ "$gap" -ge $((want / 2)) ] \
+    || fail "$a → $b restarted $gap ms apart, want at least $((want / 2)) ms (delays ${DELAY_S[$a]} s, ${DELAY_S[$b]} s; poll ${POLL_S} s)"
 done
 # in order, and never all three down at once: the down intervals [stopped, started] have no common instant
 [ "${F1[web]}" -lt "${F1[worker]}" ] && [ "${F1[worker]}" -lt "${F1[beat]}" ] \
@@ -516,7 +553,7 @@ ok "\`compose stop\`: each wrapper forwarded SIGTERM, each app stopped by itself
 ok "with every holder stopped the tmpfs volume is empty (why the sidecar must keep running)"
 T0=$(now_ms)
 "$DOCKER" start "$(cid beat)" "$(cid web)" >/dev/null
-poll $((WAIT_S + 10)) log_has beat "no /run/glitchtip-secrets/with-secrets.sh after ${WAIT_S}s" || fail "beat did not fail closed within ${WAIT_S}s + 10 s"
+poll $((WAIT_S + 25)) log_has beat "no /run/glitchtip-secrets/with-secrets.sh after ${WAIT_S}s" || fail "beat did not fail closed within ${WAIT_S}s + 25 s"
 ok "beat alone: gave up after $(( ($(now_ms) - T0) / 1000 )) s without secrets (exit 1; its restart policy retries)"
 [[ "$(pid1_cmdline web)" == "/bin/sh -c "*"wait-for-secrets ./bin/start.sh " ]] || fail "web is not waiting in the wrapper: $(pid1_cmdline web)"
 "$DOCKER" start "$(cid fake-infisical)" "$(cid secrets)" "$(cid postgres)" "$(cid redis)" "$(cid worker)" >/dev/null
@@ -659,11 +696,98 @@ node -e '
   || fail "a secret value is still under /var/lib/docker"
 ok "no container, volume or network left; no secret value under /var/lib/docker/{volumes,containers}"
 
+# ================================================================ 10b. reboot with the last-known-good cache (issue 15)
+# The seed layout with the override generated with --cache, in its own project: up, `down` (the cache volume
+# kept), `up -d` with the fake Infisical gone → the consumers start from the cache; the fake comes back with a
+# rotated value → they restart with it. Then the volume wiped (`down -v`): the same start stays gated.
+step "reboot with --cache: down, up -d while Infisical is unreachable → the consumers start from the cache"
+PROJECT=$PROJECT_PREFIX-cache EXTRA_FILES=()
+cp -a "$WORK/fake" "$WORK/fake-cache"   # its own seed file, rotated below while the fake is down
+sed "s|^E2E_FAKE_DIR=.*|E2E_FAKE_DIR=$WORK/fake-cache|" "$WORK/env.base" >"$WORK/.env"
+node "$E2E/check.mjs" flat "$E2E/seed.json" >"$WORK/expected.json"
+use_layout seed seed-cache --cache
+grep -q '^      SIDECAR_CACHE_DIR: /var/cache/infisical-sidecar$' "$WORK/override-seed-cache.yml" || fail "--cache: no SIDECAR_CACHE_DIR in the override"
+cache_vol() { "$DOCKER" volume inspect -f '{{.Mountpoint}}' "${PROJECT}_sidecar-cache"; }
+cache_files() { find "$(cache_vol)" -type f | wc -l; }
+dc up -d --wait fake-infisical >/dev/null
+dc up -d >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up (--cache)"; }
+poll 20 eval '[ "$(cache_files)" -ge 1 ]' || fail "no cache file in ${PROJECT}_sidecar-cache after the first sync"
+CACHE_DIR=$(cache_vol)
+[ "$(stat -c '%a %u' "$CACHE_DIR")" = "700 65532" ] || fail "the cache volume is $(stat -c '%a %u' "$CACHE_DIR"), want 700 65532"
+node -e '
+  const fs = require("fs"), path = require("path"), dir = process.argv[1];
+  const data = fs.readdirSync(dir).filter((f) => fs.statSync(path.join(dir, f)).isFile()).map((f) => fs.readFileSync(path.join(dir, f)));
+  const values = Object.values(JSON.parse(fs.readFileSync(process.argv[2], "utf8")));
+  if (data.some((d) => values.some((v) => d.includes(v.split("\n")[0]) || d.includes(Buffer.from(v.split("\n")[0]).toString("base64"))))) process.exit(1);
+' "$CACHE_DIR" "$WORK/expected.json" || fail "a secret value is readable in the cache file"
+for c in $("$DOCKER" ps -q --filter "label=com.docker.compose.project=$PROJECT"); do
+  [ "$("$DOCKER" inspect -f '{{.Name}}' "$c")" = "/${PROJECT}-secrets-1" ] && continue
+  "$DOCKER" inspect -f '{{range .Mounts}}{{.Name}} {{end}}' "$c" | grep -q sidecar-cache && fail "$("$DOCKER" inspect -f '{{.Name}}' "$c") mounts the cache volume"
+done
+ok "--cache: ${PROJECT}_sidecar-cache (0700, uid 65532, mounted on the sidecar only) holds $(cache_files) file(s), no secret value readable in them"
+T0=$(now_ms)
+dc down --timeout 5 >/dev/null 2>&1
+[ -n "$("$DOCKER" volume ls -q --filter name="${PROJECT}_sidecar-cache")" ] || fail "\`down\` removed the cache volume"
+ok "\`docker compose down\` in $(( $(now_ms) - T0 )) ms: containers gone, the cache volume kept"
+T0=$(now_ms)
+# Infisical is unreachable: the fake is not brought back (--scale fake-infisical=0: `up` creates no container for it)
+dc up -d --scale fake-infisical=0 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "compose up without Infisical (--cache)"; }
+UP_MS=$(( $(now_ms) - T0 ))
+[ -z "$(cid fake-infisical)" ] || fail "the fake Infisical came back with up"
+is_health secrets healthy || fail "sidecar not healthy from the cache: $(health secrets)"
+[ "$(healthz_field source)" = cache ] || fail "/healthz source: $(healthz_field source), want cache"
+VOL=$(volume_dir)
+for svc in web worker beat; do
+  poll 30 app_running $svc || fail "$svc's app is not running after the start from the cache"
+  check_app $svc child
+  ok "$svc started from the cache: $APP_OUT"
+done
+ok "\`up -d\` with Infisical unreachable returned after $UP_MS ms; sidecar healthy, /healthz source \"cache\"; web, worker, beat running with the cached values"
+# the fake comes back with a rotated EMAIL_URL: the sidecar syncs from it, the consumers restart with it
+for svc in web worker beat; do R0[$svc]=$(restarts $svc); done
+CACHE_EMAIL_URL="smtp://after%40reboot:c4che 'pw' \$y@smtp.example.test:2525"
+node -e '
+  const f = process.argv[1], s = require(f);
+  s.projects[0].environments.prod.folders["/glitchtip/application"].secrets.EMAIL_URL = process.argv[2];
+  require("fs").writeFileSync(f, JSON.stringify(s));' "$WORK/fake-cache/seed.json" "$CACHE_EMAIL_URL"
+node -e 'const f = process.argv[1], e = require(f); e.EMAIL_URL = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
+  "$WORK/expected.json" "$CACHE_EMAIL_URL"
+T0=$(now_ms)
+dc up -d --wait fake-infisical >/dev/null 2>&1 || fail "the fake Infisical did not come back"
+for svc in web worker beat; do
+  poll $((4 * REFRESH_S + POLL_S + DELAY_S[$svc] + 30)) restarted_once $svc \
+    || fail "$svc did not restart with the rotated value after Infisical came back (restarts ${R0[$svc]} → $(restarts $svc))"
+done
+[ "$(healthz_field source)" = infisical ] || fail "/healthz source after Infisical came back: $(healthz_field source)"
+for svc in web worker beat; do
+  check_app $svc child
+  ok "$svc restarted by itself $(( $(started_ms $svc) - T0 )) ms after Infisical came back: $APP_OUT (the rotated EMAIL_URL included)"
+done
+[ "$(started_ms web)" -lt "$(started_ms worker)" ] && [ "$(started_ms worker)" -lt "$(started_ms beat)" ] || fail "not restarted in the order web, worker, beat"
+ok "/healthz source \"infisical\" again; web → worker → beat restarted in order, $(( $(started_ms worker) - $(started_ms web) )) and $(( $(started_ms beat) - $(started_ms worker) )) ms apart"
+
+step "reboot with the cache volume wiped (\`down -v\`): the consumers stay gated"
+dc down -v --timeout 5 >/dev/null 2>&1
+[ -z "$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] || fail "\`down -v\` left a volume"
+ok "\`docker compose down -v\` removed ${PROJECT}_sidecar-cache"
+# `up -d` waits for a healthy sidecar, which never comes (start_period 2m): stop waiting after 20 s
+T0=$(now_ms)
+timeout 20 $COMPOSE --project-name "$PROJECT" --project-directory "$WORK" --progress quiet --ansi never "${DC_FILES[@]}" \
+  up -d --scale fake-infisical=0 >"$WORK/up.log" 2>&1 && fail "\`up -d\` succeeded without Infisical and without a cache"
+[ "$(inspect secrets '{{.State.Status}}')" = running ] && ! is_health secrets healthy || fail "sidecar: $(inspect secrets '{{.State.Status}}') $(health secrets)"
+for svc in web worker beat postgres; do
+  [ "$(inspect $svc '{{.State.Status}}')" = created ] || fail "$svc is $(inspect $svc '{{.State.Status}}') without secrets, want created (gated)"
+done
+ok "after $(( $(now_ms) - T0 )) ms the sidecar is running, $(health secrets), /healthz status $(healthz_field status); web, worker, beat, postgres created, never started"
+dc down -v --remove-orphans --timeout 5 >/dev/null 2>&1
+[ -z "$("$DOCKER" ps -aq --filter "label=com.docker.compose.project=$PROJECT")$("$DOCKER" volume ls -q --filter "label=com.docker.compose.project=$PROJECT")" ] \
+  || fail "cache project: containers or volumes left"
+
 # ================================================================ 11. GlitchTip's sample layouts
 # What differs from the seed layout: the services (no beat, a worker with beat, a one-shot migrate, one
 # all_in_one), the database (user postgres) and which services a rotation restarts.
 layout_scenario() {
-  local name=$1 svc kind delay cmd s pg_user pg_db line first
+  local name=$1 svc kind delay cmd s pg_user pg_db line first T_UP
   local -a long=() oneshot=()
   local -A want_delay=() oneshot_state=()
   PROJECT=$PROJECT_PREFIX-$name EXTRA_FILES=() LAYOUT_MODEL=$WORK/model-$name.json
@@ -681,15 +805,17 @@ layout_scenario() {
   ok "override generated in the image: long-running $(for s in "${long[@]}"; do printf '%s (%s, delay %ss) ' "$s" "${WANT_CMD[$s]#/bin/sh }" "${want_delay[$s]}"; done)one-shot ${oneshot[*]:-none}; DATABASE_URL as $pg_user to $pg_db; $(wc -l <"$WORK/warnings-$name.txt") warning(s), trust among them"
   dc up -d --wait fake-infisical >/dev/null
   echo "{\"route\":\"list\",\"kind\":\"latency\",\"ms\":$FIRST_SYNC_DELAY_MS,\"times\":2}" | fake POST /__fake/faults - >/dev/null
+  T_UP=$(now_ms)
   dc up -d >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "$name: compose up"; }
   is_health secrets healthy || fail "$name: sidecar not healthy after up: $(health secrets)"
-  first=$(awk '$1 == 0 { print substr($2, 1, 13); exit }' <<<"$(health_log)")
+  first=$(first_healthy_ms "$T_UP")
+  [ -n "$first" ] || fail "$name: no 'health_status: healthy' event of the sidecar since up"
   for svc in "${long[@]}" "${oneshot[@]}" postgres; do
     s=$(started_ms $svc)
     [ "$s" -ge "$first" ] || fail "$name: $svc started $((first - s)) ms before the sidecar was healthy"
     [ $((s - $(started_ms secrets))) -ge "$FIRST_SYNC_DELAY_MS" ] || fail "$name: $svc started too early after the sidecar"
   done
-  ok "${long[*]} ${oneshot[*]} postgres started after the sidecar's first healthy check"
+  ok "${long[*]} ${oneshot[*]:+${oneshot[*]} }postgres started after the sidecar's first healthy check"
   VOL=$(volume_dir)
   for svc in "${long[@]}"; do
     poll 30 app_running $svc || fail "$name: $svc's app is not running"
@@ -709,11 +835,21 @@ layout_scenario() {
       || fail "$name: $svc exited $(inspect $svc '{{.State.ExitCode}}'): $("$DOCKER" logs --tail 3 "$(cid $svc)" 2>&1 | tr '\n' ' ')"
     line=$("$DOCKER" logs "$(cid $svc)" 2>&1 | grep '^standin migrate: ' | tail -1)
     [ "$line" = "standin migrate: applied as $pg_user $pg_db 1" ] || fail "$name: $svc: $line"
+    line=$("$DOCKER" logs "$(cid $svc)" 2>&1 | grep '^standin env sha256: ' | tail -1)
+    node -e '
+      const [expectedFile, volDir, line] = process.argv.slice(1), fs = require("fs"), crypto = require("crypto");
+      const want = { ...JSON.parse(fs.readFileSync(expectedFile, "utf8")), DATABASE_URL: fs.readFileSync(volDir + "/keys/DATABASE_URL", "utf8") };
+      const got = Object.fromEntries(line.replace(/^standin env sha256: /, "").split(" ").map((kv) => kv.split("=")));
+      const bad = Object.entries(want).filter(([k, v]) => got[k] !== crypto.createHash("sha256").update(`${k}=${v}`).digest("hex")).map(([k]) => k);
+      if (bad.length) { console.error("not byte-exact in the environment: " + bad.join(", ")); process.exit(1); }
+      console.log(Object.keys(want).length);' "$WORK/expected.json" "$VOL" "$line" >"$WORK/migrate-env.out" 2>&1 \
+      || fail "$name: $svc's environment: $(cat "$WORK/migrate-env.out")"
+    ok "$svc's environment held $(cat "$WORK/migrate-env.out") secrets byte-exact (SHA-256 of each KEY=value it logged before exiting)"
     oneshot_state[$svc]=$(inspect $svc '{{.RestartCount}} {{.State.StartedAt}} {{.State.Status}}')
     ok "$svc ran once against PostgreSQL with the derived DATABASE_URL (as $pg_user to $pg_db) and exited 0"
   done
 
-  step "$name: a rotation restarts ${long[*]} staggered, ${oneshot[*]:-nothing else}${oneshot[*]:+ never}"
+  step "$name: a rotation restarts ${long[*]}$([ ${#long[@]} -lt 2 ] || echo ' staggered'), ${oneshot[*]:-nothing else}${oneshot[*]:+ never}"
   for svc in "${long[@]}"; do R0[$svc]=$(restarts $svc); done
   node -e 'const f = process.argv[1], e = require(f); e.EMAIL_URL = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
     "$WORK/expected.json" "$NEW_EMAIL_URL"
@@ -733,8 +869,8 @@ layout_scenario() {
   for ((i = 1; i < ${#long[@]}; i++)); do   # in the order of their delays, about the difference apart
     local a=${long[i - 1]} b=${long[i]} gap want
     gap=$(( S1[$b] - S1[$a] )) want=$(( (want_delay[$b] - want_delay[$a]) * 1000 ))
-    [ "$gap" -ge $((want / 2)) ] && [ "$gap" -le $((want + 3500)) ] \
-      || fail "$name: $a → $b restarted $gap ms apart, want about $want ms (delays ${want_delay[$a]} s, ${want_delay[$b]} s)"
+    [ "$gap" -ge $((want / 2)) ] \
+      || fail "$name: $a → $b restarted $gap ms apart, want at least $((want / 2)) ms (delays ${want_delay[$a]} s, ${want_delay[$b]} s)"
     ok "staggered: $a → $b $gap ms apart (delays ${want_delay[$a]} s, ${want_delay[$b]} s)"
   done
   for svc in "${oneshot[@]}"; do
@@ -758,3 +894,5 @@ ok "both builds identical, no CA or npm cache in any layer"
 step_end
 
 echo "e2e: $PASSED passed, 0 failed"
+exit 0
+}

@@ -1,7 +1,7 @@
 # Sourced by the role scripts (which set $role): behaves like a GlitchTip process as far as the e2e test can tell.
 # It logs how it was started; web and all_in_one make GlitchTip's first database connection with DATABASE_URL
 # (retrying while postgres starts) and then stay up until SIGTERM; migrate applies a "migration" with
-# DATABASE_URL and exits 0, as ./bin/run-migrate.sh does. The long-running ones' environment — what the test
+# DATABASE_URL and exits 0, as ./bin/run-migrate.sh does, logging a hash of each secret in its environment. The long-running ones' environment — what the test
 # checks byte for byte — is in /proc/<pid>/environ.
 echo "standin role=$role pid=$$ uid=$(id -u) gid=$(id -g) groups=$(id -G)"
 # urldecode: stdin with %XX decoded, as GlitchTip (django-environ) decodes DATABASE_URL's user and password
@@ -34,6 +34,13 @@ case "$role" in
     db "select current_user || ' ' || current_database()"
     echo "standin db: $out" ;;
   migrate)
+    # A one-shot process is gone before the test can read its environ: it logs, per key the sidecar wrote, the
+    # SHA-256 of its own environ entry "KEY=value" (exact bytes; a hash, never a value), for the test to compare.
+    hashes=
+    for k in $(ls /run/glitchtip-secrets/keys); do
+      hashes="$hashes $k=$(grep -z "^$k=" /proc/$$/environ | head -c -1 | sha256sum | cut -c1-64)"
+    done
+    echo "standin env sha256:$hashes"
     if db "create table if not exists standin_migrations (applied_at timestamptz default now()); insert into standin_migrations default values; select current_user || ' ' || current_database() || ' ' || count(*) from standin_migrations"; then
       echo "standin migrate: applied as $(printf '%s\n' "$out" | tail -1)"
       exit 0
