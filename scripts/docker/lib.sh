@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared helpers for the Docker scripts and the e2e test. Source it; it runs nothing by itself.
 #
-# Facts it relies on (see ../shared/docs/docker-offline.md): Debian's docker.io 20.10 client in /usr/bin
+# Facts it relies on (measured on the CI machine, written down here): Debian's docker.io 20.10 client in /usr/bin
 # must win over /usr/local/bin/docker (v28 without buildx: BuildKit builds fail there); no image can be
 # pulled, so every base image is a local stand-in; apt may fetch Debian packages, from the mirror this
 # machine is configured with (never a host name written here).
