@@ -107,3 +107,33 @@ debian_keyring() {
   k=$(awk 'tolower($1) == "signed-by:" { print $2; exit }' "$DEBIAN_SOURCES" 2>/dev/null)
   echo "${k:-/usr/share/keyrings/debian-archive-keyring.gpg}"
 }
+
+# trixie_extract PACKAGE DEST: downloads PACKAGE from Debian trixie with a private apt state (sources
+# derived from this machine's own Debian mirror, suite trixie; the system's apt configuration is not
+# touched, nothing is installed) and unpacks it into DEST with dpkg-deb. The trixie lists (~100 MB) are
+# removed afterwards. Used for what bookworm has too old: Compose v2, django-environ 0.12.
+trixie_extract() {
+  local package=$1 dest=$2 cache=${INFISICAL_SIDECAR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/infisical-sidecar}
+  local uri apt
+  uri=$(debian_uri bookworm || true)
+  [ -n "$uri" ] || die "no Debian main archive URI found in $DEBIAN_SOURCES"
+  apt=$cache/apt-trixie-$package
+  rm -rf "$apt" "$dest"
+  mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/etc" "$dest"
+  cat >"$apt/etc/trixie.sources" <<SRC
+Types: deb
+URIs: $uri
+Suites: trixie
+Components: main
+Signed-By: $(debian_keyring)
+SRC
+  local options=(-q -o Dir::Etc::SourceList="$apt/etc/trixie.sources" -o Dir::Etc::SourceParts=/nonexistent
+    -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache" -o Dir::State::status=/var/lib/dpkg/status
+    -o APT::Architecture="$(dpkg --print-architecture)")
+  say "fetching $package from Debian trixie (private apt state in $apt)"
+  timed "apt-get update (trixie, private)" apt-get "${options[@]}" update >"$apt/update.log" 2>&1 || { tail "$apt/update.log" >&2; die "apt-get update (trixie)"; }
+  (cd "$apt" && timed "apt-get download $package" apt-get "${options[@]}" download "$package" >"$apt/download.log" 2>&1) \
+    || { tail "$apt/download.log" >&2; die "apt-get download $package"; }
+  dpkg-deb -x "$apt/${package}"_*.deb "$dest"
+  rm -rf "$apt"
+}

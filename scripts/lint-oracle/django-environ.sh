@@ -19,28 +19,6 @@ version_ok() { PYTHONPATH=$SITE python3 -c 'import environ, sys; sys.exit(0 if e
 if version_ok; then echo "$SITE"; exit 0; fi
 
 command -v python3 >/dev/null || die "no python3 on this machine (the oracle runs django-environ with it)"
-uri=$(debian_uri bookworm || true)
-[ -n "$uri" ] || die "no Debian main archive URI found in $DEBIAN_SOURCES"
-APT=$CACHE/apt-trixie-environ
-rm -rf "$APT" "$ROOT"
-mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/etc" "$ROOT"
-cat >"$APT/etc/trixie.sources" <<SRC
-Types: deb
-URIs: $uri
-Suites: trixie
-Components: main
-Signed-By: $(debian_keyring)
-SRC
-apt_private() {
-  apt-get -q -o Dir::Etc::SourceList="$APT/etc/trixie.sources" -o Dir::Etc::SourceParts=/nonexistent \
-    -o Dir::State::Lists="$APT/lists" -o Dir::Cache="$APT/cache" -o Dir::State::status=/var/lib/dpkg/status \
-    -o APT::Architecture="$(dpkg --print-architecture)" "$@"
-}
-say "fetching python3-django-environ from Debian trixie (private apt state in $APT)"
-timed "apt-get update (trixie, private)" apt_private update >"$APT/update.log" 2>&1 || { tail "$APT/update.log" >&2; die "apt-get update (trixie)"; }
-(cd "$APT" && timed "apt-get download python3-django-environ" apt_private download python3-django-environ >"$APT/download.log" 2>&1) \
-  || { tail "$APT/download.log" >&2; die "apt-get download python3-django-environ"; }
-dpkg-deb -x "$APT"/python3-django-environ_*.deb "$ROOT"
-rm -rf "$APT"   # the trixie lists are ~100 MB; only the package is kept
+trixie_extract python3-django-environ "$ROOT"
 version_ok || die "the downloaded django-environ does not import as 0.12 with $(python3 --version)"
 echo "$SITE"
