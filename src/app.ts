@@ -19,6 +19,7 @@ import { AtomicDirWriter, stopsTheWriter } from './output/atomic-dir.js';
 import { claimOutputDir } from './output/claim.js';
 import { DryRunWriter } from './output/dry-run.js';
 import { OutputLease } from './output/lease.js';
+import { reloadLedger } from './output/reload-ledger.js';
 import type { RenderedFile } from './render/index.js';
 import { createReloads } from './reload/index.js';
 import { logOutcome } from './sync/log-outcome.js';
@@ -69,7 +70,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
   const timedClient = metrics.instrumentClient(client);
   const cache = createCacheFor(config, { configuredClientSecret: () => readCredentials(config).clientSecret, loggedInClientSecret: () => client.loggedInClientSecret() });
   const syncer = createSyncer({ settings: config, client: timedClient, writer, cache });
-  const reloads = createReloads(config, log.child({ component: 'reload' }), (action, outcome, ms) => metrics.recordReload(action, outcome, ms));
+  const reloads = createReloads(config, log.child({ component: 'reload' }), (action, outcome, ms) => metrics.recordReload(action, outcome, ms), reloadLedger(config.outputDir));
   const syncLog = log.child({ component: 'sync' });
   const stopping = new AbortController();
   const stopOr = (signal: AbortSignal | undefined) => (signal ? AbortSignal.any([stopping.signal, signal]) : stopping.signal);
@@ -144,6 +145,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
     halted,
     async start(signal) {
       await prepareOutputDir(config.leaseMode === 'standby' ? Number.POSITIVE_INFINITY : config.leaseTtlMs, stopOr(signal));
+      await reloads.resume(await writer.revisionOnVolume());
       const { address, maxConnections } = await listenHealthServer(server, config);
       log.child({ component: 'health' }).info({ address, maxConnections }, 'health server listening');
       loop = startRefreshLoop({ policy: config, signal: stopping.signal, syncOnce: (pass) => syncer.syncOnce(pass), onOutcome: record });

@@ -144,3 +144,35 @@ describe('lint findings in check (issue 17)', () => {
     for (const fragment of ['pa/ss', '7e1f0c', 'ss-7e1f']) expect(everything).not.toContain(fragment);
   });
 });
+
+describe('a reload owed when the sidecar died (review of issue 10)', () => {
+  it('runs at the next start when the ledger is behind the volume, and not when there is no ledger (an older version left the volume)', async () => {
+    const fake = await startFake();
+    const dir = makeTempDir();
+    const receiver = await reloadReceiver();
+    const env = glitchtipEnv(fake, dir, { ...FAST, SIDECAR_RELOAD_URL: receiver.url, SIDECAR_WATCH: 'false' });
+    const first = appFor(env);
+    await first.app.start();
+    await waitFor(() => first.app.health.report().revision === 1, 'first sync');
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-before-the-crash-0123456789');
+    await waitFor(() => receiver.calls.length === 1, 'the reload for revision 2');
+    await first.app.stop();
+    expect(readFileSync(path.join(dir, '..reloaded'), 'utf8')).toBe('2\n');
+
+    // As if SIGKILL had hit between writing revision 2 and running its reload.
+    writeFileSync(path.join(dir, '..reloaded'), '1\n');
+    const second = appFor(env);
+    await second.app.start();
+    await waitFor(() => receiver.calls.length === 2, 'the owed reload');
+    expect(receiver.calls[1]).toMatchObject({ revision: 2 });
+    await second.app.stop();
+
+    rmSync(path.join(dir, '..reloaded'));
+    const third = appFor(env);
+    await third.app.start();
+    await waitFor(() => third.app.health.report().status === 'ok', 'third start synced');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // longer than debounce + cooldown
+    expect(receiver.calls).toHaveLength(2);
+    expect(readFileSync(path.join(dir, '..reloaded'), 'utf8')).toBe('2\n');
+  });
+});

@@ -118,6 +118,14 @@ export class AtomicDirWriter implements SetWriter {
     return this.current?.revision ?? 0;
   }
 
+  /** The revision on the volume (after a restart: what an earlier run left; 0 on an empty volume). */
+  revisionOnVolume(): Promise<number> {
+    return this.exclusive(async () => {
+      this.current ??= await this.loadCurrent();
+      return this.current?.revision ?? this.revisionFloor;
+    });
+  }
+
   /** The manifest written with the version on disk, if any (after a restart: an earlier run's). */
   readManifest(): Promise<Buffer | undefined> {
     return this.exclusive(async () => {

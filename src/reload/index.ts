@@ -5,11 +5,11 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { commandAction, httpAction } from './actions.js';
 import { dockerRestartAction } from './docker.js';
-import { ReloadScheduler, type ReloadAction, type ReloadOutcome } from './scheduler.js';
+import { ReloadScheduler, type ReloadAction, type ReloadLedger, type ReloadOutcome } from './scheduler.js';
 
-export { ReloadScheduler, type ChangeEvent, type ReloadAction, type ReloadOutcome } from './scheduler.js';
+export { ReloadScheduler, type ChangeEvent, type ReloadAction, type ReloadLedger, type ReloadOutcome } from './scheduler.js';
 
-export function createReloads(config: Config, log: Logger, onResult: (action: string, outcome: ReloadOutcome, ms: number) => void): ReloadScheduler {
+export function createReloads(config: Config, log: Logger, onResult: (action: string, outcome: ReloadOutcome, ms: number) => void, ledger?: ReloadLedger): ReloadScheduler {
   const actions: ReloadAction[] = [];
   if (config.reloadCommand) actions.push(commandAction(config.reloadCommand, config.reloadTimeoutMs));
   if (config.reloadUrl) actions.push(httpAction(config.reloadUrl, config.reloadTimeoutMs));
@@ -18,6 +18,7 @@ export function createReloads(config: Config, log: Logger, onResult: (action: st
   }
   return new ReloadScheduler({
     actions,
+    ledger,
     reloadOnFirstWrite: config.reloadOnFirstWrite,
     debounceMs: config.reloadDebounceMs,
     cooldownMs: config.reloadCooldownMs,

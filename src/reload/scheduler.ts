@@ -37,7 +37,18 @@ export type ReloadOutcome = 'success' | 'failure';
 /** How long `stop()` lets reload actions run before it aborts them (docs/operations.md, "Stopping"). */
 export const RELOAD_STOP_GRACE_MS = 5_000;
 
+/**
+ * Where the revision the app was last told about is kept (beside the versions, src/output/), so a
+ * reload owed when the sidecar died (SIGKILL, OOM inside the debounce window) is run by the next start.
+ */
+export interface ReloadLedger {
+  read(): Promise<number | undefined>;
+  write(revision: number): Promise<void>;
+}
+
 export interface ReloadSchedulerOptions {
+  /** Without it, a reload pending when the process dies is lost (tests, `once`). */
+  readonly ledger?: ReloadLedger;
   readonly actions: readonly ReloadAction[];
   /** Also reload when the first write fills an empty volume (SIDECAR_RELOAD_ON_FIRST_WRITE). */
   readonly reloadOnFirstWrite: boolean;
@@ -77,8 +88,33 @@ export class ReloadScheduler {
    */
   onSynced(outcome: { readonly ok: boolean; readonly revision: number; readonly previousRevision: number; readonly changedKeys: readonly string[] }): void {
     if (!outcome.ok || outcome.revision <= outcome.previousRevision) return;
-    if (outcome.previousRevision === 0 && !this.options.reloadOnFirstWrite) return;
+    if (outcome.previousRevision === 0 && !this.options.reloadOnFirstWrite) {
+      this.told(outcome.revision); // nobody consumed an older value: nothing is owed
+      return;
+    }
     this.notify({ revision: outcome.revision, changedKeys: outcome.changedKeys });
+  }
+
+  /**
+   * At start, with the revision on the volume: runs the reload an earlier process owed the app (it
+   * wrote a revision and died before its actions ran). A volume without a ledger (a first start, an
+   * older version) owes nothing: the ledger starts at the revision on the volume.
+   */
+  async resume(revisionOnVolume: number): Promise<void> {
+    const ledger = this.options.ledger;
+    if (!this.enabled || ledger === undefined || revisionOnVolume === 0) return;
+    const told = await ledger.read().catch(() => undefined);
+    if (told !== undefined && revisionOnVolume > told) {
+      this.options.log.warn({ revision: revisionOnVolume, toldRevision: told }, 'a reload owed from before the restart runs now');
+      this.notify({ revision: revisionOnVolume, changedKeys: [] });
+    } else if (told === undefined) {
+      this.told(revisionOnVolume);
+    }
+  }
+
+  private told(revision: number): void {
+    if (!this.enabled) return; // no actions, nothing is ever owed
+    this.options.ledger?.write(revision).catch((error: Error) => this.options.log.warn({ err: error.message }, 'could not record the reloaded revision'));
   }
 
   /** Records a change; the actions run once the burst is over and the cooldown has passed. */
@@ -160,5 +196,7 @@ export class ReloadScheduler {
         this.options.onResult?.(action.name, 'failure', ms);
       }
     }
+    // Told, even after a failure: a failed action runs again on the next change, not in a loop.
+    if (!this.stopping.signal.aborted) this.told(event.revision);
   }
 }
