@@ -322,3 +322,39 @@ describe('the CLI (runComposeOverride)', () => {
     expect(result.stderr).toContain('docker compose -f docker-compose.yml config --format json | infisical-sidecar compose-override');
   });
 });
+
+describe('found by the review of issue 13', () => {
+  const derived = (override: Yaml) => override.services.secrets.environment.SIDECAR_DERIVE_DATABASE_URL as string;
+
+  it('a multi-line sh -c command stays inside its comment: the override is valid YAML with no injected key', () => {
+    const { text, override } = generate({
+      services: { web: { image: 'glitchtip/glitchtip', command: ['sh', '-c', 'echo start\nevil: injected\n./bin/start.sh'], restart: 'always' } },
+    });
+    expect(override.evil).toBeUndefined();
+    expect(text).not.toMatch(/^evil: injected$/m);
+    expect(override.services.web.command).toEqual(['sh', '-c', 'echo start\nevil: injected\n./bin/start.sh']);
+  });
+
+  it('keeps the base URL role and database when postgres names none, and encodes external names once', () => {
+    const pg = { image: 'postgres:16', restart: 'always' };
+    const named = generate({ services: { web: { image: 'glitchtip/glitchtip', environment: { DATABASE_URL: 'postgres://glitchtip:x@postgres:5432/glitchtip' }, restart: 'always' }, postgres: pg } });
+    expect(derived(named.override)).toBe('postgres://glitchtip:{{ POSTGRES_PASSWORD | url }}@postgres:5432/glitchtip');
+
+    const external = generate({ services: { web: { image: 'glitchtip/glitchtip', environment: { DATABASE_URL: 'postgres://user%40corp:x@db.example.com:6543/my%20db?sslmode=require' }, restart: 'always' } } });
+    expect(derived(external.override)).toBe('postgres://user%40corp:{{ POSTGRES_PASSWORD | url }}@db.example.com:6543/my%20db?sslmode=require');
+
+    const ipv6 = generate({ services: { web: { image: 'glitchtip/glitchtip', environment: { DATABASE_URL: 'postgres://gt:x@[2001:db8::5]:5432/glitchtip' }, restart: 'always' } } });
+    expect(derived(ipv6.override)).toBe('postgres://gt:{{ POSTGRES_PASSWORD | url }}@[2001:db8::5]:5432/glitchtip');
+  });
+
+  it('warns about a password in the URL query, by name only', () => {
+    const { warnings } = generate({ services: { web: { image: 'glitchtip/glitchtip', environment: { DATABASE_URL: 'postgres://gt@db.example.com/glitchtip?sslmode=require&password=Sup3rS3cretQ' }, restart: 'always' } } });
+    expect(warnings.join('\n')).toMatch(/DATABASE_URL/);
+    expect(warnings.join('\n')).not.toContain('Sup3rS3cretQ');
+  });
+
+  it('quotes service names YAML would read as something else', () => {
+    const { override } = generate({ services: { null: { image: 'glitchtip/glitchtip', restart: 'always' }, true: { image: 'glitchtip/glitchtip', command: './bin/run-worker.sh', restart: 'always' } } });
+    expect(Object.keys(override.services).sort()).toEqual(['null', 'secrets', 'true']);
+  });
+});

@@ -67,7 +67,8 @@ const PASSWORD_TEMPLATE = '{{ POSTGRES_PASSWORD | url }}';
 const PLACEHOLDERS = new Set(['', 'change_me', 'change_me_to_something_random', 'postgres://postgres:postgres@postgres:5432/postgres']);
 const SECRET_NAME = /(^SECRET_KEY|PASSWORD|SECRET|TOKEN|API_KEY)$/;
 const URL_NAME = /_URL$/;
-const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]+@/i;
+/** A password in the userinfo (even with an unencoded `/` in it), or in the query (`?password=`). */
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^@]*:[^@]+@|[?&]password=[^&]/i;
 
 export function planOverride(model: ComposeModel, options: PlanOptions = {}): OverridePlan {
   refuseOwnOutput(model);
@@ -173,11 +174,20 @@ interface DatabaseUrl {
   readonly query: string;
 }
 
+/** User and database come back decoded (the template encodes them once); an IPv6 host keeps its brackets. */
 function parseDatabaseUrl(url: string): DatabaseUrl | undefined {
-  const match = /^([a-z][a-z0-9+.-]*):\/\/(?:([^:@/]*)(?::[^@/]*)?@)?([^:/?@]+)(?::(\d+))?(?:\/([^?]*))?(\?.*)?$/i.exec(url);
+  const match = /^([a-z][a-z0-9+.-]*):\/\/(?:([^:@/]*)(?::[^@]*)?@)?(\[[0-9A-Fa-f:.]+\]|[^:/?@]+)(?::(\d+))?(?:\/([^?]*))?(\?.*)?$/i.exec(url);
   if (!match) return undefined;
   const [, scheme, user, host, port, database, query] = match;
-  return { scheme: scheme!, user: user || undefined, host: host!, port, database: database ?? '', query: query ?? '' };
+  return { scheme: scheme!, user: user ? decoded(user) : undefined, host: host!, port, database: decoded(database ?? ''), query: query ?? '' };
+}
+
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /** The service DATABASE_URL names, when it runs PostgreSQL; else the one service running a postgres image. */
@@ -201,8 +211,16 @@ function planDatabase(base: DatabaseUrl | undefined, postgresService: ServiceMod
     `${scheme}://${encodeName(user)}:${PASSWORD_TEMPLATE}@${host}${port ? `:${port}` : ''}/${encodeName(database)}${query}`;
   if (postgresService) {
     const env = postgresService.environment;
-    const user = env.get('POSTGRES_USER') ?? 'postgres';
-    const database = env.get('POSTGRES_DB') ?? user;
+    // The base file's DATABASE_URL names the role and database the app uses (an init script or an
+    // operator may have made them); the postgres image's own defaults come last.
+    const fromBase = base?.host === postgresService.name ? base : undefined;
+    const user = env.get('POSTGRES_USER') ?? fromBase?.user ?? 'postgres';
+    const database = env.get('POSTGRES_DB') ?? (fromBase?.database || undefined) ?? user;
+    // (The upstream samples' placeholder URL, postgres://postgres:postgres@postgres:5432/postgres, names nothing.)
+    const placeholder = fromBase?.user === 'postgres' && fromBase.database === 'postgres';
+    if (fromBase && !placeholder && ((fromBase.user !== undefined && fromBase.user !== user) || (fromBase.database !== '' && fromBase.database !== database))) {
+      warnings.push(`variable DATABASE_URL: the base file's user or database (${fromBase.user ?? '?'}/${fromBase.database || '?'}) differs from service ${postgresService.name}'s POSTGRES_USER/POSTGRES_DB (${user}/${database}); the derived DATABASE_URL uses the latter`);
+    }
     const { command } = effectiveCommand(postgresService, POSTGRES_ENTRYPOINT, POSTGRES_CMD);
     const port = (base?.host === postgresService.name ? base.port : undefined) ?? env.get('PGPORT') ?? commandPort(command) ?? '5432';
     return {

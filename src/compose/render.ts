@@ -2,6 +2,7 @@
  * The override as an operator reads it: YAML written by hand (comments say why each part is there),
  * byte-identical for the same plan.
  */
+import { printable } from '../text.js';
 import { DEFAULT_OUTPUT_PATHS } from '../config/outputs.js';
 import type { DERIVE_PREFIX, VariableName } from '../config/schema.js';
 import { WITH_SECRETS_PATH } from '../render/with-secrets.js';
@@ -59,7 +60,8 @@ function restartText(consumer: ConsumerPlan): string {
 
 function header(plan: OverridePlan, cache: boolean): string {
   const width = Math.max(...plan.consumers.map((c) => c.service.length), plan.postgres?.service.length ?? 0);
-  const lines = plan.consumers.map((c) => `#   ${c.service.padEnd(width)}  ${ROLE_TEXT[c.role]}: ${c.command.join(' ')} (${c.commandFrom}); ${restartText(c)}`);
+  // printable(): a multi-line `sh -c` script must not end the comment and start YAML of its own.
+  const lines = plan.consumers.map((c) => `#   ${printable(c.service).padEnd(width)}  ${ROLE_TEXT[c.role]}: ${printable(c.command.join(' '))} (${c.commandFrom}); ${restartText(c)}`);
   const pg = plan.postgres;
   lines.push(
     pg
@@ -225,7 +227,7 @@ function consumer(plan: ConsumerPlan, longRunningCount: number): string {
     # and run \`docker compose restart ${plan.service}\` after a rotation.
 `
       : '';
-  return `  ${plan.service}:
+  return `  ${yamlKey(plan.service)}:
     <<: *secrets-consumer
     command: ${flowList(plan.command)}   # ${COMMAND_COMMENT[plan.commandFrom]}
 ${alone}    environment:
@@ -248,7 +250,7 @@ function postgres(plan: PostgresPlan, options: RenderOptions): string {
       # default mounts only keys/ through a volume subpath).
       - ${SECRETS_VOLUME}:${MOUNT}:ro
 `;
-  return `  ${plan.service}:
+  return `  ${yamlKey(plan.service)}:
     depends_on:
       ${SIDECAR_SERVICE}:
         condition: service_healthy
@@ -292,4 +294,9 @@ secrets:
   infisical_client_secret:
     file: \${INFISICAL_CLIENT_SECRET_FILE:-./secrets/infisical-client-secret}
 `;
+}
+
+/** A service name as a YAML key: bare when it cannot be read as anything but that string (`null`, `true`, `1e3` would be). */
+function yamlKey(name: string): string {
+  return /^[A-Za-z_][A-Za-z0-9_.-]*$/.test(name) && !/^(null|true|false|yes|no|on|off|y|n|~)$/i.test(name) ? name : JSON.stringify(name);
 }
