@@ -13,13 +13,12 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { readCredentials } from '../src/config/credentials.js';
 import { loadConfig } from '../src/config/load.js';
-import { installSdkFetchFence } from '../src/infisical/call-context.js';
 import { createInfisicalClient, type FolderResult } from '../src/infisical/client.js';
 import type { Credentials } from '../src/config/credentials.js';
 import type { FakeInfisical } from './fake-infisical/server.js';
-import { DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
+import { DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
-import { FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
+import { clientAgainst, FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -118,17 +117,7 @@ describe('the spacing of refused logins', () => {
     const rightSecret = guard.canary('client-secret', 'plain');
     fake.addIdentity(DEMO_CLIENT_ID, rightSecret);
     let credentials: Credentials = { clientId: DEMO_CLIENT_ID, clientSecret: 'typo-1' };
-    onTestFinished(installSdkFetchFence(fake.url));
-    const client = createInfisicalClient({
-      siteUrl: fake.url,
-      projectId: DEMO_PROJECT_ID,
-      environment: DEMO_ENVIRONMENT,
-      includeImports: true,
-      expandSecretReferences: true,
-      requestTimeoutMs: 2_000,
-      credentials: () => credentials,
-      now: clock.now,
-    });
+    const client = clientAgainst(fake, () => credentials, clock.now);
     /** One fetch; returns the error message, or 'ok'. */
     const fetchOnce = async () => {
       const [result] = (await client.fetchFolders([DEMO_DATABASE_PATH])) as [FolderResult];

@@ -8,8 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { InfisicalSDK } from '@infisical/sdk';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { installSdkFetchFence } from '../src/infisical/call-context.js';
-import { createInfisicalClient } from '../src/infisical/client.js';
+import { clientAgainst } from './helpers/sidecar.js';
 import type { Credentials } from '../src/config/credentials.js';
 import type { FolderResult } from '../src/infisical/client.js';
 import {
@@ -797,16 +796,7 @@ describe.each(SERVER_GENERATIONS)('server generation %s', (generation) => {
 
   describe("the sidecar's client classifies each answer", () => {
     function clientFor(fake: FakeInfisical, credentials: Credentials = { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET }) {
-      onTestFinished(installSdkFetchFence(fake.url));
-      return createInfisicalClient({
-        siteUrl: fake.url,
-        projectId: DEMO_PROJECT_ID,
-        environment: DEMO_ENVIRONMENT,
-        includeImports: true,
-        expandSecretReferences: true,
-        requestTimeoutMs: 2_000,
-        credentials: () => credentials,
-      });
+      return clientAgainst(fake, () => credentials);
     }
     const failureOf = (result: FolderResult | undefined) => {
       if (result === undefined || result.ok) throw new Error(`expected a failed folder, got ${JSON.stringify(result?.ok)}`);

@@ -108,17 +108,20 @@ export class HealthState {
         state.lastError = { error: folder.error, at: outcome.finishedAt };
       }
     }
+    if (outcome.ok) {
+      this.keyCount = outcome.keyCount;
+      this.revision = outcome.revision;
+      // A rewrite of the same revision (self-healing, a publish retry) is not a change of content.
+      if (outcome.revision !== outcome.previousRevision) {
+        this.lastChangeAt = outcome.finishedAt;
+        this.changedKeys = outcome.changedKeys;
+      }
+    }
     if (outcome.ok && outcome.fromCache) {
       // Files in place, but not from Infisical: lastSuccessAt stays the last sync with Infisical.
       this.cacheConfirmedAt = outcome.fromCache.confirmedAt;
       this.lastError = { error: outcome.fromCache.fetchError, at: outcome.finishedAt };
       this.consecutiveFailures++;
-      this.keyCount = outcome.keyCount;
-      this.revision = outcome.revision;
-      if (outcome.revision !== outcome.previousRevision) {
-        this.lastChangeAt = outcome.finishedAt;
-        this.changedKeys = outcome.changedKeys;
-      }
     } else if (outcome.ok) {
       this.cacheConfirmedAt = undefined;
       this.lastSuccessAt = outcome.finishedAt;
@@ -127,13 +130,6 @@ export class HealthState {
       this.lastError = outcome.publishError ? { error: outcome.publishError, at: outcome.finishedAt } : undefined;
       this.missingKeys = [];
       this.consecutiveFailures = 0;
-      this.keyCount = outcome.keyCount;
-      this.revision = outcome.revision;
-      // A rewrite of the same revision (self-healing, a publish retry) is not a change of content.
-      if (outcome.revision !== outcome.previousRevision) {
-        this.lastChangeAt = outcome.finishedAt;
-        this.changedKeys = outcome.changedKeys;
-      }
     } else {
       this.consecutiveFailures++;
       this.lastError = outcome.error ? { error: outcome.error, at: outcome.finishedAt } : undefined;

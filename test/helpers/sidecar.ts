@@ -8,7 +8,10 @@ import { onTestFinished } from 'vitest';
 import { runCli } from '../../src/cli.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startFakeInfisical, type FakeInfisical, type FakeInfisicalOptions } from '../fake-infisical/server.js';
-import { glitchtipSidecarEnv } from '../fake-infisical/seed.js';
+import type { Credentials } from '../../src/config/credentials.js';
+import { installSdkFetchFence } from '../../src/infisical/call-context.js';
+import { createInfisicalClient, type InfisicalClient } from '../../src/infisical/client.js';
+import { DEMO_ENVIRONMENT, DEMO_PROJECT_ID, glitchtipSidecarEnv } from '../fake-infisical/seed.js';
 import { recordOutput } from './canaries.js';
 import type { OnFinished } from './temp-dir.js';
 
@@ -97,4 +100,22 @@ export async function runCommand(argv: string[], env: Record<string, string>, sh
     logDestination: logs.stream as never,
   });
   return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n'), logs };
+}
+
+/**
+ * The sidecar's real Infisical client against the fake (fenced for the test), with the GlitchTip
+ * project and the credentials `credentials()` returns at each login.
+ */
+export function clientAgainst(fake: FakeInfisical, credentials: () => Credentials, now?: () => number): InfisicalClient {
+  onTestFinished(installSdkFetchFence(fake.url));
+  return createInfisicalClient({
+    siteUrl: fake.url,
+    projectId: DEMO_PROJECT_ID,
+    environment: DEMO_ENVIRONMENT,
+    includeImports: true,
+    expandSecretReferences: true,
+    requestTimeoutMs: 2_000,
+    credentials,
+    ...(now ? { now } : {}),
+  });
 }
