@@ -19,6 +19,7 @@ const GROUP_TITLES: Record<VariableSpec['group'], string> = {
   sidecar: 'Refresh, health and behaviour',
   output: 'Output files',
   reload: 'Rotation: reload actions, webhook push, watching',
+  postgres: 'PostgreSQL role sync (rotating the database password)',
   health: 'Health server',
 };
 

@@ -20,6 +20,7 @@ import { claimOutputDir } from './output/claim.js';
 import { DryRunWriter } from './output/dry-run.js';
 import { OutputLease } from './output/lease.js';
 import { reloadLedger } from './output/reload-ledger.js';
+import { createRoleSyncFor } from './postgres/index.js';
 import type { RenderedFile } from './render/index.js';
 import { createReloads } from './reload/index.js';
 import { logOutcome } from './sync/log-outcome.js';
@@ -66,10 +67,17 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
   const writer = new AtomicDirWriter(config.outputDir, { fence: lease });
   const health = new HealthState(config);
   const heartbeat = heartbeatFor(config, health, log.child({ component: 'heartbeat' }));
-  const metrics = createMetrics({ health: () => health.report(), clientStats: () => client.stats, heartbeatCounts: heartbeat && (() => heartbeat.counts()) });
-  const timedClient = metrics.instrumentClient(client);
   const cache = createCacheFor(config, { configuredClientSecret: () => readCredentials(config).clientSecret, loggedInClientSecret: () => client.loggedInClientSecret() });
-  const syncer = createSyncer({ settings: config, client: timedClient, writer, cache });
+  const roleSync = createRoleSyncFor(config, cache);
+  const metrics = createMetrics({
+    health: () => health.report(),
+    clientStats: () => client.stats,
+    heartbeatCounts: heartbeat && (() => heartbeat.counts()),
+    roleCheckCounts: roleSync && (() => roleSync.counts()),
+  });
+  const timedClient = metrics.instrumentClient(client);
+  if (roleSync) health.showRoleSync(() => roleSync.view());
+  const syncer = createSyncer({ settings: config, client: timedClient, writer, cache, roleSync });
   const reloads = createReloads(config, log.child({ component: 'reload' }), (action, outcome, ms) => metrics.recordReload(action, outcome, ms), reloadLedger(config.outputDir));
   const syncLog = log.child({ component: 'sync' });
   const stopping = new AbortController();

@@ -18,6 +18,7 @@ export const EXIT_CODES = Object.freeze({
   auth: 77, // EX_NOPERM: login refused, or access denied
   config: 78, // EX_CONFIG: bad or missing setting
   lease: 74, // no sysexits.h code fits "another process holds the directory"; 74 sits beside the output codes
+  database: 76, // EX_PROTOCOL, the nearest: PostgreSQL refused the role change SIDECAR_POSTGRES_PASSWORD_KEY asks for
   stopped: 143, // 128 + SIGTERM, as a shell reports a process a signal ended: `once`/`check` stopped by SIGTERM or SIGINT
 });
 
@@ -35,6 +36,7 @@ export const EXIT_MEANINGS: Readonly<Record<ExitCodeName, string>> = Object.free
   auth: 'Infisical refused the login, or denied access after a fresh login.',
   config: 'A setting is missing or malformed (printed to stderr, one line per problem).',
   lease: 'Another sidecar writes the output directory (`SIDECAR_OUTPUT_LEASE_HELD`), or took it over from this one (`SIDECAR_OUTPUT_LEASE_LOST`); the message names it.',
+  database: 'PostgreSQL role sync (SIDECAR_POSTGRES_PASSWORD_KEY) could not give the role its new password: PostgreSQL refused it, or the current password is not known; nothing new was written. (PostgreSQL not answering is retried until the deadline, 75.)',
   stopped: '`once` or `check` was stopped by SIGTERM or SIGINT before it finished (also for SIGINT, so scripts test one code); nothing new was written and the previous set is intact. (`run` exits 0 on SIGTERM.)',
 });
 
@@ -190,6 +192,31 @@ export const ERROR_CATALOGUE = {
     exit: 'lease',
     meaning: "Another sidecar took over this one's lease (this one did not renew it within SIDECAR_LEASE_TTL, e.g. it was paused or frozen); this one stopped writing at once.",
     hint: 'If two sidecars share the directory by mistake, run one. If this one was paused (docker pause, a suspended VM, a blocked event loop), raise SIDECAR_LEASE_TTL.',
+  },
+  SIDECAR_POSTGRES_UNREACHABLE: {
+    exit: 'deadline',
+    meaning: 'A new value of SIDECAR_POSTGRES_PASSWORD_KEY arrived, but PostgreSQL did not answer (refused connection, timeout, name not resolved, TLS handshake failed). With SIDECAR_POSTGRES_UNREACHABLE=hold the previous set stays and the sidecar retries with backoff.',
+    hint: 'Check that PostgreSQL runs and that the sidecar reaches SIDECAR_POSTGRES_URL (same Compose network, port, sslmode). Nothing to do if PostgreSQL is only starting.',
+  },
+  SIDECAR_POSTGRES_ROLE_REFUSED: {
+    exit: 'database',
+    meaning: 'PostgreSQL refused the role with every password the sidecar knows: the new one and the current one (the last it published, or the cached one after a restart). Someone changed the role\'s password by other means; the previous set stays.',
+    hint: 'Set the role to the new password by hand — `ALTER ROLE <role> PASSWORD \'…\'` as in docs/production.md §6 (the sidecar then finds it in place and publishes) — or put the password the role has back in Infisical.',
+  },
+  SIDECAR_POSTGRES_PASSWORD_UNKNOWN: {
+    exit: 'database',
+    meaning: 'PostgreSQL refuses the new password, and the sidecar knows no other (a reboot emptied the volume and no last-known-good cache is configured, or the cache holds no older password): it cannot change the role by itself.',
+    hint: 'Run the manual rotation once (docs/production.md §6): `ALTER ROLE <role> PASSWORD` with the value in Infisical, as a superuser or the role itself. Set SIDECAR_CACHE_DIR so the next reboot after an offline rotation needs no hand.',
+  },
+  SIDECAR_POSTGRES_FAILED: {
+    exit: 'database',
+    meaning: 'PostgreSQL accepted the login but the role change failed (the SQLSTATE is in the message), or after the change the new password did not log in.',
+    hint: 'Look up the SQLSTATE in the PostgreSQL log; a role may always change its own password, so check for a read-only standby (connect to the primary) or an event trigger.',
+  },
+  SIDECAR_POSTGRES_TRUST_AUTH: {
+    exit: 'database',
+    meaning: 'PostgreSQL let the role in with a wrong password (pg_hba.conf `trust` for this host): the role\'s password was set, but whether a password is checked at all is not up to it. Reported, not fatal.',
+    hint: 'Use scram-sha-256 in pg_hba.conf for the app\'s network (the official image does with POSTGRES_HOST_AUTH_METHOD unset).',
   },
   SIDECAR_CACHE_DIR_UNSAFE: {
     exit: 'write',

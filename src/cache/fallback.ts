@@ -39,6 +39,13 @@ export interface CacheFallback {
   instead(error: SidecarError, signal?: AbortSignal): Promise<CacheAnswer>;
   /** The set read from the cache is on the volume: later failures keep it rather than rewrite it. */
   served(): void;
+  /**
+   * The latest authentic cache whatever its age, or undefined (none, or refused): PostgreSQL role
+   * sync reads the password the role had before a reboot from it (src/postgres/), and serves it
+   * while a change made during the reboot waits. Infisical answered on that path, so the age limit,
+   * which bounds how long a cut-off identity keeps serving, does not apply.
+   */
+  latest(): Promise<LoadedCache | undefined>;
 }
 
 export function createCacheFallback(options: CacheFallbackOptions): CacheFallback {
@@ -79,6 +86,10 @@ export function createCacheFallback(options: CacheFallbackOptions): CacheFallbac
     },
     served() {
       servedThisProcess = true;
+    },
+    async latest() {
+      const read = await options.store.readLatest(options.configuredClientSecret()).catch(() => undefined);
+      return read?.status === 'loaded' ? read : undefined;
     },
   };
 }

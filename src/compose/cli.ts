@@ -8,7 +8,7 @@ import { parse } from 'yaml';
 import { EXIT_CODES } from '../errors.js';
 import { ComposeModelError, ComposeOverrideRefused, generateOverride } from './index.js';
 
-export const COMPOSE_OVERRIDE_USAGE = `Usage: infisical-sidecar compose-override [FILE] [--services web,worker,...] [--no-subpath] [--cache]
+export const COMPOSE_OVERRIDE_USAGE = `Usage: infisical-sidecar compose-override [FILE] [--services web,worker,...] [--no-subpath] [--cache] [--no-role-sync]
 
 Prints a compose.override.yml fitted to a GlitchTip Compose model: the JSON of
   docker compose -f docker-compose.yml config --format json
@@ -21,7 +21,9 @@ go to stderr.
                   (default: only keys/, through a volume subpath)
   --cache         turn on the last-known-good cache: the volume sidecar-cache, on the sidecar only,
                   holds an encrypted copy of the last sync, so the stack starts while Infisical is
-                  unreachable; it is a copy of the secrets at rest (docs/production.md)`;
+                  unreachable; it is a copy of the secrets at rest (docs/production.md)
+  --no-role-sync  do not let the sidecar change the PostgreSQL role's password when POSTGRES_PASSWORD
+                  rotates (default: it does, docs/postgres-role-sync.md); rotate it by hand instead`;
 
 export interface ComposeOverrideIo {
   /** Prints one block of text; a newline is added after it. */
@@ -53,7 +55,7 @@ export async function runComposeOverride(args: readonly string[], io: ComposeOve
     const text = fromStdin ? await (io.readStdin ?? readStdin)() : await readFile(parsed.file!, 'utf8');
     // JSON is YAML: one parser for both forms. Compose's own tags (!reset, !override) parse as plain values.
     const model: unknown = parse(text, { merge: true, logLevel: 'error' });
-    const { text: override, warnings } = generateOverride(model, { services: parsed.services, subpath: parsed.subpath, cache: parsed.cache });
+    const { text: override, warnings } = generateOverride(model, { services: parsed.services, subpath: parsed.subpath, cache: parsed.cache, roleSync: parsed.roleSync });
     for (const warning of warnings) io.stderr(`warning: ${warning}`);
     io.stdout(override.replace(/\n$/, ''));
     return EXIT_CODES.ok;
@@ -70,18 +72,20 @@ export async function runComposeOverride(args: readonly string[], io: ComposeOve
   }
 }
 
-type ParsedArgs = { readonly help: true } | { readonly problem: string } | { readonly file: string | undefined; readonly services: string[] | undefined; readonly subpath: boolean; readonly cache: boolean };
+type ParsedArgs = { readonly help: true } | { readonly problem: string } | { readonly file: string | undefined; readonly services: string[] | undefined; readonly subpath: boolean; readonly cache: boolean; readonly roleSync: boolean };
 
 function parseArgs(args: readonly string[]): ParsedArgs {
   let file: string | undefined;
   let services: string[] | undefined;
   let subpath = true;
   let cache = false;
+  let roleSync = true;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     if (arg === '-h' || arg === '--help') return { help: true };
     if (arg === '--no-subpath') subpath = false;
     else if (arg === '--cache') cache = true;
+    else if (arg === '--no-role-sync') roleSync = false;
     else if (arg === '--services' || arg.startsWith('--services=')) {
       const list = arg === '--services' ? args[++i] : arg.slice('--services='.length);
       services = (list ?? '').split(',').map((s) => s.trim()).filter(Boolean);
@@ -90,7 +94,7 @@ function parseArgs(args: readonly string[]): ParsedArgs {
     else if (file === undefined) file = arg;
     else return { problem: `unexpected argument: ${arg}` };
   }
-  return { file, services, subpath, cache };
+  return { file, services, subpath, cache, roleSync };
 }
 
 async function readStdin(): Promise<string> {

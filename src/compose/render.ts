@@ -19,6 +19,12 @@ export interface RenderOptions {
    * `sidecar-cache`, mounted on the sidecar only. Off by default; the override then says how to turn it on.
    */
   readonly cache?: boolean | undefined;
+  /**
+   * PostgreSQL role sync (issue 16), on unless false: with a postgres service in the project, the
+   * sidecar gives the role a rotated POSTGRES_PASSWORD before the app sees it, and the app's services
+   * restart at once (not staggered) when it changed.
+   */
+  readonly roleSync?: boolean | undefined;
 }
 
 /** The named volume of the last-known-good cache (with --cache) and where the image has its mount point. */
@@ -46,7 +52,29 @@ const ROLE_TEXT: Readonly<Record<Role, string>> = {
 
 export function renderOverride(plan: OverridePlan, options: RenderOptions): string {
   const cache = options.cache === true;
-  return [header(plan, cache), anchors(), sidecar(plan, cache), consumers(plan.consumers), plan.postgres ? postgres(plan.postgres, options) : '', trailer(cache)].join('');
+  const roleSync = options.roleSync !== false && plan.postgres !== undefined;
+  return [header(plan, cache, roleSync), anchors(), sidecar(plan, cache, roleSync), consumers(plan.consumers, roleSync), plan.postgres ? postgres(plan.postgres, options, roleSync) : '', trailer(cache)].join('');
+}
+
+/** The role in SIDECAR_POSTGRES_URL: the postgres service's own user and database, no password. */
+function roleUrl(plan: PostgresPlan): string {
+  return `postgres://${encodeURIComponent(plan.user)}@${plan.service}:${plan.port}/${encodeURIComponent(plan.database)}`;
+}
+
+function roleSyncSetting(plan: OverridePlan, roleSync: boolean): string {
+  if (!roleSync || plan.postgres === undefined) {
+    return plan.postgres === undefined
+      ? ''
+      : `      # PostgreSQL role sync: off (generated with --no-role-sync). A rotated POSTGRES_PASSWORD must be set with ALTER ROLE
+      # by hand before GlitchTip can log in again (docs/production.md §6).
+`;
+  }
+  return `      # PostgreSQL role sync: a rotated POSTGRES_PASSWORD is first set as the role's password (ALTER ROLE CURRENT_USER
+      # with a verifier built here: the plaintext never reaches PostgreSQL), checked, and only then written for the app
+      # (docs/postgres-role-sync.md). Off: generate with --no-role-sync and rotate by hand (docs/production.md §6).
+      ${setting('SIDECAR_POSTGRES_PASSWORD_KEY')}: POSTGRES_PASSWORD
+      ${setting('SIDECAR_POSTGRES_URL')}: ${yamlString(roleUrl(plan.postgres))}
+`;
 }
 
 const yamlString = (text: string) => JSON.stringify(text);
@@ -58,7 +86,7 @@ function restartText(consumer: ConsumerPlan): string {
   return consumer.restartDelaySeconds === 0 ? 'restarted at once on rotation' : `restarted ${consumer.restartDelaySeconds} s after a rotation`;
 }
 
-function header(plan: OverridePlan, cache: boolean): string {
+function header(plan: OverridePlan, cache: boolean, roleSync: boolean): string {
   const width = Math.max(...plan.consumers.map((c) => c.service.length), plan.postgres?.service.length ?? 0);
   // printable(): a multi-line `sh -c` script must not end the comment and start YAML of its own.
   const lines = plan.consumers.map((c) => `#   ${printable(c.service).padEnd(width)}  ${ROLE_TEXT[c.role]}: ${printable(c.command.join(' '))} (${c.commandFrom}); ${restartText(c)}`);
@@ -86,7 +114,11 @@ ${lines.join('\n')}
 #   - ${consumerNames} start only once it is healthy, mount the volume read-only, and start through a wrapper
 #     that waits (bounded) for the secrets, exports secrets.env and runs the original command; when a secret is
 #     rotated the wrapper restarts the long-running services (staggered), with no Docker socket involved.
-${pg ? `#   - ${pg.service} takes its password from keys/POSTGRES_PASSWORD (POSTGRES_PASSWORD_FILE, used by initdb only).\n` : ''}#
+${pg ? `#   - ${pg.service} takes its password from keys/POSTGRES_PASSWORD (POSTGRES_PASSWORD_FILE, used by initdb only).\n` : ''}${
+    pg && roleSync
+      ? `#   - When POSTGRES_PASSWORD rotates in Infisical, the sidecar sets it as the role's password first, then writes it:\n#     change it in Infisical and watch /healthz (docs/production.md §6).\n`
+      : ''
+  }#
 # Settings, from the shell or the project's .env file (non-secret values only):
 #   INFISICAL_SITE_URL (required), INFISICAL_PROJECT_ID (required), INFISICAL_ENVIRONMENT (prod),
 #   INFISICAL_CLIENT_ID_FILE / INFISICAL_CLIENT_SECRET_FILE (./secrets/infisical-client-{id,secret}, readable
@@ -149,7 +181,7 @@ function cacheSetting(cache: boolean): string {
 `;
 }
 
-function sidecar(plan: OverridePlan, cache: boolean): string {
+function sidecar(plan: OverridePlan, cache: boolean, roleSync: boolean): string {
   return `services:
   ${SIDECAR_SERVICE}:
     image: \${INFISICAL_SIDECAR_IMAGE:-infisical-sidecar:latest}
@@ -171,7 +203,7 @@ function sidecar(plan: OverridePlan, cache: boolean): string {
       ${setting('SIDECAR_REQUIRED_KEYS')}: POSTGRES_PASSWORD,SECRET_KEY,EMAIL_URL,DEFAULT_FROM_EMAIL
       # From the base file's database (the postgres service's POSTGRES_USER, POSTGRES_DB and port, or its DATABASE_URL).
       ${setting('SIDECAR_DERIVE_DATABASE_URL')}: ${yamlString(plan.databaseUrlTemplate)}
-      ${setting('SIDECAR_REFRESH_INTERVAL')}: \${SIDECAR_REFRESH_INTERVAL:-5m}
+${roleSyncSetting(plan, roleSync)}      ${setting('SIDECAR_REFRESH_INTERVAL')}: \${SIDECAR_REFRESH_INTERVAL:-5m}
       ${setting('SIDECAR_MAX_STALENESS')}: \${SIDECAR_MAX_STALENESS:-30m}
       ${setting('SIDECAR_ALLOW_INSECURE_HTTP')}: \${SIDECAR_ALLOW_INSECURE_HTTP:-false}
       # Which consumer's reading of the values the lint checks model (docs/lint-rules.md).
@@ -199,7 +231,7 @@ const COMMAND_COMMENT: Readonly<Record<ConsumerPlan['commandFrom'], string>> = {
   'base entrypoint': "the base file's entrypoint and command: the wrapper runs them",
 };
 
-function consumers(plan: readonly ConsumerPlan[]): string {
+function consumers(plan: readonly ConsumerPlan[], roleSync: boolean): string {
   const longRunning = plan.filter((c) => c.restartDelaySeconds !== undefined);
   const intro =
     longRunning.length > 1
@@ -209,17 +241,22 @@ function consumers(plan: readonly ConsumerPlan[]): string {
       : `  # WITH_SECRETS_RESTART: restart on rotation (exit 75 → restart policy). Set WITH_SECRETS_RESTART=false in .env
   # to restart by hand.
 `;
-  return intro + plan.map((c) => consumer(c, longRunning.length)).join('') + '\n';
+  const prompt = roleSync
+    ? `  # WITH_SECRETS_PROMPT_FILES: a new database password restarts at once, without the stagger: the database has it
+  # already, and until a service restarts its new connections are refused.
+`
+    : '';
+  return intro + prompt + plan.map((c) => consumer(c, longRunning.length, roleSync)).join('') + '\n';
 }
 
-function consumer(plan: ConsumerPlan, longRunningCount: number): string {
+function consumer(plan: ConsumerPlan, longRunningCount: number, roleSync: boolean): string {
   const environment =
     plan.restartDelaySeconds === undefined
       ? `      WITH_SECRETS_RESTART: "false"   # one-shot: it exits when done, and a rotation must not run it again
 `
       : `      WITH_SECRETS_RESTART: \${WITH_SECRETS_RESTART:-true}
       WITH_SECRETS_RESTART_DELAY: "${plan.restartDelaySeconds}"
-`;
+${roleSync ? `      WITH_SECRETS_PROMPT_FILES: ${DEFAULT_OUTPUT_PATHS.files}/POSTGRES_PASSWORD\n` : ''}`;
   const alone =
     plan.restartDelaySeconds !== undefined && longRunningCount === 1
       ? `    # The only long-running GlitchTip service: a rotation restarts it, so GlitchTip is down until it is up again
@@ -234,7 +271,7 @@ ${alone}    environment:
 ${environment}`;
 }
 
-function postgres(plan: PostgresPlan, options: RenderOptions): string {
+function postgres(plan: PostgresPlan, options: RenderOptions, roleSync: boolean): string {
   const volume = options.subpath
     ? `      # Only keys/ (one raw file per key), not secrets.env or the wrapper: a volume subpath, Docker Engine ≥ 26.
       # (keys/ still holds every key: the sidecar writes them all into one directory.) For an older engine,
@@ -250,8 +287,13 @@ function postgres(plan: PostgresPlan, options: RenderOptions): string {
       # default mounts only keys/ through a volume subpath).
       - ${SECRETS_VOLUME}:${MOUNT}:ro
 `;
+  const gate = roleSync
+    ? `    # Gated on the sidecar, which never waits for PostgreSQL before it is healthy: after a reboot it serves the set
+    # the role had (from the cache) or the new one, then changes the role once PostgreSQL answers.
+`
+    : '';
   return `  ${yamlKey(plan.service)}:
-    depends_on:
+${gate}    depends_on:
       ${SIDECAR_SERVICE}:
         condition: service_healthy
     volumes:

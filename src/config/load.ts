@@ -61,6 +61,7 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
   checkReloadSettings(values.SIDECAR_RELOAD_COMMAND, values.SIDECAR_RELOAD_URL, problems);
   checkHeartbeatSettings(values, problems);
   checkCacheDir(values.SIDECAR_CACHE_DIR, values.SIDECAR_OUTPUT_DIR, problems);
+  checkPostgresSettings(env, problems);
   // Every setting that is absent from `values` has a problem reported, so a complete set means no problems from parsing.
   if (siteUrl === undefined || problems.length > 0 || !isComplete(values)) throw new ConfigError(problems);
 
@@ -133,6 +134,10 @@ export function loadConfig(env: Env = process.env, readTextFile: ReadTextFile = 
     reloadCooldownMs: values.SIDECAR_RELOAD_COOLDOWN,
     reloadTimeoutMs: values.SIDECAR_RELOAD_TIMEOUT,
     reloadOnFirstWrite: values.SIDECAR_RELOAD_ON_FIRST_WRITE,
+    postgresPasswordKey: values.SIDECAR_POSTGRES_PASSWORD_KEY,
+    postgresTarget: values.SIDECAR_POSTGRES_URL,
+    postgresUnreachable: values.SIDECAR_POSTGRES_UNREACHABLE,
+    postgresTimeoutMs: values.SIDECAR_POSTGRES_TIMEOUT,
   };
   return Object.freeze(config);
 }
@@ -411,4 +416,12 @@ function checkCacheDir(cacheDir: string | undefined, outputDir: string | undefin
   if (inside(cache, output) || inside(output, cache)) {
     problems.push(`SIDECAR_CACHE_DIR: ${cache} overlaps SIDECAR_OUTPUT_DIR ${output} — mount a separate persistent volume for the cache, e.g. /var/cache/infisical-sidecar`);
   }
+}
+
+/** Role sync needs both the key and the role's address; one without the other is a half-done setup. */
+function checkPostgresSettings(env: Env, problems: string[]): void {
+  const key = env.SIDECAR_POSTGRES_PASSWORD_KEY?.trim();
+  const url = env.SIDECAR_POSTGRES_URL?.trim();
+  if (key && !url) problems.push('SIDECAR_POSTGRES_URL: required with SIDECAR_POSTGRES_PASSWORD_KEY — set it to postgres://ROLE@HOST:5432/DATABASE (no password), or unset SIDECAR_POSTGRES_PASSWORD_KEY to turn role sync off');
+  if (url && !key) problems.push('SIDECAR_POSTGRES_PASSWORD_KEY: not set, but SIDECAR_POSTGRES_URL is — name the key that holds the role\'s password (e.g. POSTGRES_PASSWORD), or unset SIDECAR_POSTGRES_URL');
 }

@@ -8,8 +8,9 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { DEFAULT_OUTPUT_PATHS, OUTPUT_FORMATS, type OutputSpec } from './outputs.js';
+import { parsePostgresUrl, type PostgresTarget } from './postgres.js';
 
-export type VariableGroup = 'infisical' | 'sidecar' | 'output' | 'reload' | 'health';
+export type VariableGroup = 'infisical' | 'sidecar' | 'output' | 'reload' | 'postgres' | 'health';
 
 export interface VariableSpec<T = unknown> {
   /** Parses the raw text (undefined when unset and there is no default). */
@@ -386,6 +387,38 @@ export const VARIABLES = {
     default: 'false',
     doc: 'Also run the reload actions when the first sync fills an empty volume. (A first sync that *replaces different content* left by an earlier run always reloads: a secret rotated while the sidecar was down still reaches the app.)',
   },
+  SIDECAR_POSTGRES_PASSWORD_KEY: {
+    group: 'postgres',
+    schema: optionalText.pipe(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a key name such as POSTGRES_PASSWORD').optional()),
+    doc: 'Turns on PostgreSQL role sync (off when unset; docs/postgres-role-sync.md): when a refresh brings a new value for this key, the sidecar first sets it as the password of the role in SIDECAR_POSTGRES_URL (`ALTER ROLE CURRENT_USER` with a SCRAM-SHA-256 verifier computed in the sidecar, so the plaintext never reaches the server), checks that the new password logs in and a wrong one is refused, and only then writes the files. Until then the previous set stays, `/healthz` is `degraded` with the reason.',
+    example: 'POSTGRES_PASSWORD',
+  },
+  SIDECAR_POSTGRES_URL: {
+    group: 'postgres',
+    schema: optionalText.transform((text, ctx) => {
+      if (text === undefined) return undefined;
+      const parsed = parsePostgresUrl(text);
+      if ('problem' in parsed) {
+        ctx.addIssue({ code: 'custom', message: parsed.problem });
+        return z.NEVER;
+      }
+      return parsed as PostgresTarget;
+    }),
+    doc: 'The role whose password follows SIDECAR_POSTGRES_PASSWORD_KEY, as `postgres://ROLE@HOST:PORT/DATABASE`, without a password. `?sslmode=` as libpq reads it (default `prefer`; `verify-ca`/`verify-full` need `&sslrootcert=/path/ca.pem`). Required with SIDECAR_POSTGRES_PASSWORD_KEY.',
+    example: 'postgres://glitchtip@postgres:5432/glitchtip',
+  },
+  SIDECAR_POSTGRES_UNREACHABLE: {
+    group: 'postgres',
+    schema: z.enum(['hold', 'publish']),
+    default: 'hold',
+    doc: 'What a new password does while PostgreSQL does not answer: `hold` keeps the previous set (the app keeps working with the password the database still has) and retries with backoff; `publish` writes it anyway and sets the role when PostgreSQL answers — until then new connections of the app are refused.',
+  },
+  SIDECAR_POSTGRES_TIMEOUT: {
+    group: 'postgres',
+    schema: duration('1s', '1m'),
+    default: '10s',
+    doc: 'Deadline for one connection to PostgreSQL, and for each statement on it (at most 1m).',
+  },
   SIDECAR_HEALTH_HOST: {
     group: 'health',
     schema: text,
@@ -566,4 +599,10 @@ export interface Config {
   readonly reloadCooldownMs: Setting<'SIDECAR_RELOAD_COOLDOWN'>;
   readonly reloadTimeoutMs: Setting<'SIDECAR_RELOAD_TIMEOUT'>;
   readonly reloadOnFirstWrite: Setting<'SIDECAR_RELOAD_ON_FIRST_WRITE'>;
+  /** SIDECAR_POSTGRES_PASSWORD_KEY; undefined = no role sync. When set, postgresTarget is set too. */
+  readonly postgresPasswordKey: Setting<'SIDECAR_POSTGRES_PASSWORD_KEY'>;
+  /** SIDECAR_POSTGRES_URL, parsed (src/config/postgres.ts). */
+  readonly postgresTarget: Setting<'SIDECAR_POSTGRES_URL'>;
+  readonly postgresUnreachable: Setting<'SIDECAR_POSTGRES_UNREACHABLE'>;
+  readonly postgresTimeoutMs: Setting<'SIDECAR_POSTGRES_TIMEOUT'>;
 }

@@ -26,6 +26,7 @@ import type { HealthReport, HealthStatus } from './state.js';
 /** Every metric this module defines (the process/nodejs defaults from prom-client come on top). */
 export const METRIC_NAMES = [
   'infisical_sidecar_syncs_total',
+  'infisical_sidecar_postgres_role_checks_total',
   'infisical_sidecar_sync_duration_seconds',
   'infisical_sidecar_fetch_duration_seconds',
   'infisical_sidecar_folder_errors_total',
@@ -70,6 +71,8 @@ export interface MetricsSources {
   readonly clientStats: () => Readonly<ClientStats>;
   /** Heartbeat pings by form and result; without SIDECAR_HEARTBEAT_URL the metric has no samples. */
   readonly heartbeatCounts?: () => HeartbeatCounts;
+  /** PostgreSQL role checks by result; without SIDECAR_POSTGRES_PASSWORD_KEY the metric has no samples. */
+  readonly roleCheckCounts?: () => Readonly<Record<string, number>>;
   readonly now?: () => number;
   /** prom-client's process_* and nodejs_* metrics; on unless a test turns them off. */
   readonly defaultMetrics?: boolean;
@@ -179,6 +182,17 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
       const counts = sources.heartbeatCounts?.();
       if (counts === undefined) return;
       for (const [form, results] of Object.entries(counts)) for (const [result, value] of Object.entries(results)) this.inc({ form, result }, value);
+    },
+  });
+
+  new Counter({
+    name: 'infisical_sidecar_postgres_role_checks_total',
+    help: 'PostgreSQL role sync checks of a new or unconfirmed database password, by result: set (the sidecar changed the role), already (the role had it), trust (a wrong password got in too), refused, unknown, unreachable, failed (docs/postgres-role-sync.md).',
+    labelNames: ['result'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [result, value] of Object.entries(sources.roleCheckCounts?.() ?? {})) this.inc({ result }, value);
     },
   });
 

@@ -5,6 +5,7 @@
 import { REFUSAL_CODES } from '../cache/policy.js';
 import type { SidecarError } from '../errors.js';
 import { toWarnings, type Severity } from '../lint/index.js';
+import type { RoleSyncView } from '../postgres/index.js';
 import type { HeartbeatView } from './heartbeat.js';
 import type { SyncOutcome } from '../sync/sync-once.js';
 
@@ -52,6 +53,8 @@ export interface HealthReport {
   readonly cache: { readonly confirmedAt: string; readonly ageSeconds: number } | null;
   /** The last heartbeat ping (SIDECAR_HEARTBEAT_URL), absent when none is configured. */
   readonly heartbeat?: HeartbeatView;
+  /** PostgreSQL role sync (SIDECAR_POSTGRES_PASSWORD_KEY): role, key name, state; absent when off. */
+  readonly postgres?: RoleSyncView;
 }
 
 interface FolderState {
@@ -76,6 +79,7 @@ export class HealthState {
   private cacheConfirmedAt: number | undefined;
   private readonly folders = new Map<string, FolderState>();
   private heartbeat: (() => HeartbeatView) | undefined;
+  private roleSync: (() => RoleSyncView) | undefined;
 
   constructor(
     /** `cacheHealthy`: SIDECAR_CACHE_HEALTHY, whether cache mode answers 200 (default true). */
@@ -127,7 +131,9 @@ export class HealthState {
       this.lastSuccessAt = outcome.finishedAt;
       // A set that is live but not fully published (a top-level link failed) is degraded until a
       // later pass repairs it.
-      this.lastError = outcome.publishError ? { error: outcome.publishError, at: outcome.finishedAt } : undefined;
+      // So is one whose database password PostgreSQL has not been seen to accept (role sync).
+      const problem = outcome.publishError ?? outcome.roleSync?.pending;
+      this.lastError = problem ? { error: problem, at: outcome.finishedAt } : undefined;
       this.missingKeys = [];
       this.consecutiveFailures = 0;
     } else {
@@ -168,7 +174,13 @@ export class HealthState {
       source: this.cacheConfirmedAt !== undefined ? 'cache' : this.lastSuccessAt !== undefined ? 'infisical' : null,
       cache: this.cacheConfirmedAt === undefined ? null : { confirmedAt: iso(this.cacheConfirmedAt)!, ageSeconds: Math.max(0, Math.floor((now - this.cacheConfirmedAt) / 1000)) },
       ...(this.heartbeat ? { heartbeat: this.heartbeat() } : {}),
+      ...(this.roleSync ? { postgres: this.roleSync() } : {}),
     };
+  }
+
+  /** Adds role sync's state to every report. */
+  showRoleSync(view: () => RoleSyncView): void {
+    this.roleSync = view;
   }
 
   /** Adds the heartbeat's last ping to every report (it reads the report itself, so it is attached after both exist). */

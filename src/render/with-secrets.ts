@@ -28,6 +28,9 @@ export function renderWithSecrets(envFile: string): Buffer {
 #   WITH_SECRETS_RESTART=true      keep watching; when the secrets change, stop COMMAND and exit 75 so
 #                                  the restart policy starts the container again with the new values
 #   WITH_SECRETS_RESTART_DELAY=0   seconds to wait after a change before restarting (stagger services)
+#   WITH_SECRETS_PROMPT_FILES=     files (relative to this one, space-separated) whose change skips the
+#                                  delay, e.g. keys/POSTGRES_PASSWORD: once the database has the new
+#                                  password, each second of stagger is a second of refused connections
 #   WITH_SECRETS_POLL=5            seconds between checks
 #   WITH_SECRETS_STOP_TIMEOUT=25   seconds COMMAND gets after SIGTERM before SIGKILL
 dir=\${0%/*}
@@ -37,6 +40,11 @@ revision() {
   r=\${r%%-*}
   while [ "\${r#0}" != "$r" ] && [ -n "\${r#0}" ]; do r=\${r#0}; done
   printf '%s' "$r"
+}
+# Checksums of the prompt files (never their content): compared, not shown.
+prompt_sum() {
+  [ -n "\${WITH_SECRETS_PROMPT_FILES:-}" ] || return 0
+  (set -f; for f in $WITH_SECRETS_PROMPT_FILES; do cksum < "$dir/$f" 2>/dev/null || echo -; done)
 }
 [ "$#" -gt 0 ] || { echo "with-secrets: usage: with-secrets.sh COMMAND [ARGS...]" >&2; exit 64; }
 [ -r "$dir/${envFile}" ] || { echo "with-secrets: cannot read $dir/${envFile}" >&2; exit 78; }
@@ -54,6 +62,7 @@ case "\${WITH_SECRETS_RESTART:-false}" in
 esac
 
 started=$(revision)
+prompt=$(prompt_sum)
 run_app "$@" &
 child=$!
 # A stop request is passed on as TERM: a background job starts with SIGINT ignored, so INT would be
@@ -70,8 +79,10 @@ while :; do
   kill -0 "$child" 2>/dev/null || break
   now=$(revision)
   if [ -n "$now" ] && [ "$now" != "$started" ]; then
-    echo "with-secrets: secrets changed (revision $started -> $now); restarting in \${WITH_SECRETS_RESTART_DELAY:-0}s" >&2
-    sleep "\${WITH_SECRETS_RESTART_DELAY:-0}"
+    delay=\${WITH_SECRETS_RESTART_DELAY:-0}
+    [ "$(prompt_sum)" = "$prompt" ] || delay=0
+    echo "with-secrets: secrets changed (revision $started -> $now); restarting in \${delay}s" >&2
+    sleep "$delay"
     kill -TERM "$child" 2>/dev/null
     (sleep "\${WITH_SECRETS_STOP_TIMEOUT:-25}"; kill -KILL "$child" 2>/dev/null) &
     killer=$!

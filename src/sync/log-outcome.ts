@@ -22,8 +22,18 @@ export function logOutcome(log: Logger, outcome: SyncOutcome, nextAttemptAt: num
     const { confirmedAt, ageMs, fetchError } = outcome.fromCache;
     log.warn(
       { revision: outcome.revision, keyCount: outcome.keyCount, confirmedAt: new Date(confirmedAt).toISOString(), ageSeconds: Math.floor(ageMs / 1000), code: fetchError.code, err: fetchError.message, next },
-      `Infisical unreachable at start: files written from the last-known-good cache, confirmed ${formatDuration(ageMs)} ago; still trying Infisical`,
+      fetchError.code.startsWith('SIDECAR_POSTGRES_')
+        ? `new database password not yet taken by PostgreSQL and the volume was empty: files written from the last-known-good cache (the password the role had), confirmed ${formatDuration(ageMs)} ago; retrying the role change`
+        : `Infisical unreachable at start: files written from the last-known-good cache, confirmed ${formatDuration(ageMs)} ago; still trying Infisical`,
     );
+  }
+  if (outcome.ok && outcome.roleSync?.pending) {
+    const { code, message, hint } = outcome.roleSync.pending;
+    log.warn({ code, err: message, hint, next }, 'files written, but PostgreSQL has not been seen to accept the database password in them; retrying');
+  }
+  if (outcome.ok && outcome.roleSync?.finding) {
+    const { code, message, hint } = outcome.roleSync.finding;
+    log.warn({ code, err: message, hint }, 'PostgreSQL role sync finding');
   }
   if (!outcome.ok) {
     const error = outcome.error;

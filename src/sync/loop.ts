@@ -71,8 +71,9 @@ export function startRefreshLoop(options: LoopOptions): RefreshLoop {
         break;
       }
       let delay: number;
-      // Files written from the cache are no success with Infisical: keep retrying it with the backoff.
-      const failure = outcome.ok ? outcome.fromCache?.fetchError : (outcome.error ?? new SidecarError('SIDECAR_UNEXPECTED', 'sync failed'));
+      // Files written from the cache are no success with Infisical, and a password PostgreSQL has not
+      // taken yet is a change still owed: keep retrying either with the backoff.
+      const failure = outcome.ok ? (outcome.fromCache?.fetchError ?? outcome.roleSync?.pending) : (outcome.error ?? new SidecarError('SIDECAR_UNEXPECTED', 'sync failed'));
       if (failure === undefined) {
         failures = 0;
         delay = nextRefreshDelay(options.policy);

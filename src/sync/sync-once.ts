@@ -12,6 +12,7 @@ import { RenderError, SidecarError, toSidecarError } from '../errors.js';
 import type { FolderResult, InfisicalClient } from '../infisical/client.js';
 import { lintSnapshot, type Finding } from '../lint/index.js';
 import type { RepairScope, SetWriter } from '../output/atomic-dir.js';
+import type { RoleSync } from '../postgres/role-sync.js';
 import { applyDerived, parseTemplate, renderOutputs, type SkippedKey, type Snapshot, type Template } from '../render/index.js';
 import { renderWithSecrets, WITH_SECRETS_PATH } from '../render/with-secrets.js';
 import { printable } from '../text.js';
@@ -71,6 +72,12 @@ export interface SyncOutcome {
   readonly fromCache?: { readonly confirmedAt: number; readonly ageMs: number; readonly fetchError: SidecarError } | undefined;
   /** The cache was refused (e.g. SIDECAR_CACHE_KEY_MISMATCH) or could not be written: a warning, never a failed pass. */
   readonly cacheError?: SidecarError | undefined;
+  /**
+   * PostgreSQL role sync (src/postgres/role-sync.ts) on a pass that wrote: `pending` — the role is
+   * not known to accept the live password yet (the loop retries with backoff, /healthz is
+   * `degraded`); `finding` — published, with something to report (trust authentication).
+   */
+  readonly roleSync?: { readonly pending?: SidecarError | undefined; readonly finding?: SidecarError | undefined } | undefined;
 }
 
 /** What a pass reads from the configuration; `reconfigure` swaps it (config file hot reload). */
@@ -82,6 +89,8 @@ export interface SyncDeps {
   readonly writer: SetWriter;
   /** The last-known-good cache (SIDECAR_CACHE_DIR); without it a failed pass is only a failure. */
   readonly cache?: CacheFallback | undefined;
+  /** SIDECAR_POSTGRES_PASSWORD_KEY: asked before a set from Infisical is written. */
+  readonly roleSync?: RoleSync | undefined;
   readonly now?: () => number;
 }
 
@@ -92,6 +101,13 @@ export interface Syncer {
   reconfigure(settings: SyncSettings): void;
   /** Restores files someone deleted or edited from the last written set; returns what was damaged. */
   repair(scope?: RepairScope): Promise<string[]>;
+}
+
+/** What one pass carries from its start into `publish`. */
+interface Pass {
+  readonly signal: AbortSignal | undefined;
+  readonly base: Pick<SyncOutcome, 'startedAt' | 'revision' | 'previousRevision' | 'keys' | 'missingKeys' | 'skipped' | 'overridden' | 'oversizedForEnv' | 'findings'>;
+  readonly fail: (error: unknown, folders: readonly FolderReport[], extra?: Partial<SyncOutcome>) => SyncOutcome;
 }
 
 /** Throws before the first pass on an invalid template, so `run` and `once` exit with the config code. */
@@ -142,6 +158,16 @@ export function createSyncer(deps: SyncDeps): Syncer {
       fromCache = { confirmedAt: answer.cache.confirmedAt, ageMs: answer.cache.ageMs, fetchError: error };
     }
 
+    return publish(results, folders, fromCache, { signal, base, fail });
+  }
+
+  /**
+   * Merge → required keys → derive → lint → render → (role sync) → write. A set from Infisical
+   * passes role sync first; a set from the cache does not: it was published before, so its
+   * password is one PostgreSQL had.
+   */
+  async function publish(results: readonly FolderResult[], folders: readonly FolderReport[], fromCache: SyncOutcome['fromCache'], pass: Pass): Promise<SyncOutcome> {
+    const { signal, base, fail } = pass;
     const { snapshot: fetched, overridden } = mergeFolders(results);
     const missingKeys = settings.requiredKeys.filter((key) => !fetched.has(key));
     if (missingKeys.length > 0) {
@@ -179,12 +205,33 @@ export function createSyncer(deps: SyncDeps): Syncer {
         loadedFromDisk = true;
       }
       const digests = digestSnapshot(snapshot, await deps.writer.digestKey());
+      let roleSync: SyncOutcome['roleSync'];
+      if (deps.roleSync && !fromCache) {
+        const changed = lastGood === undefined || changedKeys(lastGood, digests).includes(deps.roleSync.key);
+        const decision = await deps.roleSync.beforePublish(snapshot, changed);
+        if (decision.publish) roleSync = { pending: decision.pending, finding: decision.finding };
+        else if (deps.writer.revision > 0) return fail(decision.error, folders, { overridden, skipped: rendered.skipped, findings });
+        else {
+          // Nothing on the volume (a reboot emptied the tmpfs): holding would keep PostgreSQL, which
+          // waits for this sidecar's health, down for good. The cache's set carries the password the
+          // role had before; without one, the new set goes out and the change is retried.
+          const latest = decision.previousKnown ? await deps.cache?.latest() : undefined;
+          if (latest) {
+            const cached = latest.folders.map((folder) => ({ ...folder, ok: true as const }));
+            return publish(cached, folders, { confirmedAt: latest.confirmedAt, ageMs: latest.ageMs, fetchError: decision.error }, pass);
+          }
+          roleSync = { pending: decision.error };
+        }
+      }
       const written = await deps.writer.write(rendered.files, writeOptions(), encodeManifest(digests), signal);
       const changed = changedKeys(lastGood, digests);
       lastGood = digests;
+      deps.roleSync?.published(snapshot);
       let cacheError: SidecarError | undefined;
       if (fromCache) deps.cache?.served();
-      else cacheError = await deps.cache?.confirmed(results.flatMap((result) => (result.ok ? [{ path: result.path, secrets: result.secrets }] : [])), startedAt);
+      // A password the role is not known to accept is not kept as "last known good": after a reboot
+      // the cache must still hold one the role had.
+      else if (roleSync?.pending === undefined) cacheError = await deps.cache?.confirmed(results.flatMap((result) => (result.ok ? [{ path: result.path, secrets: result.secrets }] : [])), pass.base.startedAt);
       return {
         ...base,
         ok: true,
@@ -206,6 +253,7 @@ export function createSyncer(deps: SyncDeps): Syncer {
         publishError: written.publishError,
         fromCache,
         cacheError,
+        roleSync,
       };
     } catch (error) {
       return fail(error, folders, { overridden, skipped: rendered.skipped, findings });

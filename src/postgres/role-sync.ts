@@ -1,0 +1,226 @@
+/**
+ * PostgreSQL role sync (issue 16): a new value of SIDECAR_POSTGRES_PASSWORD_KEY becomes the role's
+ * password *before* the set that carries it is published, so the app never holds a password the
+ * database refuses. docs/postgres-role-sync.md has the operator's view; this is the decision.
+ *
+ * For a set about to be published, with `target` its value of the key:
+ * 1. `target` is what PostgreSQL was last seen to accept → publish (no connection: the common pass).
+ * 2. A wrong, random password is tried first: if PostgreSQL lets it in, pg_hba says `trust` and no
+ *    check below would prove anything. The role's password is still set (for the day pg_hba
+ *    changes) and the set published, with SIDECAR_POSTGRES_TRUST_AUTH as a finding.
+ * 3. `target` logs in → the role has it already (rotated by hand, or our own change whose publish
+ *    was cut short) → publish.
+ * 4. Each password the role may have now — those this process published, newest first, then the
+ *    last-known-good cache's (after a restart or a reboot) — is tried; the first that logs in sets
+ *    the role's password to a SCRAM-SHA-256 verifier of `target` built here (the plaintext never
+ *    reaches the server, nor its logs), then `target` must log in on a fresh connection → publish.
+ * 5. Otherwise hold: SIDECAR_POSTGRES_ROLE_REFUSED (it knew passwords, none works),
+ *    SIDECAR_POSTGRES_PASSWORD_UNKNOWN (it knew none), SIDECAR_POSTGRES_UNREACHABLE (no answer;
+ *    with SIDECAR_POSTGRES_UNREACHABLE=publish that one publishes and step 4 runs at a later pass),
+ *    SIDECAR_POSTGRES_FAILED (PostgreSQL answered with an error).
+ *
+ * What a hold means for the volume is the syncer's call (src/sync/sync-once.ts): with a set on it,
+ * that set stays; on an empty volume (a reboot), holding would keep PostgreSQL — which waits for
+ * this sidecar's health — down for good, so something is published and the change is retried.
+ *
+ * Passwords live in this process's memory only, as the set on the volume does; nothing here logs,
+ * reports or stores one.
+ */
+import { randomBytes } from 'node:crypto';
+import { describeTarget, type PostgresTarget } from '../config/postgres.js';
+import { SidecarError, type ErrorCode } from '../errors.js';
+import { checkableThroughPg, LoginFailure, loginAs, type LoginAs, type RoleSession } from './connect.js';
+import { scramSha256Verifier } from './scram.js';
+
+/** How each check ended, counted for /metrics (`infisical_sidecar_postgres_role_checks_total`). */
+export const ROLE_CHECK_RESULTS = ['set', 'already', 'trust', 'refused', 'unknown', 'unreachable', 'failed'] as const;
+export type RoleCheckResult = (typeof ROLE_CHECK_RESULTS)[number];
+
+export type RoleDecision =
+  /**
+   * Publish. `pending`: published, but the role is not known to accept it yet (PostgreSQL did not
+   * answer, or refused a password already live): the loop retries soon, /healthz is `degraded`.
+   * `finding`: published, with something to report (trust authentication).
+   */
+  | { readonly publish: true; readonly pending?: SidecarError | undefined; readonly finding?: SidecarError | undefined }
+  /** Hold the set. `previousKnown`: the role may have another password this process knows (the cache's after a reboot). */
+  | { readonly publish: false; readonly error: SidecarError; readonly previousKnown: boolean };
+
+/** What /healthz shows: names and states, no password, no digest of one. */
+export interface RoleSyncView {
+  readonly role: string;
+  readonly key: string;
+  /** in_step: PostgreSQL accepted the live password; pending: a change waits (see lastError); unchecked: not asked yet. */
+  readonly state: 'in_step' | 'pending' | 'unchecked';
+  readonly lastCheckAt: string | null;
+  readonly lastResult: RoleCheckResult | null;
+  /** When the sidecar last changed the role's password. */
+  readonly lastChangeAt: string | null;
+}
+
+export interface RoleSync {
+  readonly key: string;
+  /**
+   * Steps 1–5 for a set from Infisical; never throws. `changed`: the key's value differs from the
+   * set on the volume (or the volume holds none). An unchanged value is checked too, once per
+   * process, but never held: the live set already carries it.
+   */
+  beforePublish(snapshot: ReadonlyMap<string, string>, changed: boolean): Promise<RoleDecision>;
+  /** The set now live (from Infisical or the cache): its password is one the role may have. */
+  published(snapshot: ReadonlyMap<string, string>): void;
+  view(): RoleSyncView;
+  counts(): Readonly<Record<RoleCheckResult, number>>;
+}
+
+export interface RoleSyncOptions {
+  readonly key: string;
+  readonly target: PostgresTarget;
+  readonly timeoutMs: number;
+  readonly whenUnreachable: 'hold' | 'publish';
+  /** Passwords the role may have from outside this process, newest first (the cache's last set); read only when needed. */
+  readonly knownElsewhere: () => Promise<readonly string[]>;
+  /** Tests give a login against a server they control; the default is `pg`. */
+  readonly login?: LoginAs;
+  readonly now?: () => number;
+}
+
+const FAILED_RESULTS: ReadonlySet<RoleCheckResult> = new Set(['refused', 'unknown', 'unreachable', 'failed']);
+
+/** Passwords kept as candidates: the live one and a few before it (a hold, then another rotation). */
+const KNOWN_LIMIT = 4;
+
+export function createRoleSync(options: RoleSyncOptions): RoleSync {
+  const now = options.now ?? Date.now;
+  const login = options.login ?? loginAs(options.target, options.timeoutMs);
+  const role = describeTarget(options.target);
+  const counts = Object.fromEntries(ROLE_CHECK_RESULTS.map((result) => [result, 0])) as Record<RoleCheckResult, number>;
+  /** A password PostgreSQL accepted (or was given) in this process. */
+  let accepted: string | undefined;
+  /** Passwords this process published, newest first. */
+  let known: string[] = [];
+  let lastCheckAt: number | undefined;
+  let lastResult: RoleCheckResult | undefined;
+  let lastChangeAt: number | undefined;
+  let livePassword: string | undefined;
+
+  const error = (code: ErrorCode, message: string, retryable: boolean) => new SidecarError(code, message, { retryable });
+
+  async function check(password: string, candidates: readonly string[]): Promise<{ result: RoleCheckResult; error?: SidecarError }> {
+    const ended = async (session: RoleSession) => session.end();
+    const notIn = (answer: { kind: 'unreachable' | 'failed'; reason: string }) =>
+      answer.kind === 'unreachable'
+        ? { result: 'unreachable' as const, error: error('SIDECAR_POSTGRES_UNREACHABLE', `PostgreSQL at ${role} did not answer (${answer.reason}); the new ${options.key} waits`, true) }
+        : { result: 'failed' as const, error: error('SIDECAR_POSTGRES_FAILED', `PostgreSQL at ${role} answered with an error (${answer.reason}); the new ${options.key} waits`, true) };
+
+    const setOn = async (session: RoleSession) => {
+      try {
+        await session.setPassword(scramSha256Verifier(password));
+      } finally {
+        await ended(session);
+      }
+    };
+
+    if (!checkableThroughPg(password)) {
+      const why = `the new ${options.key} cannot be checked against ${role}: it is empty, holds a NUL, or mixes non-ASCII characters with control, private-use or unassigned ones, which PostgreSQL clients hash differently; choose another (the previous set stays)`;
+      return { result: 'failed', error: error('SIDECAR_POSTGRES_FAILED', why, false) };
+    }
+    try {
+      // Step 2: would a wrong password get in?
+      const probe = await login(randomBytes(24).toString('base64url'));
+      if (probe.kind === 'in') {
+        await setOn(probe.session);
+        return {
+          result: 'trust',
+          error: error('SIDECAR_POSTGRES_TRUST_AUTH', `PostgreSQL at ${role} let the role in with a wrong password (trust authentication); its password was set to the new ${options.key}, but nothing checks it`, false),
+        };
+      }
+      if (probe.kind !== 'refused') return notIn(probe);
+
+      // Step 3: already in place?
+      const direct = await login(password);
+      if (direct.kind === 'in') {
+        await ended(direct.session);
+        return { result: 'already' };
+      }
+      if (direct.kind !== 'refused') return notIn(direct);
+
+      // Step 4: with a password the role may have now.
+      for (const candidate of candidates.filter(checkableThroughPg)) {
+        const attempt = await login(candidate);
+        if (attempt.kind === 'refused') continue;
+        if (attempt.kind !== 'in') return notIn(attempt);
+        await setOn(attempt.session);
+        const after = await login(password);
+        if (after.kind === 'in') {
+          await ended(after.session);
+          lastChangeAt = now();
+          return { result: 'set' };
+        }
+        return notIn(after.kind === 'refused' ? { kind: 'failed', reason: 'the new password was refused right after the change' } : after);
+      }
+      return candidates.length === 0
+        ? {
+            result: 'unknown',
+            error: error(
+              'SIDECAR_POSTGRES_PASSWORD_UNKNOWN',
+              `PostgreSQL refuses the new ${options.key} for ${role}, and the sidecar knows no other password of the role (the volume was empty and no cache holds one): set it by hand once (docs/production.md §6)`,
+              true,
+            ),
+          }
+        : {
+            result: 'refused',
+            error: error(
+              'SIDECAR_POSTGRES_ROLE_REFUSED',
+              `PostgreSQL refuses ${role} with the new ${options.key} and with the ${candidates.length === 1 ? 'password' : `${candidates.length} passwords`} it had before: the role's password was changed by other means; the previous set stays`,
+              true,
+            ),
+          };
+    } catch (thrown) {
+      if (thrown instanceof LoginFailure) return notIn({ kind: thrown.kind === 'unreachable' ? 'unreachable' : 'failed', reason: thrown.reason });
+      return notIn({ kind: 'failed', reason: thrown instanceof Error && thrown.message.startsWith('refusing') ? 'verifier-shape' : 'unexpected' });
+    }
+  }
+
+  return {
+    key: options.key,
+    async beforePublish(snapshot, changed) {
+      const password = snapshot.get(options.key);
+      // Without the key there is nothing to keep in step (the required-keys check is where a missing one is caught).
+      if (password === undefined || password === accepted) return { publish: true };
+      const candidates = unique([...known, ...(await options.knownElsewhere().catch(() => []))]).filter((candidate) => candidate !== password);
+      const { result, error: problem } = await check(password, candidates);
+      counts[result]++;
+      lastCheckAt = now();
+      lastResult = result;
+      if (result === 'set' || result === 'already' || result === 'trust') {
+        accepted = password;
+        return { publish: true, finding: problem };
+      }
+      if (!changed || (result === 'unreachable' && options.whenUnreachable === 'publish')) return { publish: true, pending: problem };
+      return { publish: false, error: problem!, previousKnown: candidates.length > 0 };
+    },
+    published(snapshot) {
+      const password = snapshot.get(options.key);
+      livePassword = password;
+      if (password === undefined) return;
+      known = unique([password, ...known]).slice(0, KNOWN_LIMIT);
+    },
+    view: () => ({
+      role,
+      key: options.key,
+      state: lastResult === undefined ? 'unchecked' : FAILED_RESULTS.has(lastResult) || livePassword !== accepted ? 'pending' : 'in_step',
+      lastCheckAt: iso(lastCheckAt),
+      lastResult: lastResult ?? null,
+      lastChangeAt: iso(lastChangeAt),
+    }),
+    counts: () => ({ ...counts }),
+  };
+}
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
+
+function iso(time: number | undefined): string | null {
+  return time === undefined ? null : new Date(time).toISOString();
+}
