@@ -147,6 +147,37 @@ describe('the last-known-good cache (issue 15)', () => {
   });
 });
 
+describe('PostgreSQL role sync (issue 16)', () => {
+  it('is on where the project runs PostgreSQL: the role of the postgres service, prompt restarts for the database password', () => {
+    for (const [layout, role] of [['seed', 'postgres://glitchtip_maintainer@postgres:5432/glitchtip'], ['glitchtip-6', 'postgres://postgres@postgres:5432/postgres']] as const) {
+      const { override, text } = generate(fixture(layout));
+      const env = override.services.secrets.environment as Record<string, string>;
+      expect(env.SIDECAR_POSTGRES_PASSWORD_KEY).toBe('POSTGRES_PASSWORD');
+      expect(env.SIDECAR_POSTGRES_URL).toBe(role);
+      expect(env.SIDECAR_POSTGRES_URL).not.toContain('{{');
+      for (const [name, service] of Object.entries(override.services as Record<string, Yaml>)) {
+        if (name === 'secrets' || name === 'postgres') continue;
+        if (service.environment.WITH_SECRETS_RESTART === 'false') expect(service.environment.WITH_SECRETS_PROMPT_FILES, name).toBeUndefined();
+        else expect(service.environment.WITH_SECRETS_PROMPT_FILES, name).toBe('keys/POSTGRES_PASSWORD');
+      }
+      expect(text).toContain('change it in Infisical and watch /healthz');
+    }
+  });
+
+  it('--no-role-sync leaves it off and says how to rotate by hand; no postgres service, no role sync', async () => {
+    const { override, text } = generate(fixture('seed'), { roleSync: false });
+    expect(override.services.secrets.environment.SIDECAR_POSTGRES_PASSWORD_KEY).toBeUndefined();
+    expect(override.services.web.environment.WITH_SECRETS_PROMPT_FILES).toBeUndefined();
+    expect(text).toContain('PostgreSQL role sync: off (generated with --no-role-sync)');
+    const out: string[] = [];
+    expect(await runComposeOverride(['--no-role-sync', path.join(FIXTURES, 'seed.yml')], { stdout: (t) => out.push(t), stderr: () => {} })).toBe(0);
+    expect(out.join('')).not.toContain('SIDECAR_POSTGRES_URL');
+    const external = fixture('seed');
+    delete external.services.postgres;
+    expect(generate(external).override.services.secrets.environment.SIDECAR_POSTGRES_URL).toBeUndefined();
+  });
+});
+
 describe('idempotence', () => {
   it('generating twice gives the same bytes', () => {
     for (const name of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {

@@ -164,6 +164,43 @@ describe('loadConfig', () => {
   });
 });
 
+describe('PostgreSQL role sync settings', () => {
+  const complete = (extra: Record<string, string>) => ({ ...BASE, ...extra });
+
+  it('parses the role URL: role, host, port, database, sslmode (default prefer); never a password', () => {
+    const config = loadConfig(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'POSTGRES_PASSWORD', SIDECAR_POSTGRES_URL: 'postgresql://glitch%20tip@[::1]:6543/db%2Fx?sslmode=require' }));
+    expect(config.postgresPasswordKey).toBe('POSTGRES_PASSWORD');
+    expect(config.postgresTarget).toEqual({ host: '::1', port: 6543, role: 'glitch tip', database: 'db/x', sslMode: 'require', sslRootCert: undefined });
+    expect(config.postgresUnreachable).toBe('hold');
+    expect(config.postgresTimeoutMs).toBe(10_000);
+    expect(loadConfig(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'P', SIDECAR_POSTGRES_URL: 'postgres://r@postgres' })).postgresTarget).toMatchObject({ port: 5432, database: 'r', sslMode: 'prefer' });
+    expect(loadConfig(BASE).postgresTarget).toBeUndefined();
+  });
+
+  it('refuses half a setup, a password in the URL, unknown parameters and a verify mode without a CA, naming the fix and never echoing the URL', () => {
+    const secretLooking = 'hunter2-not-for-logs';
+    const problems = [
+      ...problemsOf(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'POSTGRES_PASSWORD' })),
+      ...problemsOf(complete({ SIDECAR_POSTGRES_URL: 'postgres://r@h/d' })),
+      ...problemsOf(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'P', SIDECAR_POSTGRES_URL: `postgres://r:${secretLooking}@h/d` })),
+      ...problemsOf(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'P', SIDECAR_POSTGRES_URL: 'postgres://r@h/d?sslmode=verify-full' })),
+      ...problemsOf(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'P', SIDECAR_POSTGRES_URL: 'postgres://r@h/d?ssl=true&application_name=x' })),
+      ...problemsOf(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'P', SIDECAR_POSTGRES_URL: 'mysql://r@h/d' })),
+      ...problemsOf(complete({ SIDECAR_POSTGRES_PASSWORD_KEY: 'not a key', SIDECAR_POSTGRES_URL: 'postgres://r@h/d' })),
+    ];
+    expect(problems).toEqual([
+      expect.stringMatching(/^SIDECAR_POSTGRES_URL: required with SIDECAR_POSTGRES_PASSWORD_KEY — set it to postgres:\/\/ROLE@HOST/),
+      expect.stringMatching(/^SIDECAR_POSTGRES_PASSWORD_KEY: not set, but SIDECAR_POSTGRES_URL is/),
+      expect.stringMatching(/^SIDECAR_POSTGRES_URL: holds a password; remove it/),
+      expect.stringMatching(/^SIDECAR_POSTGRES_URL: sslmode=verify-full needs sslrootcert=/),
+      expect.stringMatching(/^SIDECAR_POSTGRES_URL: unsupported parameters ssl, application_name/),
+      expect.stringMatching(/^SIDECAR_POSTGRES_URL: scheme mysql: is not postgres:\/\//),
+      expect.stringMatching(/^SIDECAR_POSTGRES_PASSWORD_KEY: must be a key name/),
+    ]);
+    expect(problems.join('\n')).not.toContain(secretLooking);
+  });
+});
+
 describe('file ownership and mode', () => {
   it('reads an empty SIDECAR_FILE_UID / SIDECAR_FILE_GID as unset, not as root', () => {
     const config = loadConfig({ ...BASE, SIDECAR_FILE_UID: '', SIDECAR_FILE_GID: ' ' });

@@ -93,11 +93,12 @@ describe.each(VARIANTS)('examples/$dir (structure, no Docker needed)', ({ dir, c
     }
   });
 
-  it('keeps the secrets service (but for its DATABASE_URL), the tmpfs volume, the credentials and the wrapper identical to compose.override.yml', () => {
-    const withoutDatabaseUrl = (sidecar: Yaml) => ({ ...sidecar, environment: { ...sidecar.environment, SIDECAR_DERIVE_DATABASE_URL: undefined } });
+  it('keeps the secrets service (but for its database: DATABASE_URL and the role of SIDECAR_POSTGRES_URL), the tmpfs volume, the credentials and the wrapper identical to compose.override.yml', () => {
+    const withoutDatabaseUrl = (sidecar: Yaml) => ({ ...sidecar, environment: { ...sidecar.environment, SIDECAR_DERIVE_DATABASE_URL: undefined, SIDECAR_POSTGRES_URL: undefined } });
     expect(withoutDatabaseUrl(override.services.secrets)).toEqual(withoutDatabaseUrl(repoOverride.services.secrets));
     // the samples' postgres runs as user postgres, database postgres
     expect(override.services.secrets.environment.SIDECAR_DERIVE_DATABASE_URL).toBe('postgres://postgres:{{ POSTGRES_PASSWORD | url }}@postgres:5432/postgres');
+    expect(override.services.secrets.environment.SIDECAR_POSTGRES_URL).toBe('postgres://postgres@postgres:5432/postgres');
     expect(override.volumes).toEqual(repoOverride.volumes);
     expect(override.secrets).toEqual(repoOverride.secrets);
     expect(override['x-wait-for-secrets']).toEqual(repoOverride['x-wait-for-secrets']);

@@ -82,6 +82,37 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
     expect(wrapper.stderr()).not.toContain('A=');
   });
 
+  it('skips the restart delay when a WITH_SECRETS_PROMPT_FILES file changed (a database password), and keeps it otherwise', async () => {
+    const writeWithKey = (dir: string, a: string, db: string, writer = new AtomicDirWriter(dir)) =>
+      writer
+        .write(
+          [
+            { path: 'secrets.env', content: renderShellEnv(new Map([['A', a], ['DB', db]])).content },
+            { path: 'keys/DB', content: Buffer.from(db) },
+            { path: 'with-secrets.sh', content: renderWithSecrets('secrets.env') },
+          ],
+          { mode: 0o440 },
+        )
+        .then(() => writer);
+    for (const [change, delay] of [['db', '0s'], ['other', '600s']] as const) {
+      const dir = makeTempDir();
+      const writer = await writeWithKey(dir, '1', 'old password');
+      const wrapper = startWrapper(shell, dir, appTrappingTerm('exit 0'), {
+        WITH_SECRETS_RESTART: 'true',
+        WITH_SECRETS_POLL: '0.1',
+        WITH_SECRETS_RESTART_DELAY: '600',
+        WITH_SECRETS_PROMPT_FILES: 'keys/DB keys/ABSENT',
+      });
+      await watching(wrapper);
+      await writeWithKey(dir, '2', change === 'db' ? 'new password' : 'old password', writer);
+      await waitFor(() => wrapper.stderr().includes('restarting in'), `${change}: the change seen`);
+      expect(wrapper.stderr()).toContain(`restarting in ${delay}`);
+      if (change === 'db') expect(await wrapper.exited).toBe(75);
+      else wrapper.child.kill('SIGKILL');
+      expect(wrapper.stderr()).not.toContain('password');
+    }
+  });
+
   it('forwards SIGTERM to the app and exits with its status', async () => {
     const dir = makeTempDir();
     await writeSet(dir, { A: '1' });

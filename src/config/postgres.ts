@@ -43,8 +43,9 @@ export function parsePostgresUrl(text: string): PostgresTarget | { readonly prob
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (!host) return { problem: 'names no host (unix sockets are not supported: use the service name, e.g. postgres)' };
   const port = url.port === '' ? 5432 : Number(url.port);
-  const database = decode(url.pathname.replace(/^\//, '')) || role;
-  if (database === undefined || database.includes('/')) return { problem: 'the database name (the path) is not one name' };
+  const path = url.pathname.replace(/^\//, '');
+  const database = path.includes('/') ? undefined : path === '' ? role : decode(path);
+  if (!database) return { problem: 'the database name (the path) is not one name; encode a / in it as %2F' };
   const unknown = [...url.searchParams.keys()].filter((name) => !KNOWN_PARAMETERS.has(name));
   if (unknown.length > 0) return { problem: `unsupported parameter${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; only sslmode and sslrootcert are read` };
   const sslMode = url.searchParams.get('sslmode') ?? 'prefer';

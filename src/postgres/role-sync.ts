@@ -29,8 +29,10 @@
 import { randomBytes } from 'node:crypto';
 import { describeTarget, type PostgresTarget } from '../config/postgres.js';
 import { SidecarError, type ErrorCode } from '../errors.js';
+export { ROLE_SYNC_CODES } from './codes.js';
 import { checkableThroughPg, LoginFailure, loginAs, type LoginAs, type RoleSession } from './connect.js';
 import { scramSha256Verifier } from './scram.js';
+
 
 /** How each check ended, counted for /metrics (`infisical_sidecar_postgres_role_checks_total`). */
 export const ROLE_CHECK_RESULTS = ['set', 'already', 'trust', 'refused', 'unknown', 'unreachable', 'failed'] as const;

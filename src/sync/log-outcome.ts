@@ -6,6 +6,7 @@
  * because /healthz serves them too; they are not escaped twice.
  */
 import type { Logger } from '../log.js';
+import { ROLE_SYNC_CODES } from '../postgres/codes.js';
 import { formatDuration, printable } from '../text.js';
 import type { SyncOutcome } from './sync-once.js';
 
@@ -22,7 +23,7 @@ export function logOutcome(log: Logger, outcome: SyncOutcome, nextAttemptAt: num
     const { confirmedAt, ageMs, fetchError } = outcome.fromCache;
     log.warn(
       { revision: outcome.revision, keyCount: outcome.keyCount, confirmedAt: new Date(confirmedAt).toISOString(), ageSeconds: Math.floor(ageMs / 1000), code: fetchError.code, err: fetchError.message, next },
-      fetchError.code.startsWith('SIDECAR_POSTGRES_')
+      ROLE_SYNC_CODES.has(fetchError.code)
         ? `new database password not yet taken by PostgreSQL and the volume was empty: files written from the last-known-good cache (the password the role had), confirmed ${formatDuration(ageMs)} ago; retrying the role change`
         : `Infisical unreachable at start: files written from the last-known-good cache, confirmed ${formatDuration(ageMs)} ago; still trying Infisical`,
     );

@@ -20,10 +20,28 @@
 #   restarts nobody. Docker API: with compose.docker-api.yml the sidecar restarts `worker` itself through
 #   the mounted socket, and nothing else of this project or of another one. Issue 18: another container on
 #   the project's network reads http://secrets:8080/healthz; no host port is published.
+#   Issue 16, PostgreSQL role sync (the override sets SIDECAR_POSTGRES_PASSWORD_KEY/URL; postgres runs with
+#   log_statement=all, the stand-in's web, worker and beat each connect with DATABASE_URL at start): rotating
+#   POSTGRES_PASSWORD in the fake (a hostile value), with no manual step, changes the role in PostgreSQL before
+#   the files (the ALTER ROLE logged before "secrets written"; the old DATABASE_URL refused, the new accepted);
+#   web, worker and beat restart once each, at once ("restarting in 0s": WITH_SECRETS_PROMPT_FILES skips the
+#   stagger; each restart's delay reported) and reconnect. A probe client (probe-db.sh, a container on the
+#   project's network with the volume mounted) opens a new connection with the current keys/DATABASE_URL every
+#   200 ms across the switch: at most 1 refused attempt (the ALTER ROLE → swap instant), reported with its
+#   window. PostgreSQL's log holds `ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256$…'` and no password, plain
+#   or URL-encoded. Then the role's password changed by hand to an unknown value and another rotation: the
+#   old set stays, /healthz degraded with SIDECAR_POSTGRES_ROLE_REFUSED, role_checks_total{result="refused"}
+#   grows with the retries; the role set by hand to the new value → published, consumers restart.
 # Then issue 15's reboot with the last-known-good cache (the seed layout, override generated with --cache,
 # project <prefix>-cache): `down` keeps the cache volume; `up -d` with the fake Infisical gone starts web,
 # worker, beat from the cache (/healthz source "cache"); the fake comes back with a rotated value and they
-# restart with it; after `down -v` (cache wiped) the same `up -d` leaves them gated.
+# restart with it. Issue 16's reboot after an offline rotation: `down` (cache and PostgreSQL data kept),
+# POSTGRES_PASSWORD rotated in the fake's seed (non-ASCII), `up -d`: the sidecar, unable to reach PostgreSQL
+# (gated on its health), turns healthy on the cached set, postgres starts, then the role is changed and the
+# new set published (status ok, lastResult set), the consumers reconnect with it; the same with the cache
+# volume removed (`docker volume rm`, PostgreSQL data kept): the new set goes out, /healthz names
+# SIDECAR_POSTGRES_PASSWORD_UNKNOWN with ALTER ROLE in its hint, and the manual fix brings it in step. Every
+# wait is bounded. After `down -v` (cache wiped) the `up -d` without Infisical leaves them gated.
 # Then GlitchTip's own sample layouts (issue 13), checking only what differs: 4.x/5.x (web, worker with
 # embedded beat, one-shot migrate), 6.0 (web, worker, migrate), all_in_one (one web): every GlitchTip service
 # starts after the sidecar is healthy, with the byte-exact values; migrate completes against PostgreSQL with
@@ -64,6 +82,7 @@ declare -A WANT_CMD=([web]="/bin/sh ./bin/start.sh" [worker]="/bin/sh ./bin/run-
 EXTRA_FILES=()       # compose.docker-api.yml, for the Docker API scenario
 LAYOUT_MODEL=        # a sample layout's base model (check.mjs env reads its settings and database from it)
 DECOY=               # a container of another project, for the last scenario
+PROBE=               # the database probe client of the POSTGRES_PASSWORD rotation
 PASSED=0
 COMPOSE=
 WORK=
@@ -167,6 +186,73 @@ files_digest() { find "$VOL" -printf '%P %y %l %m\n' | sort; find "$VOL" -type f
 rev_on_volume() { local r; r=$(readlink "$VOL/..data") && r=${r#..rev-} && echo $((10#${r%%-*})); }
 # restart_state SVC...: "svc:RestartCount:StartedAt" for each (what a restart changes)
 restart_state() { local s; for s in "$@"; do printf '%s:%s ' "$s" "$(inspect "$s" '{{.RestartCount}}:{{.State.StartedAt}}')"; done; }
+# connected_this_run SVC: SVC's current run (since its last start) connected to postgres with its DATABASE_URL
+connected_this_run() {
+  "$DOCKER" logs --since "$(inspect "$1" '{{.State.StartedAt}}')" "$(cid "$1")" 2>&1 | grep -q '^standin db: glitchtip_maintainer glitchtip$'
+}
+
+# ---------------------------------------------------------------- PostgreSQL role sync helpers
+# healthz_wait SECONDS CONDITION: reads /healthz inside the sidecar's container every 100 ms until CONDITION (a JS
+# expression over b, the body, and s, the HTTP status) holds; prints "STATUS BODY" of the first body that meets it
+# (of the last one read, and fails, after SECONDS). One `docker exec`, so a state that lasts a second is seen.
+healthz_wait() {
+  "$DOCKER" exec "$(cid secrets)" node -e '
+    const [seconds, condition] = process.argv.slice(1), until = Date.now() + Number(seconds) * 1000;
+    const holds = new Function("b", "s", `return (${condition});`);
+    (async () => {
+      let last = "- {}";
+      for (;;) {
+        try {
+          const r = await fetch("http://127.0.0.1:8080/healthz"), text = await r.text();
+          last = `${r.status} ${text}`;
+          if (holds(JSON.parse(text), r.status)) return console.log(last);
+        } catch {}
+        if (Date.now() > until) { console.log(last); process.exit(1); }
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();' "$1" "$2"
+}
+field() { node "$E2E/check.mjs" healthz "$1" <<<"${2#* }"; }   # field NAME "STATUS BODY": one field of healthz_wait's body
+metrics() {
+  "$DOCKER" exec "$(cid secrets)" node -e 'fetch("http://127.0.0.1:8080/metrics").then(async (r) => process.stdout.write(await r.text()))'
+}
+# role_checks RESULT: infisical_sidecar_postgres_role_checks_total{result="RESULT"} (0 when absent)
+role_checks() { metrics | awk -v m="infisical_sidecar_postgres_role_checks_total{result=\"$1\"}" '$1 == m { v = $2 } END { print v + 0 }'; }
+# pg_login URL: a fresh TCP login (scram-sha-256) with that DATABASE_URL, from the postgres container (it stays up)
+pg_login() { "$DOCKER" exec "$(cid postgres)" psql "$1" -w -tAc 'select 1' >/dev/null 2>&1; }
+# pg_set_role_password VALUE: what an operator does by hand — ALTER ROLE as the superuser over the container's
+# local socket — with log_statement off for that session, so that the plaintext does not reach the log that
+# runs with log_statement=all here (the SQL on stdin: no value in any argv)
+pg_set_role_password() {
+  node -e 'const q = "\x27"; process.stdout.write(`SET log_statement = ${q}none${q};\nALTER ROLE glitchtip_maintainer PASSWORD ${q}${process.argv[1].replaceAll(q, q + q)}${q};\n`)' "$1" \
+    | "$DOCKER" exec -i "$(cid postgres)" psql -v ON_ERROR_STOP=1 -q -U glitchtip_maintainer -d glitchtip >/dev/null
+}
+# pg_log_clean VALUE...: PostgreSQL's log (log_statement=all) holds none of the values, plain or as a URL
+# encodes them (encodeURIComponent, and the password part of keys/DATABASE_URL as the sidecar encoded it)
+pg_log_clean() {
+  "$DOCKER" logs "$(cid postgres)" 2>&1 | node -e '
+    const log = require("fs").readFileSync(0, "utf8"), found = [];
+    for (const [i, v] of process.argv.slice(1).entries()) {
+      const forms = [v, encodeURIComponent(v), encodeURIComponent(v).replace(/%20/g, "+")];
+      if (forms.some((f) => f.length >= 6 && log.includes(f))) found.push(`value #${i + 1}`);
+    }
+    if (found.length) { console.error(`in the PostgreSQL log: ${found.join(", ")}`); process.exit(1); }' "$@"
+}
+# alter_role_lines: how many ALTER ROLE statements with a SCRAM verifier PostgreSQL logged (role sync sends only those)
+alter_role_lines() { "$DOCKER" logs "$(cid postgres)" 2>&1 | grep -cF "statement: ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$" || true; }
+# url_password URL: the password part of a DATABASE_URL as written (percent-encoded)
+url_password() { local u=${1#*://}; u=${u%@*}; printf '%s' "${u#*:}"; }
+# sidecar_log_ms MSG [REVISION]: when (ms, the sidecar's own clock) it last logged MSG (for REVISION)
+sidecar_log_ms() {
+  "$DOCKER" logs "$(cid secrets)" 2>/dev/null | node -e '
+    const [msg, rev] = process.argv.slice(1);
+    let t;
+    for (const l of require("fs").readFileSync(0, "utf8").split("\n")) {
+      try { const j = JSON.parse(l); if (j.msg === msg && (rev === undefined || j.revision === Number(rev))) t = Date.parse(j.time); } catch {}
+    }
+    if (t === undefined) process.exit(1);
+    console.log(t);' "$@"
+}
 
 # ---------------------------------------------------------------- cleanup: everything this run created
 cleanup() {
@@ -174,6 +260,7 @@ cleanup() {
   trap - EXIT INT TERM
   step_end
   [ -z "$DECOY" ] || "$DOCKER" rm -f "$DECOY" >/dev/null 2>&1 || true
+  [ -z "$PROBE" ] || "$DOCKER" rm -f "$PROBE" >/dev/null 2>&1 || true
   if [ -n "$COMPOSE" ] && [ -n "$WORK" ] && [ -f "$WORK/.env" ]; then
     if [ $rc != 0 ]; then
       say "logs of the failed run (last 30 lines per service):"
@@ -216,6 +303,7 @@ for p in "$PROJECT_PREFIX" "$PROJECT_PREFIX-cache" $(for l in $SAMPLE_LAYOUTS; d
   fi
 done
 "$DOCKER" ps -aq --filter "label=infisical-sidecar-e2e.decoy-of=$PROJECT" | xargs -r "$DOCKER" rm -f >/dev/null
+"$DOCKER" ps -aq --filter "label=infisical-sidecar-e2e.probe-of=$PROJECT" | xargs -r "$DOCKER" rm -f >/dev/null
 
 # ================================================================ 2. images
 step "images: the sidecar (offline build), GlitchTip stand-in, fake Infisical bundle"
@@ -566,42 +654,165 @@ for svc in web worker beat; do
   check_app $svc child
   ok "$svc after the reboot: $APP_OUT"
 done
-web_connected_this_run() {   # web's current run (since its last start) connected to postgres with DATABASE_URL
-  "$DOCKER" logs --since "$(inspect web '{{.State.StartedAt}}')" "$(cid web)" 2>&1 | grep -q '^standin db: glitchtip_maintainer glitchtip$'
-}
-poll 60 web_connected_this_run || fail "web did not connect to postgres after the reboot"
+for svc in web worker beat; do poll 60 connected_this_run $svc || fail "$svc did not connect to postgres after the reboot"; done
 
-# ================================================================ 9. POSTGRES_PASSWORD rotation, the documented way
-step "POSTGRES_PASSWORD rotation as docs/production.md §6 does it (the apps restart by themselves)"
-OLD_DATABASE_URL=$(cat "$VOL/keys/DATABASE_URL")
+# ================================================================ 9. POSTGRES_PASSWORD rotation: role sync (issue 16)
+step "POSTGRES_PASSWORD rotation: the sidecar changes the role, then the files; web, worker, beat restart at once (no hand)"
+out=$(healthz_wait 30 'b.status === "ok" && b.postgres?.state === "in_step"') \
+  || fail "before the rotation: /healthz status $(field status "$out"), postgres $(field postgres "$out"), lastError $(field lastError.code "$out")"
+for svc in web worker beat; do poll 60 connected_this_run $svc || fail "$svc has not connected to postgres before the rotation"; done
+OLD_DATABASE_URL=$(cat "$VOL/keys/DATABASE_URL") OLD_PG_PASSWORD=$(cat "$VOL/keys/POSTGRES_PASSWORD")
+REV_BEFORE=$(field revision "$out") SET_BEFORE=$(role_checks set) ALTERS_BEFORE=$(alter_role_lines)
 for svc in web worker beat; do R0[$svc]=$(restarts $svc); done
+# The probe: a client on the project's network with the secrets volume mounted as the consumers have it, which
+# every 200 ms reads the current keys/DATABASE_URL and opens a new connection with it (probe-db.sh in the
+# GlitchTip stand-in), from before the rotation until web, worker and beat have reconnected.
+PROBE=$PROJECT-probe
+"$DOCKER" run -d --name "$PROBE" --label "infisical-sidecar-e2e.probe-of=$PROJECT" --network "${PROJECT}_default" \
+  -v "${PROJECT}_glitchtip-secrets:/run/glitchtip-secrets:ro" "$IMG_GLITCHTIP" /code/bin/probe-db.sh >/dev/null
+probe_oks() { "$DOCKER" logs "$PROBE" 2>/dev/null | awk '$2 == "ok"' | wc -l; }
+poll 20 eval '[ "$(probe_oks)" -ge 5 ]' || fail "the probe client does not get in with the current DATABASE_URL: $("$DOCKER" logs --tail 3 "$PROBE" 2>&1 | tr '\n' ' ')"
 NEW_PG_PASSWORD="n3w p@ss 'w0rd' \"q\" \$x %41 \\ end"
 node -e 'const f = process.argv[1], e = require(f); e.POSTGRES_PASSWORD = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
   "$WORK/expected.json" "$NEW_PG_PASSWORD"
+T_PUT=$(now_ms)
 node -e 'process.stdout.write(JSON.stringify({ environment: "prod", path: "/glitchtip/database", key: "POSTGRES_PASSWORD", value: process.argv[1] }))' \
   "$NEW_PG_PASSWORD" | fake PUT /__fake/secrets - >/dev/null
 T0=$(now_ms)
 new_pg_in_files() { [ "$(cat "$VOL/keys/POSTGRES_PASSWORD")" = "$NEW_PG_PASSWORD" ]; }
-poll $((3 * REFRESH_S + 5)) new_pg_in_files || fail "the new POSTGRES_PASSWORD did not reach keys/POSTGRES_PASSWORD"
-# step 2 of the docs, verbatim
-dc exec -T postgres psql -v ON_ERROR_STOP=1 -U glitchtip_maintainer -d glitchtip >/dev/null <<'SQL' || fail "ALTER ROLE from the per-key file"
-\set pw `cat /run/glitchtip-secrets/keys/POSTGRES_PASSWORD`
-ALTER ROLE glitchtip_maintainer PASSWORD :'pw';
-SQL
-# step 3 of the docs: nothing to do — web, worker and beat restart by themselves (staggered) with the new
-# DATABASE_URL; web's start-up connection retries until the role has the new password.
+poll $((3 * REFRESH_S + 5)) new_pg_in_files || fail "the new POSTGRES_PASSWORD did not reach keys/POSTGRES_PASSWORD: /healthz $(healthz_field status) $(healthz_field lastError.code)"
+out=$(healthz_wait 10 "b.revision === $((REV_BEFORE + 1)) && b.status === \"ok\"") \
+  || fail "/healthz after the rotation: revision $(field revision "$out"), status $(field status "$out"), lastError $(field lastError.code "$out")"
+REV_AFTER=$((REV_BEFORE + 1))
+[ "$(field postgres.lastResult "$out") $(field postgres.state "$out")" = "set in_step" ] \
+  || fail "/healthz postgres after the rotation: $(field postgres "$out"), want lastResult set, state in_step"
+[ "$(role_checks set)" = $((SET_BEFORE + 1)) ] || fail "role_checks_total{result=\"set\"} $SET_BEFORE → $(role_checks set), want +1"
+# the order: the role changed (PostgreSQL's log; /healthz postgres.lastChangeAt) before the files (the sidecar's
+# "secrets written" for the new revision); each time is when it was logged, all on this host's clock
+T_ALTER=$(date -d "$("$DOCKER" logs -t "$(cid postgres)" 2>&1 | grep -F "statement: ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$" | tail -1 | cut -d' ' -f1)" +%s%3N)
+T_ROLE=$(date -d "$(field postgres.lastChangeAt "$out")" +%s%3N)
+T_FILES=$(sidecar_log_ms "secrets written" "$REV_AFTER") || fail "the sidecar logged no 'secrets written' for revision $REV_AFTER"
+[ "$T_ALTER" -le "$T_FILES" ] && [ "$T_ROLE" -le "$T_FILES" ] \
+  || fail "the files changed before the role: ALTER ROLE logged at +$((T_ALTER - T0)) ms, role change checked at +$((T_ROLE - T0)) ms, files at +$((T_FILES - T0)) ms"
+ok "the fake's new POSTGRES_PASSWORD reached the files $((T_FILES - T0)) ms after the PUT, $((T_FILES - T_ALTER)) ms after PostgreSQL logged the ALTER ROLE (role sync: lastResult set, state in_step, revision $REV_BEFORE → $REV_AFTER)"
+pg_login "$OLD_DATABASE_URL" && fail "postgres still accepts the old password"
+pg_login "$(cat "$VOL/keys/DATABASE_URL")" || fail "postgres refuses the new DATABASE_URL"
+ok "the role changed in PostgreSQL with no manual step: a fresh login with the old DATABASE_URL is refused, with the new one accepted"
+# Each wrapper sees the new revision and, as keys/POSTGRES_PASSWORD changed (WITH_SECRETS_PROMPT_FILES), restarts
+# at once: no stagger (worker and beat would otherwise wait ${DELAY_S[worker]} s and ${DELAY_S[beat]} s).
+declare -A SAW STOP START CONN
 for svc in web worker beat; do
-  poll $((POLL_S + DELAY_S[$svc] + 20)) restarted_once $svc \
+  poll $((POLL_S + 20)) restarted_once $svc \
     || fail "$svc did not restart by itself (restarts ${R0[$svc]} → $(restarts $svc), $(inspect $svc '{{.State.Status}}'))"
 done
-poll 60 web_connected_this_run || fail "web did not connect with the new DATABASE_URL after its restart"
+for svc in web worker beat; do poll 60 connected_this_run $svc || fail "$svc did not reconnect with the new DATABASE_URL after its restart"; done
+T_ALL=$(now_ms)
+sleep 0.6   # a few more probe attempts after the last reconnection
+"$DOCKER" logs "$PROBE" >"$WORK/probe.log" 2>&1
+"$DOCKER" rm -f "$PROBE" >/dev/null && PROBE=
 for svc in web worker beat; do
   [ "$(restarts $svc)" = $((R0[$svc] + 1)) ] || fail "$svc restarted $(( $(restarts $svc) - R0[$svc] )) times, want once"
+  SAW[$svc]=$(log_ms $svc "with-secrets: secrets changed (revision $REV_BEFORE -> $REV_AFTER); restarting in 0s") \
+    || fail "$svc's wrapper did not restart at once (no 'restarting in 0s' for $REV_BEFORE -> $REV_AFTER): $("$DOCKER" logs "$(cid $svc)" 2>&1 | grep 'with-secrets: secrets changed' | tail -1)"
+  STOP[$svc]=$(finished_ms $svc) START[$svc]=$(started_ms $svc)
+  CONN[$svc]=$(log_ms $svc "standin db: glitchtip_maintainer glitchtip")
+  [ "$(exit_codes $svc "$T0")" = 75 ] || fail "$svc's container exited with '$(exit_codes $svc "$T0")' since the rotation, want 75 once"
   check_app $svc child
-  ok "$svc restarted by itself $(( $(started_ms $svc) - T0 )) ms after the rotation: $APP_OUT (the new DATABASE_URL included)"
+  ok "$svc restarted once, promptly, and reconnected: $APP_OUT (the new DATABASE_URL included)"
 done
-"$DOCKER" exec "$(cid web)" psql "$OLD_DATABASE_URL" -w -tAc 'select 1' >/dev/null 2>&1 && fail "postgres still accepts the old password"
-ok "role password set from keys/POSTGRES_PASSWORD; web restarted by itself and connected with the new DATABASE_URL; the old one is refused"
+say "restarts after the files changed (ms): $(for svc in web worker beat; do printf '%s saw it +%d, stopped +%d, started +%d, reconnected +%d; ' \
+  $svc $((SAW[$svc] - T_FILES)) $((STOP[$svc] - T_FILES)) $((START[$svc] - T_FILES)) $((CONN[$svc] - T_FILES)); done)"
+# Prompt: each wrapper logged "restarting in 0s" (checked above); all three started within less than one stagger
+# step (${DELAY_S[worker]} s) of each other, each within a poll (${POLL_S} s) plus the stop and Docker's restart after the
+# files changed (a loose 9 s for those: on a loaded CI host a restart alone has taken 5 s).
+PROMPT_LIMIT_MS=$(( (POLL_S + 9) * 1000 ))
+for svc in web worker beat; do
+  [ $((START[$svc] - T_FILES)) -le $PROMPT_LIMIT_MS ] \
+    || fail "$svc started $((START[$svc] - T_FILES)) ms after the files changed, want at most $PROMPT_LIMIT_MS ms (prompt restart)"
+done
+SPREAD=$(( $(printf '%s\n' "${START[@]}" | sort -n | tail -1) - $(printf '%s\n' "${START[@]}" | sort -n | head -1) ))
+[ "$SPREAD" -lt $((DELAY_S[worker] * 1000)) ] || fail "web, worker, beat started $SPREAD ms apart: staggered, want less than $((DELAY_S[worker] * 1000)) ms"
+ok "not staggered: all three started within $SPREAD ms of each other, each at most $PROMPT_LIMIT_MS ms after the files changed; a process still holding the old DATABASE_URL had its new connections refused from the ALTER ROLE until its restart: web $((START[web] - T_ALTER)), worker $((START[worker] - T_ALTER)), beat $((START[beat] - T_ALTER)) ms"
+# The probe's record: attempts, results, the revision each read, and the refusals' window.
+read -r P_N P_OK P_REFUSED P_ERROR P_NOFILE P_NEW_OK P_WINDOW P_FIRST P_GAP P_REASONS < <(node -e '
+  const [file, tPut, tFiles, tAll, revAfter] = process.argv.slice(1);
+  const rows = require("fs").readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => {
+    const [t, r, rev, d, ...why] = l.split(" ");
+    return { t: Number(t), r, rev: Number(rev), d: Number(d), why: why.join(" ") };
+  });
+  const during = rows.filter((x) => x.t >= Number(tPut) && x.t <= Number(tAll));
+  const n = (r) => rows.filter((x) => x.r === r).length;
+  const refused = rows.filter((x) => x.r === "refused");
+  const window = refused.length ? refused.at(-1).t + refused.at(-1).d - refused[0].t : 0;
+  const gap = during.slice(1).reduce((m, x, i) => Math.max(m, x.t - during[i].t), 0);
+  const newOk = rows.filter((x) => x.r === "ok" && x.rev === Number(revAfter)).length;
+  const reasons = [...new Set(rows.filter((x) => x.r === "error").map((x) => x.why))].join(",") || "-";
+  console.log(rows.length, n("ok"), refused.length, n("error"), n("nofile"), newOk, window, refused.length ? refused[0].t - Number(tFiles) : "-", gap, reasons);
+' "$WORK/probe.log" "$T_PUT" "$T_FILES" "$T_ALL" "$REV_AFTER")
+say "probe: $P_N attempts every 200 ms from before the rotation until all three reconnected (largest gap during the switch $P_GAP ms): $P_OK ok ($P_NEW_OK with the new revision), $P_REFUSED refused (window ${P_WINDOW} ms, first at ${P_FIRST} ms from the files' change), $P_ERROR other errors (${P_REASONS}), $P_NOFILE without a file"
+# A client that reads the files when it connects is refused only if it read the old URL in the instant between
+# the ALTER ROLE and the files' swap ($((T_FILES - T_ALTER)) ms here, shorter than one probe period): at most one
+# attempt can fall into it. Anything else (errors, a missing file) would be a fault of the switch.
+[ "$P_NEW_OK" -ge 1 ] || fail "the probe never got in with the new revision's DATABASE_URL"
+[ "$P_REFUSED" -le 1 ] && [ "$P_ERROR" = 0 ] && [ "$P_NOFILE" = 0 ] \
+  || fail "the probe: $P_REFUSED refused (at most 1), $P_ERROR errors ($P_REASONS), $P_NOFILE without a file (want 0)"
+ok "probe client reading the current files: $P_REFUSED refused attempt(s) of $P_N (window $P_WINDOW ms), no error, never without a file"
+# PostgreSQL's log (log_statement=all): the statement role sync sends, a SCRAM verifier, and no password in any form
+ALTERS=$(alter_role_lines)
+[ "$ALTERS" = $((ALTERS_BEFORE + 1)) ] || fail "PostgreSQL logged $((ALTERS - ALTERS_BEFORE)) ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$… statements for the rotation, want 1"
+"$DOCKER" logs "$(cid postgres)" 2>&1 | grep -F "statement: ALTER ROLE" | grep -vqE "statement: ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\\\$[0-9]+:[A-Za-z0-9+/=]+\\\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+'\$" \
+  && fail "PostgreSQL logged an ALTER ROLE that is not CURRENT_USER with a SCRAM-SHA-256 verifier"
+pg_log_clean "$OLD_PG_PASSWORD" "$NEW_PG_PASSWORD" "$(url_password "$OLD_DATABASE_URL")" "$(url_password "$(cat "$VOL/keys/DATABASE_URL")")" \
+  || fail "a database password is in PostgreSQL's log"
+ok "PostgreSQL's log (log_statement=all, $("$DOCKER" logs "$(cid postgres)" 2>&1 | grep -c 'statement: ') statements): ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$4096:…' once, neither the old nor the new password, plain or URL-encoded"
+
+# ================================================================ 9a. the role refuses both passwords
+step "POSTGRES_PASSWORD rotated after the role's password was changed by other means: the old set stays, then published once fixed by hand"
+out=$(healthz_wait 20 'b.status === "ok" && b.postgres?.state === "in_step"') || fail "before: /healthz $(field status "$out") $(field postgres "$out")"
+REV_BEFORE=$(field revision "$out") FILES_BEFORE=$(files_digest) STATE_BEFORE=$(restart_state web worker beat) REFUSED_BEFORE=$(role_checks refused)
+for svc in web worker beat; do R0[$svc]=$(restarts $svc); done
+# someone sets the role's password by hand to a value nobody told Infisical
+pg_set_role_password "$(node -e 'process.stdout.write(require("crypto").randomBytes(18).toString("base64url"))')" || fail "ALTER ROLE by hand"
+pg_login "$(cat "$VOL/keys/DATABASE_URL")" && fail "the role still accepts the live password after it was changed by hand"
+FIXED_PG_PASSWORD="f1xed by h@nd 'pw' \"q\" \$z %42 \\ ok"
+node -e 'process.stdout.write(JSON.stringify({ environment: "prod", path: "/glitchtip/database", key: "POSTGRES_PASSWORD", value: process.argv[1] }))' \
+  "$FIXED_PG_PASSWORD" | fake PUT /__fake/secrets - >/dev/null
+T0=$(now_ms)
+out=$(healthz_wait $((3 * REFRESH_S + 10)) 'b.lastError?.code === "SIDECAR_POSTGRES_ROLE_REFUSED"') \
+  || fail "no SIDECAR_POSTGRES_ROLE_REFUSED on /healthz: HTTP ${out%% *}, status $(field status "$out"), lastError $(field lastError.code "$out")"
+HELD_MS=$(( $(now_ms) - T0 ))
+[ "${out%% *} $(field status "$out") $(field postgres.state "$out") $(field postgres.lastResult "$out") $(field revision "$out")" = "200 degraded pending refused $REV_BEFORE" ] \
+  || fail "/healthz while held: HTTP ${out%% *}, status $(field status "$out"), postgres $(field postgres "$out"), revision $(field revision "$out") (want 200 degraded pending refused $REV_BEFORE)"
+[[ "$(field lastError.message "$out")" == *glitchtip_maintainer* ]] || fail "SIDECAR_POSTGRES_ROLE_REFUSED does not name the role: $(field lastError.message "$out")"
+[ "$(files_digest)" = "$FILES_BEFORE" ] || fail "files changed though the role refused the new password"
+REFUSED_1=$(role_checks refused)
+[ "$REFUSED_1" -gt "$REFUSED_BEFORE" ] || fail "infisical_sidecar_postgres_role_checks_total{result=\"refused\"} did not grow ($REFUSED_BEFORE → $REFUSED_1)"
+log_has secrets '"code":"SIDECAR_POSTGRES_ROLE_REFUSED"' || fail "the sidecar's log has no SIDECAR_POSTGRES_ROLE_REFUSED"
+ok "held $HELD_MS ms after the PUT: /healthz HTTP 200, status degraded, lastError SIDECAR_POSTGRES_ROLE_REFUSED naming the role, postgres pending/refused, revision still $REV_BEFORE; files byte-identical; role_checks_total{result=\"refused\"} $REFUSED_1; logged"
+sleep $((2 * REFRESH_S + 1))
+REFUSED_2=$(role_checks refused)
+[ "$REFUSED_2" -gt "$REFUSED_1" ] || fail "not retried: role_checks_total{result=\"refused\"} still $REFUSED_2 after $((2 * REFRESH_S + 1)) s"
+[ "$(files_digest)" = "$FILES_BEFORE" ] && [ "$(restart_state web worker beat)" = "$STATE_BEFORE" ] || fail "files changed or a consumer restarted while held"
+ok "retried: refused $REFUSED_1 → $REFUSED_2 in $((2 * REFRESH_S + 1)) s; files still the previous set, no consumer restarted; /healthz now $(healthz_field status) (a hold counts against SIDECAR_MAX_STALENESS=${STALENESS_S}s)"
+# the operator follows the hint: sets the role to the value in Infisical by hand; the next retry finds it in place
+node -e 'const f = process.argv[1], e = require(f); e.POSTGRES_PASSWORD = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
+  "$WORK/expected.json" "$FIXED_PG_PASSWORD"
+pg_set_role_password "$FIXED_PG_PASSWORD" || fail "ALTER ROLE by hand"
+T1=$(now_ms)
+out=$(healthz_wait $((3 * REFRESH_S + 10)) "b.status === \"ok\" && b.revision === $((REV_BEFORE + 1))") \
+  || fail "not published after the role was fixed by hand: status $(field status "$out"), revision $(field revision "$out"), lastError $(field lastError.code "$out")"
+[ "$(field postgres.lastResult "$out") $(field postgres.state "$out")" = "already in_step" ] || fail "/healthz postgres after the fix: $(field postgres "$out")"
+out2=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files after the fix"
+ok "published $(( $(now_ms) - T1 )) ms after the fix by hand (postgres lastResult already): $out2"
+for svc in web worker beat; do
+  poll $((POLL_S + 20)) restarted_once $svc || fail "$svc did not restart after the fix (restarts ${R0[$svc]} → $(restarts $svc))"
+done
+for svc in web worker beat; do
+  poll 60 connected_this_run $svc || fail "$svc did not reconnect after the fix"
+  check_app $svc child
+done
+ok "web, worker, beat restarted once and reconnected with the fixed DATABASE_URL (started +$(( $(started_ms web) - T1 )), +$(( $(started_ms worker) - T1 )), +$(( $(started_ms beat) - T1 )) ms after the fix)"
+pg_log_clean "$FIXED_PG_PASSWORD" "$(url_password "$(cat "$VOL/keys/DATABASE_URL")")" || fail "the fixed password is in PostgreSQL's log"
 
 # ================================================================ 9b. Docker API path
 step "Docker API path: the sidecar restarts worker through the socket (SIDECAR_RESTART_SERVICES=worker)"
@@ -675,7 +886,7 @@ step "down -v: no secret left on disk"
 { cat "$WORK/logs-before-api.log"; dc logs --no-color; } >"$WORK/all.log" 2>&1
 node "$E2E/check.mjs" flat "$E2E/seed.json" >"$WORK/seed-flat.json"
 # every value this run used: the current set, the seed's, and each rotated one
-ALL_VALUES=("$WORK/expected.json" "$WORK/seed-flat.json" "$NEW_EMAIL_URL" "$NEW_PG_PASSWORD" "$NEW_FROM_EMAIL")
+ALL_VALUES=("$WORK/expected.json" "$WORK/seed-flat.json" "$NEW_EMAIL_URL" "$NEW_PG_PASSWORD" "$FIXED_PG_PASSWORD" "$NEW_FROM_EMAIL")
 node -e '
   const fs = require("fs"), log = fs.readFileSync(process.argv[1], "utf8");
   const values = [2, 3].flatMap((i) => Object.values(JSON.parse(fs.readFileSync(process.argv[i], "utf8")))).concat(process.argv.slice(4));
@@ -765,6 +976,93 @@ for svc in web worker beat; do
 done
 [ "$(started_ms web)" -lt "$(started_ms worker)" ] && [ "$(started_ms worker)" -lt "$(started_ms beat)" ] || fail "not restarted in the order web, worker, beat"
 ok "/healthz source \"infisical\" again; web → worker → beat restarted in order, $(( $(started_ms worker) - $(started_ms web) )) and $(( $(started_ms beat) - $(started_ms worker) )) ms apart"
+
+step "reboot after POSTGRES_PASSWORD was rotated while the stack was down (--cache): up on the cached set, then the role changed"
+out=$(healthz_wait 20 'b.status === "ok" && b.postgres?.state === "in_step"') || fail "before: /healthz $(field status "$out") $(field postgres "$out")"
+OLD_DATABASE_URL=$(cat "$VOL/keys/DATABASE_URL") OLD_PG_PASSWORD=$(cat "$VOL/keys/POSTGRES_PASSWORD")
+dc down --timeout 5 >/dev/null 2>&1
+[ -n "$("$DOCKER" volume ls -q --filter name="${PROJECT}_pg-data")" ] && [ -n "$("$DOCKER" volume ls -q --filter name="${PROJECT}_sidecar-cache")" ] \
+  || fail "\`down\` removed PostgreSQL's data or the cache volume"
+# rotated in Infisical while the stack is down (the fake's seed: it starts with it); non-ASCII, so that the
+# verifier the sidecar builds (SASLprep) meets the app's libpq login
+OFFLINE_PG_PASSWORD="öffline pässwörd ✓ 'x' \$y %41 @:/"
+rotate_offline() {
+  node -e '
+    const f = process.argv[1], s = require(f);
+    s.projects[0].environments.prod.folders["/glitchtip/database"].secrets.POSTGRES_PASSWORD = process.argv[2];
+    require("fs").writeFileSync(f, JSON.stringify(s));' "$WORK/fake-cache/seed.json" "$1"
+  node -e 'const f = process.argv[1], e = require(f); e.POSTGRES_PASSWORD = process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(e))' \
+    "$WORK/expected.json" "$1"
+}
+rotate_offline "$OFFLINE_PG_PASSWORD"
+# app_current SVC: SVC's app runs with the expected values (it may still be on the cached set, about to restart)
+app_current() {
+  app_snapshot "$1" >/dev/null 2>&1 && node "$E2E/check.mjs" env "$WORK/expected.json" "$WORK/environ-$1" "$VOL" >/dev/null 2>&1
+}
+T0=$(now_ms)
+timeout 120 $COMPOSE --project-name "$PROJECT" --project-directory "$WORK" --progress quiet --ansi never "${DC_FILES[@]}" \
+  up -d >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "\`up -d\` after the offline rotation (--cache) failed or took over 120 s"; }
+UP_MS=$(( $(now_ms) - T0 ))
+VOL=$(volume_dir)
+FIRST_HEALTHY_MS=$(first_healthy_ms "$T0")
+[ -n "$FIRST_HEALTHY_MS" ] && [ "$(started_ms postgres)" -ge "$FIRST_HEALTHY_MS" ] \
+  || fail "postgres started before the sidecar was healthy (or no healthy event)"
+log_has secrets 'new database password not yet taken by PostgreSQL and the volume was empty: files written from the last-known-good cache' \
+  || fail "the sidecar did not start from the cached set: $("$DOCKER" logs --tail 5 "$(cid secrets)" 2>&1 | tr '\n' ' ')"
+ok "\`up -d\` returned after $UP_MS ms: the sidecar, unable to reach PostgreSQL (gated on its health), published the cached set (the password the role has) and turned healthy $((FIRST_HEALTHY_MS - T0)) ms after up; postgres started after it ($(( $(started_ms postgres) - T0 )) ms)"
+out=$(healthz_wait 60 'b.status === "ok" && b.postgres?.lastResult === "set"') \
+  || fail "the role was not changed after the reboot: status $(field status "$out"), source $(field source "$out"), postgres $(field postgres "$out"), lastError $(field lastError.code "$out")"
+[ "$(field source "$out") $(field postgres.state "$out")" = "infisical in_step" ] || fail "/healthz: source $(field source "$out"), postgres $(field postgres "$out")"
+T_FILES=$(sidecar_log_ms "secrets written" "$(field revision "$out")") || fail "no 'secrets written' for revision $(field revision "$out")"
+out2=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files after the role change"
+pg_login "$OLD_DATABASE_URL" && fail "postgres still accepts the password from before the offline rotation"
+pg_login "$(cat "$VOL/keys/DATABASE_URL")" || fail "postgres refuses the new DATABASE_URL"
+ok "then role sync changed the role (lastResult set, $(( $(date -d "$(field postgres.lastChangeAt "$out")" +%s%3N) - T0 )) ms after up) and published the rotated set ($((T_FILES - T0)) ms after up, source infisical, status ok): $out2; old DATABASE_URL refused, new accepted"
+for svc in web worker beat; do
+  poll 60 app_current $svc || fail "$svc does not run with the rotated POSTGRES_PASSWORD"
+  poll 60 connected_this_run $svc || fail "$svc did not connect with the new DATABASE_URL"
+  check_app $svc child
+  ok "$svc: $APP_OUT; $(restarts $svc) restart(s) since up (started on the cached set, restarted with the new one)"
+done
+[ "$(alter_role_lines)" = 1 ] || fail "PostgreSQL logged $(alter_role_lines) ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$… statements, want 1"
+pg_log_clean "$OLD_PG_PASSWORD" "$OFFLINE_PG_PASSWORD" "$(url_password "$OLD_DATABASE_URL")" "$(url_password "$(cat "$VOL/keys/DATABASE_URL")")" \
+  || fail "a database password is in PostgreSQL's log"
+ok "PostgreSQL's log: one ALTER ROLE with a SCRAM verifier, no password in any form (the non-ASCII one included)"
+
+step "reboot after an offline rotation without a cache (cache volume removed, PostgreSQL's data kept): up, then the manual fix named"
+OLD_DATABASE_URL=$(cat "$VOL/keys/DATABASE_URL") OLD_PG_PASSWORD=$(cat "$VOL/keys/POSTGRES_PASSWORD")
+dc down --timeout 5 >/dev/null 2>&1
+"$DOCKER" volume rm "${PROJECT}_sidecar-cache" >/dev/null || fail "could not remove ${PROJECT}_sidecar-cache"
+[ -n "$("$DOCKER" volume ls -q --filter name="${PROJECT}_pg-data")" ] || fail "PostgreSQL's data volume is gone"
+NOCACHE_PG_PASSWORD="n0 c4che p@ss 'w' \"q\" \$q %43"
+rotate_offline "$NOCACHE_PG_PASSWORD"
+T0=$(now_ms)
+timeout 60 $COMPOSE --project-name "$PROJECT" --project-directory "$WORK" --progress quiet --ansi never "${DC_FILES[@]}" \
+  up -d >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "\`up -d\` without the cache failed or took over 60 s"; }
+UP_MS=$(( $(now_ms) - T0 ))
+VOL=$(volume_dir)
+out=$(healthz_wait 60 'b.lastError?.code === "SIDECAR_POSTGRES_PASSWORD_UNKNOWN"') \
+  || fail "no SIDECAR_POSTGRES_PASSWORD_UNKNOWN within 60 s: HTTP ${out%% *}, status $(field status "$out"), lastError $(field lastError.code "$out")"
+UNKNOWN_MS=$(( $(now_ms) - T0 ))
+[ "${out%% *} $(field status "$out") $(field postgres.state "$out") $(field postgres.lastResult "$out")" = "200 degraded pending unknown" ] \
+  || fail "/healthz: HTTP ${out%% *}, status $(field status "$out"), postgres $(field postgres "$out") (want 200 degraded pending unknown)"
+[[ "$(field lastError.hint "$out")" == *"ALTER ROLE"* ]] && [[ "$(field lastError.message "$out")" == *glitchtip_maintainer* ]] \
+  || fail "SIDECAR_POSTGRES_PASSWORD_UNKNOWN does not name the role and the manual fix: $(field lastError "$out")"
+is_health secrets healthy || fail "sidecar $(health secrets)"
+out2=$(node "$E2E/check.mjs" files "$WORK/expected.json" "$VOL") || fail "files without the cache"
+pg_login "$(cat "$VOL/keys/DATABASE_URL")" && fail "postgres accepts a password nobody set"
+ok "\`up -d\` returned after $UP_MS ms; the new set is out ($out2), the sidecar healthy (HTTP 200, degraded); after $UNKNOWN_MS ms /healthz names SIDECAR_POSTGRES_PASSWORD_UNKNOWN, the role and ALTER ROLE in its hint"
+pg_set_role_password "$NOCACHE_PG_PASSWORD" || fail "ALTER ROLE by hand"
+T1=$(now_ms)
+out=$(healthz_wait 30 'b.status === "ok" && b.postgres?.state === "in_step"') \
+  || fail "not in step after the manual fix: status $(field status "$out"), postgres $(field postgres "$out"), lastError $(field lastError.code "$out")"
+[ "$(field postgres.lastResult "$out")" = already ] || fail "/healthz postgres after the manual fix: $(field postgres "$out")"
+for svc in web worker beat; do
+  poll 60 connected_this_run $svc || fail "$svc did not connect after the manual fix"
+  check_app $svc child
+done
+pg_log_clean "$OLD_PG_PASSWORD" "$NOCACHE_PG_PASSWORD" "$(url_password "$(cat "$VOL/keys/DATABASE_URL")")" || fail "a database password is in PostgreSQL's log"
+ok "after the ALTER ROLE by hand /healthz is ok, postgres in step (already) in $(( $(now_ms) - T1 )) ms; web, worker, beat connected with the new DATABASE_URL; no password in PostgreSQL's log"
 
 step "reboot with the cache volume wiped (\`down -v\`): the consumers stay gated"
 dc down -v --timeout 5 >/dev/null 2>&1

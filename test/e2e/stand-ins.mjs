@@ -7,7 +7,8 @@
  * (the test host's ports are not the test's to take) and adds the fake Infisical server. The only other
  * change is time: the wrappers poll the revision every E2E_WITH_SECRETS_POLL seconds (production: 5) and the
  * override's restart delays are divided by TIME_SCALE (production 0/20/40 s → 0/4/8 s), so a rotation's
- * socket-free restarts fit in a short test. run.sh sets the E2E_* values in .env.
+ * socket-free restarts fit in a short test. PostgreSQL runs with log_statement=all (the override's command with
+ * `-c log_statement=all` appended), for the test to read what reaches its log. run.sh sets the E2E_* values in .env.
  *
  *   docker compose -f base.yml -f override.yml config --format json | node stand-ins.mjs > stand-ins.yml
  */
@@ -26,6 +27,11 @@ for (const [name, service] of Object.entries(model.services)) {
     if (delay !== undefined) lines.push(`      WITH_SECRETS_RESTART_DELAY: "${Number(delay) / TIME_SCALE}"`);
   } else if ('POSTGRES_PASSWORD_FILE' in env) {
     lines.push('    image: ${E2E_IMAGE_POSTGRES:?}');
+    // Every statement in PostgreSQL's log (its stderr: `docker logs`), so that the test can show what role sync
+    // sends and that no password is in it. The override's command, with the setting appended for the server.
+    // (`$$`: the model is interpolated already, and this overlay is interpolated again.)
+    const command = [...(service.command ?? []), '-c', 'log_statement=all'].map((arg) => arg.replaceAll('$', '$$$$'));
+    if (Array.isArray(service.command)) lines.push(`    command: ${JSON.stringify(command)}`);
   } else {
     lines.push('    image: ${E2E_IMAGE_DEBIAN:?}', '    init: true', '    command: ["sleep", "infinity"]');
   }
