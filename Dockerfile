@@ -46,6 +46,10 @@ FROM deps-${DEPS} AS build
 # @infisical/sdk imports four AWS packages at its top level for AWS IAM auth only, which the sidecar never uses
 # (it logs in with Universal Auth): they are aliased to a stub that throws, so every start loads ~0.9 MB less
 # code (measured with `npx tsx bench/profile.ts variants`).
+# --minify: a third less code for V8 to read and compile at every start (issue 19, bench/RESULTS.md); names
+# are not relied on (errors carry their own `code`). /out/app/package.json says "ESM" so that Node does not
+# first try each file as CommonJS (its detection of module syntax), as the bench runs it.
+# /out/var-cache/node-compile-cache receives Node's compile cache in the runtime stage (below).
 # /out/var-cache/infisical-sidecar becomes the encrypted cache's mount point (a new named volume copies its
 # owner and mode); copied with its parent, as COPY gives a destination directory it creates mode 0755, and
 # owned here rather than by COPY --chown, which would also give 65532 the parents it creates (/var, /var/cache).
@@ -59,9 +63,11 @@ RUN --mount=type=bind,source=src,target=/src/src \
       --alias:@aws-crypto/sha256-js=./src/infisical/aws-iam-auth-stub.ts \
       --banner:js="import{createRequire}from'module';const require=createRequire(import.meta.url);" \
       --outdir=/out/app --entry-names=[name] --chunk-names=chunks/[name]-[hash] \
-      --legal-comments=eof --log-level=warning \
+      --minify --legal-comments=eof --log-level=warning \
+ && echo '{"type":"module"}' >/out/app/package.json \
  && node /out/app/main.js help >/dev/null \
- && install -d -m 0700 -o 65532 -g 65532 /out/var-cache/infisical-sidecar
+ && install -d -m 0700 -o 65532 -g 65532 /out/var-cache/infisical-sidecar \
+ && install -d -m 0755 -o 65532 -g 65532 /out/var-cache/node-compile-cache
 
 FROM ${RUNTIME_IMAGE}
 # /nodejs/bin is where distroless keeps node; /usr/local/bin where the node:* images do.
@@ -75,6 +81,15 @@ COPY --from=build /out/var-cache/ /var/cache/
 # Numeric, so that runAsNonRoot-style checks can verify it. Compose overrides the group (65532:5000) so that
 # the written files are readable by the consuming application's group.
 USER 65532:65532
+# Node's module compile cache (issue 19): V8's compiled code for the modules a start loads, produced here by
+# the runtime's own node (a cache from another Node version, other V8 flags or another uid is ignored: Node
+# keys its directory by version, flags and uid, hence after USER), then only read at run time, so it works
+# with a read-only root filesystem (a miss is compiled as usual and its write fails silently). `help` loads
+# everything `run`/`once` load before their first write; what loads later (metrics, watcher, status,
+# compose-override, pino-pretty) is compiled when used. A container run as another uid simply gets no hits.
+# NODE_DISABLE_COMPILE_CACHE=1 turns it off; NODE_DEBUG_NATIVE=COMPILE_CACHE shows each hit ("accepted").
+ENV NODE_COMPILE_CACHE=/var/cache/node-compile-cache
+RUN ["node", "/app/main.js", "help"]
 EXPOSE 8080
 STOPSIGNAL SIGTERM
 # Exec form: there is no shell in the runtime image. Compose tightens the interval for start-up gating.

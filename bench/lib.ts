@@ -85,9 +85,10 @@ export class Child {
     });
   }
 
-  static fork(module: string, options: { args?: string[]; env: NodeJS.ProcessEnv; execArgv?: string[]; name: string }): Child {
+  static fork(module: string, options: { args?: string[]; env: NodeJS.ProcessEnv; execArgv?: string[]; execPath?: string; name: string }): Child {
     const proc = fork(module, options.args ?? [], {
       env: options.env,
+      execPath: options.execPath,
       execArgv: options.execArgv ?? [],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'json',
@@ -367,7 +368,40 @@ export async function buildImageBundle(esbuild: string, treeRoot: string, outDir
   const split = args.includes('--splitting');
   const result = await run(esbuild, [...args, ...extra, split ? `--outdir=${outDir}` : `--outfile=${outDir}/main.js`], { cwd: treeRoot, timeoutMs: 120_000 });
   if (result.code !== 0) throw new Error(`esbuild (${source}) failed:\n${result.stderr.slice(-3000)}`);
-  // The image runs main.js with no package.json beside it; say "ESM" explicitly rather than rely on detection.
+  // As the image: its build stage writes the same package.json beside main.js (no CommonJS-first detection).
   await writeFile(`${outDir}/package.json`, '{"type":"module"}\n');
   return { entry: `${outDir}/main.js`, source };
+}
+
+/**
+ * The image's Node module compile cache (issue 19), as the Dockerfile's runtime stage makes it: the
+ * directory it sets in `ENV NODE_COMPILE_CACHE=…` and the arguments of the `RUN ["node", "/app/main.js", …]`
+ * that fills it. Undefined when the Dockerfile makes none.
+ */
+export async function imageCompileCache(root: string): Promise<{ dir: string; args: string[] } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(`${root}/Dockerfile`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const dir = /^ENV\s+(?:.*\s)?NODE_COMPILE_CACHE=(\S+)/m.exec(text)?.[1];
+  const warm = /^RUN\s+(\[\s*"node"\s*,\s*"\/app\/main\.js"[^\]]*\])/m.exec(text)?.[1];
+  if (!dir || !warm) return undefined;
+  return { dir, args: (JSON.parse(warm) as string[]).slice(2) };
+}
+
+/**
+ * Fills `cacheDir` as the image build does: `node entry <args>` with NODE_COMPILE_CACHE, by the node that
+ * will read it (the cache is keyed by Node version, V8 flags and uid). Node before 22.1 ignores the variable.
+ */
+export async function fillCompileCache(node: string, entry: string, args: readonly string[], cacheDir: string): Promise<void> {
+  const result = await run(node, [entry, ...args], { env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: cacheDir }, timeoutMs: 60_000 });
+  if (result.code !== 0) throw new Error(`filling the compile cache (${node} ${entry} ${args.join(' ')}) failed (exit ${result.code}):\n${result.stderr.slice(-2000)}`);
+}
+
+/** Hits, misses and rejections in NODE_DEBUG_NATIVE=COMPILE_CACHE output (Node 22). */
+export function compileCacheCounts(debug: string): { hits: number; misses: number; rejected: number } {
+  const count = (re: RegExp) => (debug.match(re) ?? []).length;
+  return { hits: count(/^\[compile cache\] cache for .* was accepted/gm), misses: count(/^\[compile cache\] cache for .* was not initialized/gm), rejected: count(/^\[compile cache\] cache for .* was rejected/gm) };
 }

@@ -2,7 +2,10 @@
  * Where the time and memory go, for the targets bench/run.ts reports as MISS.
  *
  *   npx tsx bench/profile.ts imports            import time and RSS of each dependency, alone, in fresh processes
- *   npx tsx bench/profile.ts cold [--bundle]    CPU profile of `node dist/main.js run` (or the image's bundle) up to the first healthy /healthz
+ *   npx tsx bench/profile.ts cold [--bundle [--no-cache]]
+ *                                               CPU profile of `node dist/main.js run` (or the image's bundle, with
+ *                                               the compile cache its Dockerfile fills) up to the first healthy /healthz
+ *   … [--shipped | --node PATH]                 any of these on the Node major the image ships (bench/shipped-node.mjs)
  *   npx tsx bench/profile.ts refresh [N] [--unchanged]
  *                                               CPU profile of the sidecar's syncer (and the floor) doing changed
  *                                               (or unchanged) refreshes of N secrets (default 10000)
@@ -14,22 +17,28 @@
  * the summary (self time by package, top functions) is printed. Expects a built dist/ (npm run build).
  */
 import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { SourceMap } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFakeInfisical, type FakeInfisical } from '../test/fake-infisical/server.js';
 import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ENVIRONMENT, DEMO_PROJECT_ID, GLITCHTIP_SEED } from '../test/fake-infisical/seed.js';
-import { buildImageBundle, Child, cpuMsOf, freePort, rssMbOf, run, stat, waitHealthy } from './lib.js';
+import { buildImageBundle, Child, cpuMsOf, fillCompileCache, freePort, imageCompileCache, rssMbOf, run, stat, waitHealthy } from './lib.js';
+// @ts-expect-error -- plain .mjs helper without types
+import { shippedNode } from './shipped-node.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const distDir = path.join(root, 'dist');
 const profilesDir = path.join(root, 'bench', 'profiles');
 const [command = 'imports', ...rest] = process.argv.slice(2);
+/** `--shipped`: run the children on the Node major the image ships (bench/shipped-node.mjs); `--node PATH`: on that binary. */
+const nodeBin: string = rest.includes('--shipped') ? await (shippedNode as () => Promise<string>)() : rest.includes('--node') ? rest[rest.indexOf('--node') + 1]! : process.execPath;
 
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string; lineNumber: number };
+  callFrame: { functionName: string; url: string; lineNumber: number; columnNumber: number };
   children?: number[];
 }
 interface CpuProfile {
@@ -40,9 +49,29 @@ interface CpuProfile {
   endTime: number;
 }
 
+/**
+ * Source maps of bundle files (esbuild `--sourcemap`, written next to each chunk): a bundle's frames
+ * are attributed to the package or src/ file they came from, not to the chunk.
+ */
+const sourceMaps = new Map<string, SourceMap | undefined>();
+function originalUrl(url: string, line: number, column: number): string | undefined {
+  if (!url.startsWith('file://')) return undefined;
+  if (!sourceMaps.has(url)) {
+    const file = fileURLToPath(url);
+    sourceMaps.set(url, existsSync(`${file}.map`) ? new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))) : undefined);
+  }
+  const entry = sourceMaps.get(url)?.findEntry(line, column) as { originalSource?: string } | undefined;
+  return entry?.originalSource;
+}
+
 /** node_modules/<pkg>, the project's own files, or Node's internals. */
-function owner(url: string, name: string): string {
+function owner(url: string, name: string, line = 0, column = 0): string {
   if (url === '') return name.startsWith('(') ? name : '(native/other)';
+  const original = originalUrl(url, line, column);
+  if (original) {
+    const src = original.lastIndexOf('/src/');
+    return original.includes('node_modules/') ? owner(original, name) : src >= 0 ? `src/${original.slice(src + 5)}` : original;
+  }
   const nm = url.lastIndexOf('node_modules/');
   if (nm >= 0) {
     const parts = url.slice(nm + 'node_modules/'.length).split('/');
@@ -63,7 +92,7 @@ function summarize(profile: CpuProfile, label: string): void {
   const byFunction = new Map<string, number>();
   for (const [id, us] of self) {
     const node = byId.get(id)!;
-    const who = owner(node.callFrame.url, node.callFrame.functionName);
+    const who = owner(node.callFrame.url, node.callFrame.functionName, node.callFrame.lineNumber, node.callFrame.columnNumber);
     byOwner.set(who, (byOwner.get(who) ?? 0) + us);
     const fn = `${node.callFrame.functionName || '(anonymous)'} ${who}:${node.callFrame.lineNumber + 1}`;
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + us);
@@ -137,7 +166,7 @@ async function imports(): Promise<void> {
     for (let i = 0; i < 5; i++) {
       const script = `const t=performance.now();${code};const d=performance.now()-t;console.log(JSON.stringify({d,rss:process.memoryUsage().rss}))`;
       const started = performance.now();
-      const result = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: root });
+      const result = await run(nodeBin, ['--input-type=module', '-e', script], { cwd: root });
       wall.push(performance.now() - started);
       if (result.code !== 0) throw new Error(`${name}: ${result.stderr}`);
       const parsed = JSON.parse(result.stdout.trim()) as { d: number; rss: number };
@@ -155,10 +184,17 @@ async function cold(bundle: boolean): Promise<void> {
   await mkdir(dir, { recursive: true });
   try {
     let entry = path.join(distDir, 'main.js');
-    if (bundle) entry = (await buildImageBundle(path.join(root, 'node_modules', '.bin', 'esbuild'), root, await tempDir('bundle'))).entry;
+    if (bundle) entry = (await buildImageBundle(path.join(root, 'node_modules', '.bin', 'esbuild'), root, await tempDir('bundle'), ['--sourcemap'])).entry;
+    // The image form includes the compile cache its Dockerfile fills (by the same node, as in the image); --no-cache leaves it out.
+    const extra: Record<string, string> = {};
+    const cache = bundle && !rest.includes('--no-cache') ? await imageCompileCache(root) : undefined;
+    if (cache) {
+      extra.NODE_COMPILE_CACHE = await tempDir('compile-cache');
+      await fillCompileCache(nodeBin, entry, cache.args, extra.NODE_COMPILE_CACHE);
+    }
     const port = await freePort();
     const started = performance.now();
-    const child = spawn(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', entry, 'run'], { env: env(fake, await tempDir('cold-out'), port), stdio: 'ignore' });
+    const child = spawn(nodeBin, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', entry, 'run'], { env: env(fake, await tempDir('cold-out'), port, extra), stdio: 'ignore' });
     const healthy = await waitHealthy(port, { deadlineMs: 30_000, everyMs: 5 });
     console.log(`healthy after ${(healthy - started).toFixed(0)} ms (profiled, slower than unprofiled)`);
     child.kill('SIGTERM');
@@ -225,7 +261,7 @@ async function heap(): Promise<void> {
   await mkdir(dir, { recursive: true });
   try {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--heap-prof', `--heap-prof-dir=${dir}`, '--heap-prof-interval=4096', path.join(distDir, 'main.js'), 'run'], {
+    const child = spawn(nodeBin, ['--heap-prof', `--heap-prof-dir=${dir}`, '--heap-prof-interval=4096', path.join(distDir, 'main.js'), 'run'], {
       env: env(fake, await tempDir('heap-out'), port),
       stdio: 'ignore',
     });
@@ -282,7 +318,7 @@ async function variants(rounds: number): Promise<void> {
         const port = await freePort();
         const out = await tempDir(`variants-out-${round}-${i}`);
         const started = performance.now();
-        const child = spawn(process.execPath, args, { env: env(fake, out, port), stdio: 'ignore' });
+        const child = spawn(nodeBin, args, { env: env(fake, out, port), stdio: 'ignore' });
         const healthy = await waitHealthy(port, { deadlineMs: 30_000, everyMs: 2 });
         ms.get(name)!.push(healthy - started);
         rss.get(name)!.push(await rssMbOf(child.pid));
@@ -327,7 +363,7 @@ switch (command) {
     await variants(Number(rest[0] ?? 7));
     break;
   default:
-    console.error('usage: npx tsx bench/profile.ts imports | cold [--bundle] | refresh [N] [--unchanged] | heap | variants [rounds]');
+    console.error('usage: npx tsx bench/profile.ts imports | cold [--bundle [--no-cache]] | refresh [N] [--unchanged] | heap | variants [rounds]  [--shipped | --node PATH]');
     process.exitCode = 64;
 }
 } finally {

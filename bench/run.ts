@@ -33,7 +33,28 @@ import {
   DEMO_PROJECT_ID,
   GLITCHTIP_SEED,
 } from '../test/fake-infisical/seed.js';
-import { buildImageBundle, Child, cpuMsOf, freePort, getStatus, markdownTable, rssMbOf, ratio, run, stat, textTable, waitHealthy, type Row, type Stat } from './lib.js';
+import {
+  buildImageBundle,
+  Child,
+  compileCacheCounts,
+  cpuMsOf,
+  fillCompileCache,
+  freePort,
+  getStatus,
+  imageCompileCache,
+  markdownTable,
+  rssMbOf,
+  ratio,
+  run,
+  stat,
+  textTable,
+  waitHealthy,
+  type Row,
+  type Stat,
+} from './lib.js';
+// @ts-expect-error -- plain .mjs helper without types
+import { shippedNode as shippedNode_ } from './shipped-node.mjs';
+const shippedNode = shippedNode_ as () => Promise<string>;
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = path.join(root, 'bench');
@@ -158,17 +179,32 @@ function row(r: Row): void {
 interface ColdSubject {
   readonly name: string;
   readonly args: string[];
+  /** The node binary; the host's (process.execPath) when absent. */
+  readonly node?: string;
+  /** The reference this subject's ratio is taken against (the floor on the same node). */
+  readonly floor?: string;
+  readonly env?: Record<string, string>;
 }
 
-async function coldOnce(fake: FakeInfisical, work: string, subject: ColdSubject, extraEnv: Record<string, string> = {}): Promise<{ ms: number; cpuMs: number; rssMb: number; firstLogMs: number | undefined }> {
+interface ColdResult {
+  ms: number;
+  cpuMs: number;
+  rssMb: number;
+  firstLogMs: number | undefined;
+  stderr: string;
+}
+
+async function coldOnce(fake: FakeInfisical, work: string, subject: ColdSubject, extraEnv: Record<string, string> = {}): Promise<ColdResult> {
   const outputDir = await freshDir(work, 'cold');
   const port = await freePort();
-  const env = sidecarEnv(fake, outputDir, port, extraEnv);
+  const env = sidecarEnv(fake, outputDir, port, { ...subject.env, ...extraEnv });
   const startedEpoch = Date.now();
   const started = performance.now();
-  const child = spawn(process.execPath, subject.args, { env, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(subject.node ?? process.execPath, subject.args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let exited = false;
   child.once('exit', () => (exited = true));
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString('utf8')).slice(-200_000)));
   // The sidecar's first log line ("starting") is printed once every module is loaded and the config parsed.
   let firstLogMs: number | undefined;
   let firstChunk = '';
@@ -190,7 +226,7 @@ async function coldOnce(fake: FakeInfisical, work: string, subject: ColdSubject,
     const target = await readlink(path.join(outputDir, '..data'));
     const written = await readdir(path.join(outputDir, target, 'keys'));
     if (!written.includes('SECRET_KEY') || !existsSync(path.join(outputDir, 'secrets.env'))) throw new Error(`${subject.name}: files missing after /healthz 200`);
-    return { ms: healthyAt - started, cpuMs, rssMb, firstLogMs };
+    return { ms: healthyAt - started, cpuMs, rssMb, firstLogMs, stderr };
   } finally {
     if (!exited) {
       child.kill('SIGTERM');
@@ -199,23 +235,56 @@ async function coldOnce(fake: FakeInfisical, work: string, subject: ColdSubject,
   }
 }
 
-async function nodeStartup(): Promise<number> {
+async function nodeStartup(node = process.execPath): Promise<number> {
   const started = performance.now();
-  await run(process.execPath, ['-e', '0']);
+  await run(node, ['-e', '0']);
   return performance.now() - started;
 }
 
+const nodeVersion = async (node: string) => (await run(node, ['--version'])).stdout.trim();
+
+/**
+ * The image form on a given node: the bundle, plus the compile cache the Dockerfile's runtime stage
+ * fills, filled here the same way by that node (in a directory of its own, as the image's is).
+ */
+async function imageForm(work: string, bundle: string, node: string, label: string): Promise<{ env: Record<string, string>; cacheNote?: string }> {
+  const cache = await imageCompileCache(treeRoot);
+  if (!cache) return { env: {} };
+  const dir = await freshDir(work, `compile-cache-${label}`);
+  await fillCompileCache(node, bundle, cache.args, dir);
+  return { env: { NODE_COMPILE_CACHE: dir }, cacheNote: `compile cache filled as the Dockerfile does (\`node main.js ${cache.args.join(' ')}\`, ENV NODE_COMPILE_CACHE)` };
+}
+
 async function coldStart(fake: FakeInfisical, work: string, bundle: string): Promise<void> {
+  const host = process.execPath;
+  const hostVersion = process.version;
+  let shipped: string | undefined;
+  try {
+    shipped = await shippedNode();
+  } catch (error) {
+    problems.push(`cold: no Node of the shipped major (bench/shipped-node.mjs): ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const shippedVersion = shipped ? await nodeVersion(shipped) : undefined;
+  const hostImage = await imageForm(work, bundle, host, 'host');
   const subjects: ColdSubject[] = [
-    { name: 'sidecar dist/main.js', args: [path.join(distDir, 'main.js'), 'run'] },
-    { name: 'sidecar bundle (image form)', args: [bundle, 'run'] },
-    { name: 'floor', args: [floorScript] },
+    { name: `sidecar dist/main.js, Node ${hostVersion}`, args: [path.join(distDir, 'main.js'), 'run'], floor: `floor, Node ${hostVersion}` },
+    { name: `sidecar bundle (image form), Node ${hostVersion}`, args: [bundle, 'run'], env: hostImage.env, floor: `floor, Node ${hostVersion}` },
+    { name: `floor, Node ${hostVersion}`, args: [floorScript] },
   ];
+  let shippedImage: Awaited<ReturnType<typeof imageForm>> | undefined;
+  if (shipped && shippedVersion && shippedVersion !== hostVersion) {
+    shippedImage = await imageForm(work, bundle, shipped, 'shipped');
+    subjects.push(
+      { name: `sidecar bundle (image form), Node ${shippedVersion} (shipped)`, node: shipped, args: [bundle, 'run'], env: shippedImage.env, floor: `floor, Node ${shippedVersion} (shipped)` },
+      { name: `floor, Node ${shippedVersion} (shipped)`, node: shipped, args: [floorScript] },
+    );
+  }
+  const sidecars = subjects.filter((s) => s.floor);
   const ms = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
   const rss = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
   const cpu = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
   const firstLog = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
-  const bare: number[] = [];
+  const bare = new Map<string, number[]>([[hostVersion, []], ...(shipped && shippedVersion ? [[shippedVersion, []] as [string, number[]]] : [])]);
   for (let round = 0; round < ROUNDS.cold; round++) {
     const order = subjects.map((_, i) => subjects[(i + round) % subjects.length]!);
     for (const subject of order) {
@@ -225,48 +294,63 @@ async function coldStart(fake: FakeInfisical, work: string, bundle: string): Pro
       cpu.get(subject.name)!.push(result.cpuMs);
       if (result.firstLogMs !== undefined && Number.isFinite(result.firstLogMs)) firstLog.get(subject.name)!.push(result.firstLogMs);
     }
-    bare.push(await nodeStartup());
+    bare.get(hostVersion)!.push(await nodeStartup());
+    if (shipped && shippedVersion && bare.has(shippedVersion) && shippedVersion !== hostVersion) bare.get(shippedVersion)!.push(await nodeStartup(shipped));
   }
-  const floorMs = ms.get('floor')!;
-  for (const subject of subjects.slice(0, 2)) {
+  // Compile cache hits of the image form on the shipped Node (one more start, with Node's debug output).
+  let hitsNote: string | undefined;
+  const shippedSubject = subjects.find((s) => s.node === shipped && s.floor);
+  if (shippedSubject?.env?.NODE_COMPILE_CACHE) {
+    const debug = await coldOnce(fake, work, shippedSubject, { NODE_DEBUG_NATIVE: 'COMPILE_CACHE' });
+    const { hits, misses, rejected } = compileCacheCounts(debug.stderr);
+    hitsNote = `${shippedImage?.cacheNote}; on the shipped Node a start to /healthz 200 had ${hits} module(s) from the cache, ${misses} compiled anew (loaded only later, e.g. on first use), ${rejected} rejected`;
+    raw.compileCache = { hits, misses, rejected };
+  }
+  for (const subject of sidecars) {
     const values = ms.get(subject.name)!;
+    const floorMs = ms.get(subject.floor!)!;
     const r = ratio(values, floorMs);
+    const notes = [
+      firstLog.get(subject.name)!.length > 0 ? `first log line ("starting": modules loaded, config parsed) at ${stat(firstLog.get(subject.name)!).median.toFixed(0)} ms (median)` : undefined,
+      subject === shippedSubject ? hitsNote : subject.env?.NODE_COMPILE_CACHE ? `${hostImage.cacheNote} (Node 20 ignores it)` : undefined,
+    ].filter(Boolean);
     row({
       section: '1 cold start',
       metric: `spawn → files written + /healthz 200`,
       unit: 'ms',
       subject: { name: subject.name, stat: stat(values) },
-      reference: { name: 'floor', stat: stat(floorMs) },
+      reference: { name: subject.floor!, stat: stat(floorMs) },
       ratio: r,
-      note: firstLog.get(subject.name)!.length > 0 ? `first log line ("starting": modules loaded, config parsed) at ${stat(firstLog.get(subject.name)!).median.toFixed(0)} ms (median)` : undefined,
-      target: { text: '≤ 1.2× floor', pass: r <= 1.2 },
+      note: notes.length > 0 ? notes.join('; ') : undefined,
+      // The target is for the image form on the Node that ships; the host rows are context.
+      target: subject === shippedSubject || !shippedSubject ? { text: '≤ 1.2× floor', pass: r <= 1.2 } : undefined,
     });
   }
-  for (const subject of subjects.slice(0, 2)) {
+  for (const subject of sidecars) {
     const values = cpu.get(subject.name)!;
-    const r = ratio(values, cpu.get('floor')!);
+    const r = ratio(values, cpu.get(subject.floor!)!);
     row({
       section: '1 cold start',
       metric: 'CPU time used until /healthz 200 (user+sys; steadier than wall on a busy machine)',
       unit: 'ms',
       subject: { name: subject.name, stat: stat(values) },
-      reference: { name: 'floor', stat: stat(cpu.get('floor')!) },
+      reference: { name: subject.floor!, stat: stat(cpu.get(subject.floor!)!) },
       ratio: r,
-      target: { text: '≤ 1.2× floor', pass: r <= 1.2 },
+      target: subject === shippedSubject || !shippedSubject ? { text: '≤ 1.2× floor', pass: r <= 1.2 } : undefined,
     });
   }
-  row({ section: '1 cold start', metric: 'context: bare `node -e 0`, spawn → exit', unit: 'ms', subject: { name: 'node', stat: stat(bare) } });
-  for (const subject of subjects.slice(0, 2)) {
+  for (const [version, values] of bare) if (values.length > 0) row({ section: '1 cold start', metric: 'context: bare `node -e 0`, spawn → exit', unit: 'ms', subject: { name: `node ${version}`, stat: stat(values) } });
+  for (const subject of sidecars) {
     row({
       section: '1 cold start',
       metric: 'RSS when first healthy',
       unit: 'MB',
       subject: { name: subject.name, stat: stat(rss.get(subject.name)!) },
-      reference: { name: 'floor', stat: stat(rss.get('floor')!) },
-      ratio: ratio(rss.get(subject.name)!, rss.get('floor')!),
+      reference: { name: subject.floor!, stat: stat(rss.get(subject.floor!)!) },
+      ratio: ratio(rss.get(subject.name)!, rss.get(subject.floor!)!),
     });
   }
-  raw.cold = { ms: Object.fromEntries(ms), cpuMs: Object.fromEntries(cpu), rssMb: Object.fromEntries(rss), firstLogMs: Object.fromEntries(firstLog), nodeStartupMs: bare };
+  raw.cold = { ms: Object.fromEntries(ms), cpuMs: Object.fromEntries(cpu), rssMb: Object.fromEntries(rss), firstLogMs: Object.fromEntries(firstLog), nodeStartupMs: Object.fromEntries(bare) };
   await coldStartFromCache(work, subjects[1]!, ms.get(subjects[1]!.name)!);
 }
 
@@ -488,7 +572,10 @@ async function loopRun(fake: FakeInfisical, work: string, impl: 'sidecar' | 'flo
   const marks = checkpoints(refreshes);
   const env = sidecarEnv(fake, await freshDir(work, `memory-${impl}`), 0, { BENCH_INTERVAL_MS: '5', BENCH_CHECKPOINTS: marks.join(',') });
   const module = impl === 'sidecar' ? path.join(childrenDir, 'sidecar-loop.mjs') : floorScript;
-  const child = Child.fork(module, { env, execArgv: ['--expose-gc'], name: `memory ${impl}` });
+  // BENCH_MEMORY_NODE=shipped|/path/to/node runs both loops on that node; BENCH_SIDECAR_FLAGS adds node flags to the sidecar's (V8 memory flags, issue 19).
+  const memoryNode = process.env.BENCH_MEMORY_NODE === 'shipped' ? await shippedNode() : process.env.BENCH_MEMORY_NODE || undefined;
+  const flags = impl === 'sidecar' ? (process.env.BENCH_SIDECAR_FLAGS ?? '').split(' ').filter(Boolean) : [];
+  const child = Child.fork(module, { env, execArgv: ['--expose-gc', ...flags], execPath: memoryNode, name: `memory ${impl}` });
   const started = performance.now();
   // A secret changes every 100 refreshes, so the write path runs too (both sides see the same changes).
   const onProgress = (message: unknown) => {

@@ -18,7 +18,7 @@
  */
 import { createCipheriv, createDecipheriv, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
 import { inspect } from 'node:util';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { FolderSecret } from '../infisical/client.js';
 
 /** Version 1 of the layout above; a reader refuses any other. */

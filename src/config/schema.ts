@@ -5,7 +5,7 @@
  * (`docs/configuration.md`, checked by a test). Names follow the Infisical CLI where it has one, so
  * scripts written for `infisical export` keep working.
  */
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseDuration } from './duration.js';
 import { DEFAULT_OUTPUT_PATHS, OUTPUT_FORMATS, type OutputSpec } from './outputs.js';
 import { parsePostgresUrl, type PostgresTarget } from './postgres.js';

@@ -18,7 +18,7 @@
  * `server-text.ts` (escaped, without the client secret or the token).
  */
 import { InfisicalSDK } from '@infisical/sdk';
-import { z } from 'zod';
+import * as z from 'zod';
 import { AuthError, FetchError, isSidecarError, toSidecarError, type ErrorCode, type SidecarError } from '../errors.js';
 import type { Credentials } from '../config/credentials.js';
 import { formatDuration } from '../text.js';

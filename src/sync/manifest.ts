@@ -9,7 +9,7 @@
  * neither. A copy of the manifest without the key is a list of names and random-looking strings.
  */
 import { createHmac } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { Snapshot } from '../render/index.js';
 
 const MANIFEST_FORMAT = 1;
