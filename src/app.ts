@@ -8,7 +8,7 @@ import { readCredentials } from './config/credentials.js';
 import type { Config } from './config/schema.js';
 import type { SidecarError } from './errors.js';
 import { heartbeatFor } from './health/heartbeat.js';
-import { createMetrics, type SidecarMetrics } from './health/metrics.js';
+import { deferMetrics, type DeferredMetrics } from './health/deferred-metrics.js';
 import { buildHealthServer, listenHealthServer } from './health/server.js';
 import { HealthState } from './health/state.js';
 import { registerWebhook } from './health/webhook.js';
@@ -26,15 +26,15 @@ import { createReloads } from './reload/index.js';
 import { logOutcome } from './sync/log-outcome.js';
 import { startRefreshLoop, syncUntilDone, type RefreshLoop } from './sync/loop.js';
 import { createSyncer, type SyncOutcome } from './sync/sync-once.js';
-import { startWatching, type Watcher } from './sync/watch.js';
+import type { Watcher } from './sync/watch.js';
 
 export interface App {
   readonly config: Config;
   readonly health: HealthState;
   readonly server: FastifyInstance;
   readonly client: InfisicalClient;
-  /** Prometheus metrics, served as GET /metrics. */
-  readonly metrics: SidecarMetrics;
+  /** Prometheus metrics, served as GET /metrics; prom-client loads after the first pass (`load()`). */
+  readonly metrics: DeferredMetrics;
   /**
    * `run`: probe the volume, take its lease (waiting as SIDECAR_LEASE_MODE says; `signal` ends the
    * wait with an AbortError), serve /healthz, refresh until `stop()`.
@@ -69,7 +69,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
   const heartbeat = heartbeatFor(config, health, log.child({ component: 'heartbeat' }));
   const cache = createCacheFor(config, { configuredClientSecret: () => readCredentials(config).clientSecret, loggedInClientSecret: () => client.loggedInClientSecret() });
   const roleSync = createRoleSyncFor(config, cache);
-  const metrics = createMetrics({
+  const metrics = deferMetrics({
     health: () => health.report(),
     clientStats: () => client.stats,
     heartbeatCounts: heartbeat && (() => heartbeat.counts()),
@@ -119,8 +119,9 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
     trigger('config changed');
   };
 
-  const watchInputs = (): Watcher =>
-    startWatching({
+  // Loaded once the first pass is under way (chokidar is not needed to get the first set out).
+  const watchInputs = async (): Promise<Watcher> =>
+    (await import('./sync/watch.js')).startWatching({
       outputDir: config.outputDir,
       credentialFiles: [config.clientIdFile, config.clientSecretFile].filter((file): file is string => file !== undefined),
       configFile: config.configFile,
@@ -158,8 +159,13 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
       log.child({ component: 'health' }).info({ address, maxConnections }, 'health server listening');
       loop = startRefreshLoop({ policy: config, signal: stopping.signal, syncOnce: (pass) => syncer.syncOnce(pass), onOutcome: record });
       if (config.watch) {
-        watcher = watchInputs();
-        await watcher.ready;
+        const started = await watchInputs();
+        // stop() may have run while the module loaded: it found no watcher to close.
+        if (stopping.signal.aborted) await started.close();
+        else {
+          watcher = started;
+          await watcher.ready;
+        }
       }
     },
     async stop() {

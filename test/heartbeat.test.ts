@@ -136,7 +136,8 @@ async function startSidecar(receiverUrl: string, extra: Record<string, string> =
       outcomes.push(outcome);
     },
   });
-  const server = buildHealthServer({ state: { report: () => ({ ...health.report(), heartbeat: heartbeat.view() }) } });
+  health.showHeartbeat(() => heartbeat.view());
+  const server = buildHealthServer({ state: health });
   const stop = async () => {
     stopping.abort();
     await loop.done;

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { ERROR_CATALOGUE, SidecarError } from '../src/errors.js';
+import { deferMetrics } from '../src/health/deferred-metrics.js';
 import { METRIC_NAMES, createMetrics } from '../src/health/metrics.js';
 import { HealthState } from '../src/health/state.js';
 import type { InfisicalClient } from '../src/infisical/client.js';
@@ -104,7 +105,7 @@ describe('GET /metrics', () => {
 
       // Every metric the module declares is served, and nothing undeclared with our prefix.
       for (const name of METRIC_NAMES) expect(body, name).toContain(`# HELP ${name} `);
-      const served = new Set(app.metrics.registry.getMetricsAsArray().map((metric) => metric.name));
+      const served = new Set((await app.metrics.load()).registry.getMetricsAsArray().map((metric) => metric.name));
       expect([...served].filter((name) => name.startsWith('infisical_sidecar_')).sort()).toEqual([...METRIC_NAMES].sort());
       // prom-client's default process metrics come along.
       expect(value(samples, 'process_cpu_user_seconds_total')).toBeGreaterThan(0);
@@ -233,12 +234,14 @@ describe('GET /metrics', () => {
       },
     };
     const health = new HealthState({ maxStalenessMs: 60_000, secretPaths: [] });
-    const metrics = createMetrics({ health: () => health.report(), clientStats: () => client.stats, defaultMetrics: false });
-    const timed = metrics.instrumentClient(client);
+    // Deferred (src/health/deferred-metrics.ts): the fetches are timed before prom-client loads, and replayed into it.
+    const deferred = deferMetrics({ health: () => health.report(), clientStats: () => client.stats, defaultMetrics: false });
+    const timed = deferred.instrumentClient(client);
     const results = await timed.fetchFolders(['/slow', '/bad', '/fast']);
     expect(results.map((r) => [r.path, r.ok])).toEqual([['/slow', true], ['/bad', false], ['/fast', true]]);
     expect(calls.sort()).toEqual([['/bad'], ['/fast'], ['/slow']]);
     expect(timed.stats).toBe(client.stats);
+    const metrics = await deferred.load();
     const samples = parse(await metrics.registry.metrics());
     expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_count', { path: '/bad', outcome: 'failure' })).toBe(1);
     expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_sum', { path: '/slow', outcome: 'success' })).toBeGreaterThanOrEqual(0.05);

@@ -7,6 +7,7 @@
  * purpose (role `oracle`); the log test only reads the part of the log written after it starts.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import saslprep from '@mongodb-js/saslprep';
 import fc from 'fast-check';
@@ -124,16 +125,50 @@ describe('the RFC 3454 tables agree with @mongodb-js/saslprep', () => {
   };
   function disagreements(codePoints: Iterable<number>): string[] {
     const found: string[] = [];
+    const differ = (code: number, probe: string) => {
+      const mapped = probe.replace(/\u00AD/g, '');
+      if (mapped.normalize('NFKC') !== mapped || MAPPED.test(mapped)) return false; // not comparable
+      if (passwordAsLibpqSends(probe) === reference(probe)) return false;
+      found.push(`U+${code.toString(16).toUpperCase()} in ${JSON.stringify(probe)}`);
+      return true;
+    };
     for (const code of codePoints) {
       const char = String.fromCodePoint(code);
-      for (const probe of [`${char}\u00AD`, `a${char}\u00AD`, `\u05D0${char}\u05D0\u00AD`]) {
-        const mapped = probe.replace(/\u00AD/g, '');
-        if (mapped.normalize('NFKC') !== mapped || MAPPED.test(mapped)) continue;
-        if (passwordAsLibpqSends(probe) !== reference(probe)) found.push(`U+${code.toString(16).toUpperCase()} in ${JSON.stringify(probe)}`);
-      }
+      if (differ(code, `${char}\u00AD`)) continue;
+      // A prohibited or unassigned character (both agreeing) fails before bidi is looked at.
+      if (passwordAsLibpqSends(`${char}\u00AD`) !== char) continue;
+      differ(code, `a${char}\u00AD`);
+      differ(code, `\u05D0${char}\u05D0\u00AD`);
     }
     return found;
   }
+  it('and part from it, as PostgreSQL does, where the package checks the normalised string (the oracle cases above)', () => {
+    // What the package returns, where PostgreSQL (the oracle cases of the same passwords) falls back to
+    // the raw password or normalises what the package refuses. Kept so that the reason for not using the
+    // package at run time stays checked.
+    const parts = (password: string, options?: { allowUnassigned: boolean }) => {
+      try {
+        return saslprep(password, options);
+      } catch (error) {
+        return error instanceof TypeError ? 'TypeError' : 'refused';
+      }
+    };
+    expect(parts('\u00AD')).toBe('TypeError'); // empty after mapping: PostgreSQL uses the raw password
+    expect(parts('\u2C7C')).toBe('j'); // unassigned in 3.2, decomposes: PostgreSQL raw
+    expect(parts('a\u0340')).toBe('\u00E0'); // prohibited before NFKC: PostgreSQL raw
+    expect(parts('\u0627\u0653')).toBe('\u0622'); // ends with a mark before NFKC: PostgreSQL raw
+    expect(parts('\uFB1D')).toBe('refused'); // ends with a mark after NFKC: PostgreSQL normalises
+    expect(parts('x\u00AD\u{FFFFE}')).toBe('x\u{FFFFE}'); // C.4 noncharacter: PostgreSQL raw
+    expect(parts('x\u0221\u00AD', { allowUnassigned: true })).toBe('x\u0221'); // PostgreSQL never allows unassigned
+    expect(passwordAsLibpqSends('\u00AD')).toBe('\u00AD');
+    expect(passwordAsLibpqSends('\u2C7C')).toBe('\u2C7C');
+    expect(passwordAsLibpqSends('a\u0340')).toBe('a\u0340');
+    expect(passwordAsLibpqSends('\u0627\u0653')).toBe('\u0627\u0653');
+    expect(passwordAsLibpqSends('\uFB1D')).toBe('\u05D9\u05B4');
+    expect(passwordAsLibpqSends('x\u00AD\u{FFFFE}')).toBe('x\u00AD\u{FFFFE}');
+    expect(passwordAsLibpqSends('x\u0221\u00AD')).toBe('x\u0221\u00AD');
+  });
+
   function* range(first: number, last: number) {
     for (let code = first; code <= last; code++) if (code < 0xd800 || code > 0xdfff) yield code;
   }
@@ -148,7 +183,7 @@ describe('the RFC 3454 tables agree with @mongodb-js/saslprep', () => {
     );
     // U+FFFFE and U+FFFFF are noncharacters (C.4) that the package's table misses: PostgreSQL prohibits
     // them (its corpus case above), the package does not.
-    expect(disagreements(edges)).toEqual(['U+FFFFE in "\u{FFFFE}\u00AD"', 'U+FFFFE in "a\u{FFFFE}\u00AD"', 'U+FFFFE in "\u05D0\u{FFFFE}\u05D0\u00AD"', 'U+FFFFF in "\u{FFFFF}\u00AD"', 'U+FFFFF in "a\u{FFFFF}\u00AD"', 'U+FFFFF in "\u05D0\u{FFFFF}\u05D0\u00AD"']);
+    expect(disagreements(edges)).toEqual([`U+FFFFE in ${JSON.stringify('\u{FFFFE}\u00AD')}`, `U+FFFFF in ${JSON.stringify('\u{FFFFF}\u00AD')}`]);
   });
 });
 
@@ -245,7 +280,7 @@ describe('SCRAM_VERIFIER_PATTERN and isScramVerifier', () => {
     expect(SCRAM_VERIFIER_PATTERN.test(good)).toBe(true);
     expect(isScramVerifier(good)).toBe(true);
     expect(isScramVerifier(scramSha256Verifier('x', { salt: Buffer.from([1, 2, 3, 4, 5]), iterations: 1 }))).toBe(true);
-    expect(isScramVerifier(scramSha256Verifier('x', { salt: Buffer.from([1, 2, 3, 4]), iterations: 2147483647 }))).toBe(true);
+    expect(isScramVerifier(good.replace('$4096:', '$2147483647:'))).toBe(true); // PostgreSQL's int maximum (not computed: 2^31 PBKDF2 rounds)
   });
 
   it('reject anything with a quote, a backslash, a newline or another shape', () => {
@@ -254,7 +289,7 @@ describe('SCRAM_VERIFIER_PATTERN and isScramVerifier', () => {
       `${good}\n`, `\n${good}`, good.replace('$', '$\n'), `${good}\r`, ` ${good}`, `${good} `, `${good}\0`,
       `${good}; DROP ROLE x; --`, good.replace('SCRAM-SHA-256', 'scram-sha-256'), good.replace('SCRAM-SHA-256', 'SCRAM-SHA-1'),
       good.replace('$4096:', '$04096:'), good.replace('$4096:', '$0:'), good.replace('$4096:', '$-1:'), good.replace('$4096:', '$:'),
-      good.replace('$4096:', '$99999999999:'), good.replace('$4096:', '$4294967295:'), good.replace(/=$/, ''), good.slice(0, -2) + 'B=', good.replace(/AQ==\$/, 'AR==$'),
+      good.replace('$4096:', '$99999999999:'), good.replace('$4096:', '$2147483648:'), good.replace(/=$/, ''), good.slice(0, -2) + 'B=', good.replace(/AQ==\$/, 'AR==$'),
       good.replace(/:[^:]*$/, ''), good.replace(/\$[^$]*$/, ''), `${good}$`, good.replace(/AQ==/, 'AQ=='.replace('Q', '-')),
       'md5' + 'a'.repeat(32), '', 'SCRAM-SHA-256$4096:$' + 'A'.repeat(43) + '=:' + 'A'.repeat(43) + '=',
       good.replace('AQEB', 'AQ\u0415B'), // a Cyrillic lookalike
@@ -312,8 +347,9 @@ describe('scramSha256Verifier options and errors', () => {
 describe('the server log', () => {
   it('holds no plaintext of a password set by verifier (log_statement=all)', async () => {
     const before = (await db.logText()).length;
-    // Distinctive passwords only: a one-character one would be found in any log.
-    const passwords = CORPUS.map(([, p]) => p).filter((p) => [...p].length >= 6);
+    // Each corpus password with a random tag: a short password (or what SASLprep makes of it, such as
+    // "password") could be found in any log ("rolpassword"), a tag only where the password went.
+    const passwords = CORPUS.map(([, p]) => `${p}~${randomBytes(6).toString('hex')}`);
     const verifiers: string[] = [];
     for (const [i, plaintext] of passwords.entries()) {
       const role = `logged_${i}`;
@@ -323,10 +359,9 @@ describe('the server log', () => {
     const log = (await db.logText()).slice(before);
     // The log did record the statements (else this test would pass on an empty log)...
     for (const verifier of verifiers) expect(log).toContain(verifier);
-    // ...and none of the plaintexts, nor what SASLprep makes of them.
+    // ...and no password, whole or in part.
     for (const plaintext of passwords) {
-      expect(log.includes(plaintext)).toBe(false);
-      expect(log.includes(passwordAsLibpqSends(plaintext))).toBe(false);
+      expect(log.includes(plaintext.slice(plaintext.lastIndexOf('~')))).toBe(false);
     }
   });
 });

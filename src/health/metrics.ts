@@ -14,10 +14,8 @@
  *
  * docs/operations.md lists every metric; a test fails when a name here is missing there.
  */
-import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { SidecarError } from '../errors.js';
-import type { ClientStats, FolderResult, InfisicalClient } from '../infisical/client.js';
+import type { ClientStats } from '../infisical/client.js';
 import type { ReloadOutcome } from '../reload/scheduler.js';
 import type { SyncOutcome } from '../sync/sync-once.js';
 import type { HeartbeatCounts } from './heartbeat.js';
@@ -73,6 +71,8 @@ export interface MetricsSources {
   readonly heartbeatCounts?: () => HeartbeatCounts;
   /** PostgreSQL role checks by result; without SIDECAR_POSTGRES_PASSWORD_KEY the metric has no samples. */
   readonly roleCheckCounts?: () => Readonly<Record<string, number>>;
+  /** The health server's connection cap (0 before it listens). */
+  readonly maxConnections?: () => number;
   readonly now?: () => number;
   /** prom-client's process_* and nodejs_* metrics; on unless a test turns them off. */
   readonly defaultMetrics?: boolean;
@@ -84,10 +84,12 @@ export interface SidecarMetrics {
   recordSync(outcome: SyncOutcome): void;
   /** The reload scheduler's `onResult`. */
   recordReload(action: string, outcome: ReloadOutcome, ms: number): void;
-  /** Wraps a client so each folder fetch is timed; the client itself stays SDK-only. */
-  instrumentClient(client: InfisicalClient): InfisicalClient;
-  /** Adds `GET /metrics` and the webhook counter to the health server. */
-  register(app: FastifyInstance): void;
+  /** One folder fetch (a login or re-login included when it happened), timed by `instrumentClient`. */
+  recordFetch(path: string, ok: boolean, seconds: number): void;
+  /** A `POST /webhook` answered with `status`. */
+  recordWebhook(status: number): void;
+  /** A connection to the health port closed at once: it held SIDECAR_HEALTH_MAX_CONNECTIONS already. */
+  recordDrop(): void;
 }
 
 export function createMetrics(sources: MetricsSources): SidecarMetrics {
@@ -268,6 +270,20 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
   perFolder('infisical_sidecar_folder_last_success_age_seconds', 'Seconds since this folder last reached the files, at scrape time; +Inf when never.', (f) => age(f.lastSuccessAt));
   perFolder('infisical_sidecar_folder_secrets', 'Secrets the folder returned on its last successful fetch (imports included); absent until one.', (f) => f.secretCount ?? undefined);
 
+  const dropped = new Counter({
+    name: 'infisical_sidecar_health_connections_dropped_total',
+    help: 'Connections to the health port closed as soon as they were accepted, because it held infisical_sidecar_health_max_connections already.',
+    registers,
+  });
+  new Gauge({
+    name: 'infisical_sidecar_health_max_connections',
+    help: 'Connections the health port holds at most: SIDECAR_HEALTH_MAX_CONNECTIONS, lowered to keep SIDECAR_HEALTH_FD_RESERVE descriptors free; 0 before it listens.',
+    registers,
+    collect() {
+      this.set(sources.maxConnections?.() ?? 0);
+    },
+  });
+
   return {
     registry,
 
@@ -290,58 +306,17 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
       reloadDuration.observe({ action, outcome }, ms / 1000);
     },
 
-    instrumentClient(client) {
-      return {
-        get stats() {
-          return client.stats;
-        },
-        credentialsChanged: () => client.credentialsChanged(),
-        loggedInClientSecret: () => client.loggedInClientSecret(),
-        // One call per folder, all at once: the same concurrency (and the same shared login) as a
-        // single call with every path, since the client fetches each path independently anyway.
-        fetchFolders: (paths, signal) =>
-          Promise.all(
-            paths.map(async (path): Promise<FolderResult> => {
-              const started = performance.now();
-              const [result] = await client.fetchFolders([path], signal);
-              const outcome: FolderResult = result ?? { path, ok: false, error: missingResult(path) };
-              fetchDuration.observe({ path, outcome: outcome.ok ? 'success' : 'failure' }, (performance.now() - started) / 1000);
-              return outcome;
-            }),
-          ),
-      };
+    recordFetch(path, ok, seconds) {
+      fetchDuration.observe({ path, outcome: ok ? 'success' : 'failure' }, seconds);
     },
 
-    register(app) {
-      const dropped = new Counter({
-        name: 'infisical_sidecar_health_connections_dropped_total',
-        help: 'Connections to the health port closed as soon as they were accepted, because it held infisical_sidecar_health_max_connections already.',
-        registers,
-      });
-      app.server.on('drop', () => dropped.inc());
-      new Gauge({
-        name: 'infisical_sidecar_health_max_connections',
-        help: 'Connections the health port holds at most: SIDECAR_HEALTH_MAX_CONNECTIONS, lowered to keep SIDECAR_HEALTH_FD_RESERVE descriptors free; 0 before it listens.',
-        registers,
-        collect() {
-          this.set(app.server.maxConnections ?? 0);
-        },
-      });
-      app.get('/metrics', async (_request, reply) => {
-        const body = await registry.metrics();
-        return reply.header('content-type', registry.contentType).header('cache-control', 'no-store').send(body);
-      });
-      // A callback hook, not an async one: it runs on every response (/healthz included), and an
-      // async hook costs a promise and a microtask per request (bench row 5).
-      app.addHook('onResponse', (request, reply, done) => {
-        if (request.method === 'POST' && request.routeOptions.url === '/webhook') webhooks.inc({ status: String(reply.statusCode) });
-        done();
-      });
+    recordWebhook(status) {
+      webhooks.inc({ status: String(status) });
+    },
+
+    recordDrop() {
+      dropped.inc();
     },
   };
 }
 
-function missingResult(path: string): SidecarError {
-  // Only a broken client returns fewer results than paths; report it as the catch-all code.
-  return new SidecarError('SIDECAR_UNEXPECTED', `the Infisical client returned no result for folder ${path}`, { retryable: true });
-}

@@ -30,7 +30,7 @@ const TIMEOUT_CHECK_INTERVAL_MS = 250;
 export type HealthPortSettings = Pick<Config, 'healthHost' | 'healthPort' | 'healthRequestTimeoutMs' | 'healthMaxConnections' | 'healthFdReserve'>;
 
 export interface HealthServerOptions {
-  readonly state: Pick<HealthState, 'report'>;
+  readonly state: Pick<HealthState, 'report' | 'serializedReport'>;
   /** Extra routes (metrics, webhook) registered by later stages. */
   readonly register?: (app: FastifyInstance) => void;
 }
@@ -40,9 +40,9 @@ export function buildHealthServer(options: HealthServerOptions): FastifyInstance
 
   // `?strict=1`, for monitors: cache mode answers 503 even when SIDECAR_CACHE_HEALTHY lets the healthcheck pass.
   app.get<{ Querystring: { strict?: string } }>('/healthz', async (request, reply) => {
-    const report = options.state.report();
+    const { report, body } = options.state.serializedReport();
     const healthy = report.healthy && !(request.query.strict === '1' && report.source === 'cache');
-    return reply.code(healthy ? 200 : 503).header('cache-control', 'no-store').send(report);
+    return reply.code(healthy ? 200 : 503).header('cache-control', 'no-store').type('application/json; charset=utf-8').send(body);
   });
 
   app.get('/readyz', async (_request, reply) => {

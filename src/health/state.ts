@@ -80,6 +80,9 @@ export class HealthState {
   private readonly folders = new Map<string, FolderState>();
   private heartbeat: (() => HeartbeatView) | undefined;
   private roleSync: (() => RoleSyncView) | undefined;
+  /** Bumped by every change a report reads; with the clock's second it keys the serialized report. */
+  private version = 0;
+  private serialized: { version: number; second: number; report: HealthReport; body: string } | undefined;
 
   constructor(
     /** `cacheHealthy`: SIDECAR_CACHE_HEALTHY, whether cache mode answers 200 (default true). */
@@ -90,6 +93,7 @@ export class HealthState {
   }
 
   record(outcome: SyncOutcome, nextAttemptAt?: number): void {
+    this.version++;
     this.lastAttemptAt = outcome.finishedAt;
     this.nextRefreshAt = nextAttemptAt;
     // Only a pass that got as far as the lint says anything about the values: a fetch failure keeps
@@ -181,11 +185,29 @@ export class HealthState {
   /** Adds role sync's state to every report. */
   showRoleSync(view: () => RoleSyncView): void {
     this.roleSync = view;
+    this.version++;
+  }
+
+  /**
+   * The report and its JSON, built once per state change and per second of the clock, not per
+   * request: /healthz is polled by Docker, monitors and load balancers, and while a refresh runs it
+   * should cost a lookup (issue 19). Every time-derived field is in whole seconds, so within one
+   * second the text is what `report()` would build; `status` turns stale at most a second late. The
+   * heartbeat's last ping changes outside `record`; it shows up within the same second.
+   */
+  serializedReport(): { readonly report: HealthReport; readonly body: string } {
+    const second = Math.floor(this.now() / 1000);
+    if (this.serialized?.version !== this.version || this.serialized.second !== second) {
+      const report = this.report();
+      this.serialized = { version: this.version, second, report, body: JSON.stringify(report) };
+    }
+    return this.serialized;
   }
 
   /** Adds the heartbeat's last ping to every report (it reads the report itself, so it is attached after both exist). */
   showHeartbeat(view: () => HeartbeatView): void {
     this.heartbeat = view;
+    this.version++;
   }
 
   private status(age: number | undefined): HealthStatus {

@@ -106,12 +106,18 @@ export async function startPostgres(options: TestPostgresOptions = {}): Promise<
   let client: pg.Client | null = null;
   let connecting: Promise<pg.Client> | null = null;
   let stopped = false;
-  const onExit = () => {
-    // The test process is going away without stop() (a crash, a timeout): do not leave a postmaster behind.
-    if (started) spawnSync(...argvAs(owner, path.join(bindir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']), { stdio: 'ignore' });
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', onExit);
+  // If this process dies without stop() (a crash, a killed or timed-out worker: no 'exit' event then), the
+  // postmaster would run on. A watchdog in its own session holds a pipe from us: at EOF without "done" it
+  // stops the cluster (immediate) and removes the directory.
+  const [stopCmd, stopArgs] = argvAs(owner, path.join(bindir, 'pg_ctl'), ['stop', '-D', dataDir, '-m', 'immediate', '-w']);
+  const watchdog = spawn(
+    'sh',
+    ['-c', 'read -r line; [ "$line" = done ] && exit 0; dir=$1; shift; [ -f "$dir/data/postmaster.pid" ] && "$@"; rm -rf "$dir"', 'pg-watchdog', dir, stopCmd, ...stopArgs],
+    { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
+  );
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref(): void }).unref();
+  const dismissWatchdog = () => watchdog.stdin?.end('done\n');
 
   try {
     if (owner) chownSync(dir, owner.uid, owner.gid);
@@ -187,19 +193,20 @@ export async function startPostgres(options: TestPostgresOptions = {}): Promise<
       async stop() {
         if (stopped) return;
         stopped = true;
-        process.removeListener('exit', onExit);
         const c = client as pg.Client | null;
         if (c) await c.end().catch(() => undefined);
         try {
           if (started) await run('pg_ctl', ['stop', '-D', dataDir, '-m', 'fast', '-w', '-t', '30']);
         } finally {
           rmSync(dir, { recursive: true, force: true });
+          dismissWatchdog();
         }
       },
     };
   } catch (error) {
-    process.removeListener('exit', onExit);
-    onExit();
+    if (started) await run('pg_ctl', ['stop', '-D', dataDir, '-m', 'immediate', '-w']).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    dismissWatchdog();
     throw error;
   }
 }
