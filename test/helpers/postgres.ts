@@ -158,6 +158,9 @@ export async function startPostgres(options: TestPostgresOptions = {}): Promise<
     const connect = async () => {
       connecting ??= (async () => {
         const c = new pg.Client({ host, port, user: superuser, password: superuserPassword, database: 'postgres' });
+        // A connection the server drops (it stopped, it crashed) emits 'error', which would otherwise be
+        // thrown out of the event loop and take the worker down: the next query fails and says why.
+        c.on('error', () => undefined);
         await c.connect();
         // The server's default since PostgreSQL 14, said here so that a changed default cannot make the
         // roles' passwords md5 hashes.
@@ -165,6 +168,8 @@ export async function startPostgres(options: TestPostgresOptions = {}): Promise<
         client = c;
         return c;
       })();
+      // A failed connection is not kept: the next query tries again.
+      connecting.catch(() => (connecting = null));
       return connecting;
     };
     const query = async <R extends pg.QueryResultRow>(sql: string, params: readonly unknown[] = []) =>
