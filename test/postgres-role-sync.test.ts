@@ -7,7 +7,7 @@
  * No password reaches the sidecar's logs, /healthz, /metrics, or PostgreSQL's log (log_statement=all).
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -17,7 +17,7 @@ import type { FakeInfisical } from './fake-infisical/server.js';
 import { leakGuard } from './helpers/canaries.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { freePort, health, scenario } from './helpers/scenario.js';
-import { FAST, glitchtipEnv } from './helpers/sidecar.js';
+import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
 import { waitFor } from './helpers/wait.js';
 
 const guard = leakGuard(5_000);
@@ -230,6 +230,62 @@ describe('PostgreSQL role sync', () => {
       expect(logsIn(role, before)).toBe(false);
       await app.stop();
     }
+  });
+
+  it('once: a refused role change exits 76 at once and keeps the set; PostgreSQL not answering is waited for until the deadline (75)', async ({ onTestFinished }) => {
+    const s = scenario(onTestFinished);
+    const fake = await s.fake();
+    guard.seed(fake);
+    const before = rotate(fake, guard.canary('pg-before'));
+    const role = await newRole(before);
+    const out = s.tempDir();
+    const env = (port: number) => glitchtipEnv(fake, out, { SIDECAR_ONCE_DEADLINE: '3s', ...roleSyncEnv(role, port) });
+    expect((await runCommand(['once'], env(pg.port))).code).toBe(0);
+
+    await setByVerifier(role, guard.canary('pg-someone-else'));
+    rotate(fake, guard.canary('pg-wanted'));
+    const started = Date.now();
+    const refused = await runCommand(['once'], env(pg.port));
+    expect(refused.code, refused.logs.text()).toBe(76);
+    expect(Date.now() - started).toBeLessThan(2_500);
+    expect(keyFile(out)).toBe(before);
+
+    const unreachable = await runCommand(['once'], env(await freePort()));
+    expect(unreachable.code).toBe(75);
+    expect(unreachable.logs.text()).toContain('SIDECAR_POSTGRES_UNREACHABLE');
+    expect(keyFile(out)).toBe(before);
+  });
+
+  it('trust authentication: the role still gets the password, the set is published, and SIDECAR_POSTGRES_TRUST_AUTH is reported', async ({ onTestFinished }) => {
+    const s = scenario(onTestFinished);
+    const fake = await s.fake();
+    guard.seed(fake);
+    const before = rotate(fake, guard.canary('pg-before'));
+    const role = await newRole(before);
+    // pg_hba.conf: trust for this role only, first line wins.
+    const hbaFile = (await pg.query<{ hba_file: string }>('SHOW hba_file')).rows[0]!.hba_file;
+    const original = readFileSync(hbaFile, 'utf8');
+    writeFileSync(hbaFile, `host all ${role} 127.0.0.1/32 trust\n${original}`);
+    await pg.query('SELECT pg_reload_conf()');
+    onTestFinished(async () => {
+      writeFileSync(hbaFile, original);
+      await pg.query('SELECT pg_reload_conf()');
+    });
+    const out = s.tempDir();
+    const { app, logs } = s.app(glitchtipEnv(fake, out, { ...FAST, SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', ...roleSyncEnv(role, pg.port) }));
+    await s.start(app);
+    await waitFor(async () => (await health(app)).body.revision === 1, 'first write');
+    const after = rotate(fake, guard.canary('pg-under-trust'));
+    app.trigger('test');
+    await waitFor(async () => (await health(app)).body.revision === 2, 'published under trust');
+    expect(keyFile(out)).toBe(after);
+    expect((await health(app)).body.postgres).toMatchObject({ lastResult: 'trust' });
+    expect(logs.lines().some((line) => line.code === 'SIDECAR_POSTGRES_TRUST_AUTH')).toBe(true);
+    // Once pg_hba.conf checks passwords again, the one the sidecar set is the one that works.
+    writeFileSync(hbaFile, original);
+    await pg.query('SELECT pg_reload_conf()');
+    expect(logsIn(role, after)).toBe(true);
+    expect(logsIn(role, before)).toBe(false);
   });
 
   it('a reboot after a rotation made while the stack was down: up from the cache, then the role changed; without a cache, the manual fix is named', async ({ onTestFinished }) => {

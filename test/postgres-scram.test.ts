@@ -142,6 +142,24 @@ describe('the RFC 3454 tables agree with @mongodb-js/saslprep', () => {
     }
     return found;
   }
+
+  function* range(first: number, last: number) {
+    for (let code = first; code <= last; code++) if (code < 0xd800 || code > 0xdfff) yield code;
+  }
+
+  it('on every code point of the planes Unicode 3.2 assigns in (0, 1, 2, 14)', () => {
+    expect(disagreements([...range(1, 0x2ffff), ...range(0xe0000, 0xe0fff)])).toEqual([]);
+  });
+
+  it('on the edges of the planes the tables give wholesale to A.1, C.3 and C.4 (3–13, 15, 16)', () => {
+    const edges = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16].flatMap((plane) =>
+      [0x0000, 0x0001, 0x8000, 0xfffd, 0xfffe, 0xffff].map((low) => plane * 0x10000 + low),
+    );
+    // U+FFFFE and U+FFFFF are noncharacters (C.4) that the package's table misses: PostgreSQL prohibits
+    // them (its corpus case above), the package does not.
+    expect(disagreements(edges)).toEqual([`U+FFFFE in ${JSON.stringify('\u{FFFFE}\u00AD')}`, `U+FFFFF in ${JSON.stringify('\u{FFFFF}\u00AD')}`]);
+  });
+
   it('and part from it, as PostgreSQL does, where the package checks the normalised string (the oracle cases above)', () => {
     // What the package returns, where PostgreSQL (the oracle cases of the same passwords) falls back to
     // the raw password or normalises what the package refuses. Kept so that the reason for not using the
@@ -167,23 +185,6 @@ describe('the RFC 3454 tables agree with @mongodb-js/saslprep', () => {
     expect(passwordAsLibpqSends('\uFB1D')).toBe('\u05D9\u05B4');
     expect(passwordAsLibpqSends('x\u00AD\u{FFFFE}')).toBe('x\u00AD\u{FFFFE}');
     expect(passwordAsLibpqSends('x\u0221\u00AD')).toBe('x\u0221\u00AD');
-  });
-
-  function* range(first: number, last: number) {
-    for (let code = first; code <= last; code++) if (code < 0xd800 || code > 0xdfff) yield code;
-  }
-
-  it('on every code point of the planes Unicode 3.2 assigns in (0, 1, 2, 14)', () => {
-    expect(disagreements([...range(1, 0x2ffff), ...range(0xe0000, 0xe0fff)])).toEqual([]);
-  });
-
-  it('on the edges of the planes the tables give wholesale to A.1, C.3 and C.4 (3–13, 15, 16)', () => {
-    const edges = [3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 16].flatMap((plane) =>
-      [0x0000, 0x0001, 0x8000, 0xfffd, 0xfffe, 0xffff].map((low) => plane * 0x10000 + low),
-    );
-    // U+FFFFE and U+FFFFF are noncharacters (C.4) that the package's table misses: PostgreSQL prohibits
-    // them (its corpus case above), the package does not.
-    expect(disagreements(edges)).toEqual([`U+FFFFE in ${JSON.stringify('\u{FFFFE}\u00AD')}`, `U+FFFFF in ${JSON.stringify('\u{FFFFF}\u00AD')}`]);
   });
 });
 

@@ -105,6 +105,8 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
   let lastChangeAt: number | undefined;
   let livePassword: string | undefined;
 
+  // Retryable: `once` waits for it within its deadline. The others need an operator, so `once` exits
+  // with their code at once; `run` retries every hold with backoff either way.
   const error = (code: ErrorCode, message: string, retryable: boolean) => new SidecarError(code, message, { retryable });
 
   async function check(password: string, candidates: readonly string[]): Promise<{ result: RoleCheckResult; error?: SidecarError }> {
@@ -112,7 +114,7 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
     const notIn = (answer: { kind: 'unreachable' | 'failed'; reason: string }) =>
       answer.kind === 'unreachable'
         ? { result: 'unreachable' as const, error: error('SIDECAR_POSTGRES_UNREACHABLE', `PostgreSQL at ${role} did not answer (${answer.reason}); the new ${options.key} waits`, true) }
-        : { result: 'failed' as const, error: error('SIDECAR_POSTGRES_FAILED', `PostgreSQL at ${role} answered with an error (${answer.reason}); the new ${options.key} waits`, true) };
+        : { result: 'failed' as const, error: error('SIDECAR_POSTGRES_FAILED', `PostgreSQL at ${role} answered with an error (${answer.reason}); the new ${options.key} waits`, false) };
 
     const setOn = async (session: RoleSession) => {
       try {
@@ -166,7 +168,7 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
             error: error(
               'SIDECAR_POSTGRES_PASSWORD_UNKNOWN',
               `PostgreSQL refuses the new ${options.key} for ${role}, and the sidecar knows no other password of the role (the volume was empty and no cache holds one): set it by hand once (docs/production.md §6)`,
-              true,
+              false,
             ),
           }
         : {
@@ -174,7 +176,7 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
             error: error(
               'SIDECAR_POSTGRES_ROLE_REFUSED',
               `PostgreSQL refuses ${role} with the new ${options.key} and with the ${candidates.length === 1 ? 'password' : `${candidates.length} passwords`} it had before: the role's password was changed by other means; the previous set stays`,
-              true,
+              false,
             ),
           };
     } catch (thrown) {
