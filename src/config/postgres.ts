@@ -46,7 +46,11 @@ export function parsePostgresUrl(text: string): PostgresTarget | { readonly prob
   const path = url.pathname.replace(/^\//, '');
   const database = path.includes('/') ? undefined : path === '' ? role : decode(path);
   if (!database) return { problem: 'the database name (the path) is not one name; encode a / in it as %2F' };
-  const unknown = [...url.searchParams.keys()].filter((name) => !KNOWN_PARAMETERS.has(name));
+  const names = [...url.searchParams.keys()];
+  const unknown = names.filter((name) => !KNOWN_PARAMETERS.has(name));
+  // libpq and URLSearchParams.get disagree on which of two values wins: a copied URL must not quietly lose TLS.
+  const repeated = [...new Set(names.filter((name, index) => names.indexOf(name) !== index))];
+  if (repeated.length > 0) return { problem: `${repeated.join(', ')} given more than once; give each parameter once` };
   if (unknown.length > 0) return { problem: `unsupported parameter${unknown.length === 1 ? '' : 's'} ${unknown.join(', ')}; only sslmode and sslrootcert are read` };
   const sslMode = url.searchParams.get('sslmode') ?? 'prefer';
   if (!(SSL_MODES as readonly string[]).includes(sslMode)) return { problem: `sslmode=${sslMode} is not one of ${SSL_MODES.join(', ')}` };

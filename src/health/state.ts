@@ -80,6 +80,8 @@ export class HealthState {
   private readonly folders = new Map<string, FolderState>();
   private heartbeat: (() => HeartbeatView) | undefined;
   private roleSync: (() => RoleSyncView) | undefined;
+  /** A failed pass kept the set an earlier run left on the volume for a role change that waits (role sync). */
+  private heldForRoleSync = false;
   /** Bumped by every change a report reads; with the clock's second it keys the serialized report. */
   private version = 0;
   private serialized: { version: number; second: number; report: HealthReport; body: string } | undefined;
@@ -145,6 +147,8 @@ export class HealthState {
       this.lastError = outcome.error ? { error: outcome.error, at: outcome.finishedAt } : undefined;
       this.missingKeys = outcome.missingKeys;
     }
+    if (outcome.ok) this.heldForRoleSync = false;
+    else if (outcome.roleSync?.held) this.heldForRoleSync = true;
   }
 
   report(): HealthReport {
@@ -154,7 +158,7 @@ export class HealthState {
     return {
       status,
       healthy: status === 'ok' || status === 'degraded' || (status === 'cache' && this.options.cacheHealthy !== false),
-      ready: this.lastSuccessAt !== undefined || this.cacheConfirmedAt !== undefined,
+      ready: this.lastSuccessAt !== undefined || this.cacheConfirmedAt !== undefined || this.heldForRoleSync,
       revision: this.revision,
       lastSuccessAt: iso(this.lastSuccessAt),
       ageSeconds: age === undefined ? null : Math.floor(age / 1000),
@@ -216,7 +220,9 @@ export class HealthState {
     if (this.lastError?.error.code === 'SIDECAR_LINT_BREAKS') return 'lint_breaks';
     // Whatever SIDECAR_MAX_STALENESS says: the cache's own age limit was checked when it was read.
     if (this.cacheConfirmedAt !== undefined) return this.now() - this.cacheConfirmedAt > (this.options.cacheMaxAgeMs ?? Number.POSITIVE_INFINITY) ? 'stale' : 'cache';
-    if (age === undefined) return this.lastError ? 'failing' : 'starting';
+    // A role change that waits keeps the set on the volume live: healthy (`degraded`), because
+    // PostgreSQL starts only once this sidecar is — failing here would deadlock the stack.
+    if (age === undefined) return this.heldForRoleSync ? 'degraded' : this.lastError ? 'failing' : 'starting';
     if (age > this.options.maxStalenessMs) return 'stale';
     return this.lastError ? 'degraded' : 'ok';
   }

@@ -32,7 +32,8 @@ export type Login =
   /** PostgreSQL answered with an error role sync cannot get past by retrying (a missing role, pg_hba). */
   | { readonly kind: 'failed'; readonly reason: string };
 
-export type LoginAs = (password: string) => Promise<Login>;
+/** `signal` (the pass's: a stop, `once`'s deadline) cuts the connection, whatever step it is in. */
+export type LoginAs = (password: string, signal?: AbortSignal) => Promise<Login>;
 
 /** SQLSTATEs that mean "not now": cannot_connect_now (starting, shutting down), too_many_connections, admin/crash shutdown. */
 const TRANSIENT_SQLSTATES = new Set(['57P03', '53300', '57P01', '57P02', '08006', '08001']);
@@ -68,7 +69,7 @@ function pgLenientPrep(password: string): string {
 }
 
 export function loginAs(target: PostgresTarget, timeoutMs: number): LoginAs {
-  return async (password) => {
+  return async (password, signal) => {
     const { default: pg } = await import('pg');
     const base: ClientConfig = {
       host: target.host,
@@ -82,15 +83,19 @@ export function loginAs(target: PostgresTarget, timeoutMs: number): LoginAs {
       application_name: 'infisical-sidecar',
     };
     const attempt = async (ssl: ClientConfig['ssl']): Promise<Login> => {
+      if (signal?.aborted) return { kind: 'unreachable', reason: 'stopped' };
       const client = new pg.Client({ ...base, ssl });
       // A socket error after connect (server restart) must not become an unhandled 'error' event.
       client.on('error', () => undefined);
+      const cut = () => socketOf(client)?.destroy();
+      signal?.addEventListener('abort', cut, { once: true });
       try {
         await client.connect();
-        return { kind: 'in', session: sessionOf(client) };
+        return { kind: 'in', session: sessionOf(client, timeoutMs, () => signal?.removeEventListener('abort', cut)) };
       } catch (error) {
-        await client.end().catch(() => undefined);
-        return classify(error);
+        signal?.removeEventListener('abort', cut);
+        await endWithin(client, timeoutMs);
+        return signal?.aborted ? { kind: 'unreachable', reason: 'stopped' } : classify(error);
       }
     };
     let ssl: Awaited<ReturnType<typeof sslFor>>;
@@ -108,7 +113,23 @@ export function loginAs(target: PostgresTarget, timeoutMs: number): LoginAs {
   };
 }
 
-function sessionOf(client: Client): RoleSession {
+function socketOf(client: Client): { destroy(): void } | undefined {
+  return (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
+}
+
+/**
+ * `client.end()` waits for the server to close the socket and has no timer of its own: a frozen
+ * backend (docker pause, SIGSTOP, a stalled VM) would hold the pass, the stop and `once`'s deadline
+ * forever. Bounded here, then the socket is cut.
+ */
+async function endWithin(client: Client, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([client.end().catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+  clearTimeout(timer);
+  socketOf(client)?.destroy();
+}
+
+function sessionOf(client: Client, timeoutMs: number, release: () => void): RoleSession {
   return {
     async setPassword(verifier) {
       // Utility statements take no parameters: only a verifier of the strict shape is spliced in,
@@ -121,7 +142,10 @@ function sessionOf(client: Client): RoleSession {
         throw new LoginFailure(login.kind === 'in' ? 'failed' : login.kind, 'reason' in login ? login.reason : 'refused');
       }
     },
-    end: () => client.end().catch(() => undefined),
+    async end() {
+      release();
+      await endWithin(client, timeoutMs);
+    },
   };
 }
 

@@ -67,7 +67,13 @@ export interface RoleSync {
    * set on the volume (or the volume holds none). An unchanged value is checked too, once per
    * process, but never held: the live set already carries it.
    */
-  beforePublish(snapshot: ReadonlyMap<string, string>, changed: boolean): Promise<RoleDecision>;
+  beforePublish(snapshot: ReadonlyMap<string, string>, changed: boolean, signal?: AbortSignal): Promise<RoleDecision>;
+  /**
+   * The write after a `set` failed before the swap (the volume still serves the old password): set
+   * the role back to the password it had, so the app is not locked out. Returns what went wrong, if
+   * the role could not be set back. A no-op when the last check changed nothing.
+   */
+  rollback(signal?: AbortSignal): Promise<SidecarError | undefined>;
   /** The set now live (from Infisical or the cache): its password is one the role may have. */
   published(snapshot: ReadonlyMap<string, string>): void;
   view(): RoleSyncView;
@@ -109,11 +115,14 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
   // with their code at once; `run` retries every hold with backoff either way.
   const error = (code: ErrorCode, message: string, retryable: boolean) => new SidecarError(code, message, { retryable });
 
-  async function check(password: string, candidates: readonly string[]): Promise<{ result: RoleCheckResult; error?: SidecarError }> {
+  /** The change the last check made, for `rollback`. */
+  let lastSet: { from: string; to: string } | undefined;
+
+  async function check(password: string, candidates: readonly string[], signal?: AbortSignal): Promise<{ result: RoleCheckResult; error?: SidecarError }> {
     const ended = async (session: RoleSession) => session.end();
     const notIn = (answer: { kind: 'unreachable' | 'failed'; reason: string }) =>
       answer.kind === 'unreachable'
-        ? { result: 'unreachable' as const, error: error('SIDECAR_POSTGRES_UNREACHABLE', `PostgreSQL at ${role} did not answer (${answer.reason}); the new ${options.key} waits`, true) }
+        ? { result: 'unreachable' as const, error: error('SIDECAR_POSTGRES_UNREACHABLE', `PostgreSQL at ${role} did not answer, or took no connection now (${answer.reason}); the new ${options.key} waits`, true) }
         : { result: 'failed' as const, error: error('SIDECAR_POSTGRES_FAILED', `PostgreSQL at ${role} answered with an error (${answer.reason}); the new ${options.key} waits`, false) };
 
     const setOn = async (session: RoleSession) => {
@@ -130,7 +139,7 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
     }
     try {
       // Step 2: would a wrong password get in?
-      const probe = await login(randomBytes(24).toString('base64url'));
+      const probe = await login(randomBytes(24).toString('base64url'), signal);
       if (probe.kind === 'in') {
         await setOn(probe.session);
         return {
@@ -141,7 +150,7 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
       if (probe.kind !== 'refused') return notIn(probe);
 
       // Step 3: already in place?
-      const direct = await login(password);
+      const direct = await login(password, signal);
       if (direct.kind === 'in') {
         await ended(direct.session);
         return { result: 'already' };
@@ -150,17 +159,26 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
 
       // Step 4: with a password the role may have now.
       for (const candidate of candidates.filter(checkableThroughPg)) {
-        const attempt = await login(candidate);
+        const attempt = await login(candidate, signal);
         if (attempt.kind === 'refused') continue;
         if (attempt.kind !== 'in') return notIn(attempt);
-        await setOn(attempt.session);
-        const after = await login(password);
+        // The session that made the change stays open until a fresh login proves it: if that login
+        // fails, the same session sets the old password back, so a hold never locks the app out.
+        let after: Awaited<ReturnType<LoginAs>>;
+        try {
+          await attempt.session.setPassword(scramSha256Verifier(password));
+          after = await login(password, signal);
+          if (after.kind !== 'in') await attempt.session.setPassword(scramSha256Verifier(candidate));
+        } finally {
+          await ended(attempt.session);
+        }
         if (after.kind === 'in') {
           await ended(after.session);
+          lastSet = { from: candidate, to: password };
           lastChangeAt = now();
           return { result: 'set' };
         }
-        return notIn(after.kind === 'refused' ? { kind: 'failed', reason: 'the new password was refused right after the change' } : after);
+        return notIn(after.kind === 'refused' ? { kind: 'failed', reason: 'the new password was refused right after the change; the previous one was set back' } : after);
       }
       return candidates.length === 0
         ? {
@@ -175,7 +193,7 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
             result: 'refused',
             error: error(
               'SIDECAR_POSTGRES_ROLE_REFUSED',
-              `PostgreSQL refuses ${role} with the new ${options.key} and with the ${candidates.length === 1 ? 'password' : `${candidates.length} passwords`} it had before: the role's password was changed by other means; the previous set stays`,
+              `PostgreSQL refuses ${role} with the new ${options.key} and with the ${candidates.length === 1 ? 'password' : `${candidates.length} passwords`} it had before: the role's password was changed by other means (or the role does not exist, or its password expired: VALID UNTIL); the previous set stays`,
               false,
             ),
           };
@@ -187,12 +205,18 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
 
   return {
     key: options.key,
-    async beforePublish(snapshot, changed) {
+    async beforePublish(snapshot, changed, signal) {
+      lastSet = undefined;
       const password = snapshot.get(options.key);
       // Without the key there is nothing to keep in step (the required-keys check is where a missing one is caught).
-      if (password === undefined || password === accepted) return { publish: true };
+      if (password === undefined) return { publish: true };
+      if (password === accepted) {
+        // Back to a password PostgreSQL accepted (a hold ended by putting the old value back in Infisical).
+        if (lastResult !== undefined && FAILED_RESULTS.has(lastResult)) lastResult = 'already';
+        return { publish: true };
+      }
       const candidates = unique([...known, ...(await options.knownElsewhere().catch(() => []))]).filter((candidate) => candidate !== password);
-      const { result, error: problem } = await check(password, candidates);
+      const { result, error: problem } = await check(password, candidates, signal);
       counts[result]++;
       lastCheckAt = now();
       lastResult = result;
@@ -202,6 +226,27 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
       }
       if (!changed || (result === 'unreachable' && options.whenUnreachable === 'publish')) return { publish: true, pending: problem };
       return { publish: false, error: problem!, previousKnown: candidates.length > 0 };
+    },
+    async rollback(signal) {
+      const change = lastSet;
+      lastSet = undefined;
+      if (!change) return undefined;
+      const failed = (reason: string) =>
+        new SidecarError('SIDECAR_POSTGRES_FAILED', `the files could not be written after ${role} got the new ${options.key}, and setting the previous one back failed (${reason}): the app's new connections are refused until the files are written`);
+      try {
+        const session = await login(change.to, signal);
+        if (session.kind !== 'in') return failed(session.kind === 'refused' ? 'refused' : session.reason);
+        try {
+          await session.session.setPassword(scramSha256Verifier(change.from));
+        } finally {
+          await session.session.end();
+        }
+        accepted = change.from;
+        lastResult = 'already';
+        return undefined;
+      } catch (thrown) {
+        return failed(thrown instanceof LoginFailure ? thrown.reason : 'unexpected');
+      }
     },
     published(snapshot) {
       const password = snapshot.get(options.key);

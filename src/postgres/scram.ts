@@ -99,7 +99,10 @@ export function passwordAsLibpqSends(password: string): string {
     if (mapped.some((code) => inTable(L_CAT, code))) return raw;
     if (!inTable(RAND_AL_CAT, mapped[0]!) || !inTable(RAND_AL_CAT, mapped[mapped.length - 1]!)) return raw;
   }
-  return String.fromCodePoint(...mapped).normalize('NFKC');
+  // In slices: spreading a long password into one call's arguments overflows the stack.
+  let text = '';
+  for (let start = 0; start < mapped.length; start += 8192) text += String.fromCodePoint(...mapped.slice(start, start + 8192));
+  return text.normalize('NFKC');
 }
 
 export interface ScramVerifierOptions {

@@ -32,7 +32,7 @@ export function logOutcome(log: Logger, outcome: SyncOutcome, nextAttemptAt: num
     const { code, message, hint } = outcome.roleSync.pending;
     log.warn({ code, err: message, hint, next }, 'files written, but PostgreSQL has not been seen to accept the database password in them; retrying');
   }
-  if (outcome.ok && outcome.roleSync?.finding) {
+  if (outcome.roleSync?.finding) {
     const { code, message, hint } = outcome.roleSync.finding;
     log.warn({ code, err: message, hint }, 'PostgreSQL role sync finding');
   }

@@ -77,7 +77,20 @@ export interface SyncOutcome {
    * not known to accept the live password yet (the loop retries with backoff, /healthz is
    * `degraded`); `finding` — published, with something to report (trust authentication).
    */
-  readonly roleSync?: { readonly pending?: SidecarError | undefined; readonly finding?: SidecarError | undefined } | undefined;
+  readonly roleSync?: RoleSyncReport | undefined;
+}
+
+/**
+ * What role sync adds to a pass. `pending` (a pass that wrote): the role is not known to accept the
+ * live password yet; the loop retries with backoff, /healthz is `degraded`. `finding`: something to
+ * report (trust authentication; a role that could not be set back after a failed write). `held` (a
+ * failed pass): the set an earlier run left on the volume stays live for a role change that waits,
+ * so /healthz is `degraded`, not `failing` — PostgreSQL waits for this sidecar's health.
+ */
+export interface RoleSyncReport {
+  readonly pending?: SidecarError | undefined;
+  readonly finding?: SidecarError | undefined;
+  readonly held?: boolean | undefined;
 }
 
 /** What a pass reads from the configuration; `reconfigure` swaps it (config file hot reload). */
@@ -208,9 +221,9 @@ export function createSyncer(deps: SyncDeps): Syncer {
       let roleSync: SyncOutcome['roleSync'];
       if (deps.roleSync && !fromCache) {
         const changed = lastGood === undefined || changedKeys(lastGood, digests).includes(deps.roleSync.key);
-        const decision = await deps.roleSync.beforePublish(snapshot, changed);
+        const decision = await deps.roleSync.beforePublish(snapshot, changed, signal);
         if (decision.publish) roleSync = { pending: decision.pending, finding: decision.finding };
-        else if (deps.writer.revision > 0) return fail(decision.error, folders, { overridden, skipped: rendered.skipped, findings });
+        else if (deps.writer.revision > 0) return fail(decision.error, folders, { overridden, skipped: rendered.skipped, findings, roleSync: { held: true } });
         else {
           // Nothing on the volume (a reboot emptied the tmpfs): holding would keep PostgreSQL, which
           // waits for this sidecar's health, down for good. The cache's set carries the password the
@@ -223,7 +236,15 @@ export function createSyncer(deps: SyncDeps): Syncer {
           roleSync = { pending: decision.error };
         }
       }
-      const written = await deps.writer.write(rendered.files, writeOptions(), encodeManifest(digests), signal);
+      let written: Awaited<ReturnType<SetWriter['write']>>;
+      try {
+        written = await deps.writer.write(rendered.files, writeOptions(), encodeManifest(digests), signal);
+      } catch (error) {
+        // The volume still serves the old password: the role must have it again. Not cut short by a
+        // stop (bounded by SIDECAR_POSTGRES_TIMEOUT): a role left on the new one would lock the app out.
+        const rollbackError = await deps.roleSync?.rollback();
+        return fail(error, folders, { overridden, skipped: rendered.skipped, findings, roleSync: rollbackError ? { finding: rollbackError } : undefined });
+      }
       const changed = changedKeys(lastGood, digests);
       lastGood = digests;
       deps.roleSync?.published(snapshot);
