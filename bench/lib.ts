@@ -362,14 +362,25 @@ export async function imageBundleArgs(root: string): Promise<{ args: string[]; s
   return { args, source: 'the Dockerfile\'s esbuild command' };
 }
 
-/** Builds the image's bundle into `outDir`; returns the entry file to run. */
-export async function buildImageBundle(esbuild: string, treeRoot: string, outDir: string, extra: readonly string[] = []): Promise<{ entry: string; source: string }> {
-  const { args, source } = await imageBundleArgs(treeRoot);
+/**
+ * Builds the image's bundle into `outDir`; returns the entry file to run. `extra` is appended to the
+ * Dockerfile's arguments; `transform` (bench/profile.ts variants) may rewrite them first.
+ */
+export async function buildImageBundle(
+  esbuild: string,
+  treeRoot: string,
+  outDir: string,
+  extra: readonly string[] = [],
+  transform: (args: string[]) => string[] = (args) => args,
+): Promise<{ entry: string; source: string }> {
+  const { args: dockerfileArgs, source } = await imageBundleArgs(treeRoot);
+  const args = transform([...dockerfileArgs, ...extra]);
   const split = args.includes('--splitting');
-  const result = await run(esbuild, [...args, ...extra, split ? `--outdir=${outDir}` : `--outfile=${outDir}/main.js`], { cwd: treeRoot, timeoutMs: 120_000 });
+  const result = await run(esbuild, [...args, split ? `--outdir=${outDir}` : `--outfile=${outDir}/main.js`], { cwd: treeRoot, timeoutMs: 120_000 });
   if (result.code !== 0) throw new Error(`esbuild (${source}) failed:\n${result.stderr.slice(-3000)}`);
   // As the image: its build stage writes the same package.json beside main.js (no CommonJS-first detection).
-  await writeFile(`${outDir}/package.json`, '{"type":"module"}\n');
+  const type = args.includes('--format=cjs') ? 'commonjs' : 'module';
+  await writeFile(`${outDir}/package.json`, `{"type":"${type}"}\n`);
   return { entry: `${outDir}/main.js`, source };
 }
 
@@ -378,7 +389,7 @@ export async function buildImageBundle(esbuild: string, treeRoot: string, outDir
  * directory it sets in `ENV NODE_COMPILE_CACHE=…` and the arguments of the `RUN ["node", "/app/main.js", …]`
  * that fills it. Undefined when the Dockerfile makes none.
  */
-export async function imageCompileCache(root: string): Promise<{ dir: string; args: string[] } | undefined> {
+export async function imageCompileCache(root: string): Promise<{ dir: string; args: string[]; flags: string[] } | undefined> {
   let text: string;
   try {
     text = await readFile(`${root}/Dockerfile`, 'utf8');
@@ -386,17 +397,37 @@ export async function imageCompileCache(root: string): Promise<{ dir: string; ar
     return undefined;
   }
   const dir = /^ENV\s+(?:.*\s)?NODE_COMPILE_CACHE=(\S+)/m.exec(text)?.[1];
-  const warm = /^RUN\s+(\[\s*"node"\s*,\s*"\/app\/main\.js"[^\]]*\])/m.exec(text)?.[1];
+  const warm = /^RUN\s+(\[\s*"node"\s*,(?:\s*"-[^"]*"\s*,)*\s*"\/app\/main\.js"[^\]]*\])/m.exec(text)?.[1];
   if (!dir || !warm) return undefined;
-  return { dir, args: (JSON.parse(warm) as string[]).slice(2) };
+  const words = JSON.parse(warm) as string[];
+  const at = words.indexOf('/app/main.js');
+  return { dir, flags: words.slice(1, at), args: words.slice(at + 1) };
 }
 
 /**
- * Fills `cacheDir` as the image build does: `node entry <args>` with NODE_COMPILE_CACHE, by the node that
- * will read it (the cache is keyed by Node version, V8 flags and uid). Node before 22.1 ignores the variable.
+ * The node flags of the image's ENTRYPOINT (`["node", "--flag", …, "/app/main.js"]`), which the bench
+ * gives the image form: V8 flags change its memory and start, and are part of the compile cache's key.
  */
-export async function fillCompileCache(node: string, entry: string, args: readonly string[], cacheDir: string): Promise<void> {
-  const result = await run(node, [entry, ...args], { env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: cacheDir }, timeoutMs: 60_000 });
+export async function imageNodeFlags(root: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(`${root}/Dockerfile`, 'utf8');
+  } catch {
+    return [];
+  }
+  const entrypoint = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(text)?.[1];
+  if (!entrypoint) return [];
+  const words = JSON.parse(entrypoint) as string[];
+  const at = words.indexOf('/app/main.js');
+  return words[0] === 'node' && at > 0 ? words.slice(1, at) : [];
+}
+
+/**
+ * Fills `cacheDir` as the image build does: `node [flags] entry <args>` with NODE_COMPILE_CACHE, by the node
+ * that will read it (the cache is keyed by Node version, V8 flags and uid). Node before 22.1 ignores the variable.
+ */
+export async function fillCompileCache(node: string, entry: string, args: readonly string[], cacheDir: string, flags: readonly string[] = []): Promise<void> {
+  const result = await run(node, [...flags, entry, ...args], { env: { PATH: process.env.PATH, NODE_COMPILE_CACHE: cacheDir }, timeoutMs: 60_000 });
   if (result.code !== 0) throw new Error(`filling the compile cache (${node} ${entry} ${args.join(' ')}) failed (exit ${result.code}):\n${result.stderr.slice(-2000)}`);
 }
 

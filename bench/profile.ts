@@ -10,8 +10,10 @@
  *                                               CPU profile of the sidecar's syncer (and the floor) doing changed
  *                                               (or unchanged) refreshes of N secrets (default 10000)
  *   npx tsx bench/profile.ts heap               heap profile (sampling) of the sidecar after start-up, by package
- *   npx tsx bench/profile.ts variants [rounds]  cold start of build variants (bundle, minified, without the AWS
- *                                               packages the SDK imports for IAM auth) against the floor, interleaved
+ *   npx tsx bench/profile.ts variants [rounds] [--only a,b,…] [--entry NAME=FILE]
+ *                                               cold start of variants of the image form (esbuild options, stubs, V8
+ *                                               flags, how the compile cache is filled; see VARIANTS) against the
+ *                                               floor, interleaved, each with its compile cache as the image has it
  *
  * Profiles go to bench/profiles/ (gitignored by being under bench/ and ignored here: delete at will);
  * the summary (self time by package, top functions) is printed. Expects a built dist/ (npm run build).
@@ -25,7 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFakeInfisical, type FakeInfisical } from '../test/fake-infisical/server.js';
 import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_ENVIRONMENT, DEMO_PROJECT_ID, GLITCHTIP_SEED } from '../test/fake-infisical/seed.js';
-import { buildImageBundle, Child, cpuMsOf, fillCompileCache, freePort, imageCompileCache, rssMbOf, run, stat, waitHealthy } from './lib.js';
+import { buildImageBundle, Child, cpuMsOf, fillCompileCache, freePort, imageCompileCache, imageNodeFlags, rssMbOf, run, stat, waitHealthy } from './lib.js';
 // @ts-expect-error -- plain .mjs helper without types
 import { shippedNode } from './shipped-node.mjs';
 
@@ -190,11 +192,13 @@ async function cold(bundle: boolean): Promise<void> {
     const cache = bundle && !rest.includes('--no-cache') ? await imageCompileCache(root) : undefined;
     if (cache) {
       extra.NODE_COMPILE_CACHE = await tempDir('compile-cache');
-      await fillCompileCache(nodeBin, entry, cache.args, extra.NODE_COMPILE_CACHE);
+      await fillCompileCache(nodeBin, entry, cache.args, extra.NODE_COMPILE_CACHE, cache.flags);
     }
+    // The image form starts with its ENTRYPOINT's node flags.
+    const flags = bundle ? await imageNodeFlags(root) : [];
     const port = await freePort();
     const started = performance.now();
-    const child = spawn(nodeBin, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', entry, 'run'], { env: env(fake, await tempDir('cold-out'), port, extra), stdio: 'ignore' });
+    const child = spawn(nodeBin, [...flags, '--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=200', entry, 'run'], { env: env(fake, await tempDir('cold-out'), port, extra), stdio: 'ignore' });
     const healthy = await waitHealthy(port, { deadlineMs: 30_000, everyMs: 5 });
     console.log(`healthy after ${(healthy - started).toFixed(0)} ms (profiled, slower than unprofiled)`);
     child.kill('SIGTERM');
@@ -287,38 +291,96 @@ async function heap(): Promise<void> {
   }
 }
 
-const AWS_STUB = './src/infisical/aws-iam-auth-stub.ts'; // the same stub the Dockerfile aliases in
-const AWS_ALIASES = ['@aws-sdk/credential-providers', '@smithy/protocol-http', '@smithy/signature-v4', '@aws-crypto/sha256-js'].map((pkg) => `--alias:${pkg}=${AWS_STUB}`);
+/** Each variant: the Dockerfile's esbuild command, rewritten; the compile cache filled as the Dockerfile does unless said otherwise. */
+interface Variant {
+  readonly name: string;
+  /** Rewrites the Dockerfile's esbuild arguments. */
+  readonly build?: (args: string[]) => string[];
+  /** Node flags of the start (and of the run that fills the compile cache: V8 keys the cache by its flags); default: the ENTRYPOINT's. */
+  readonly flags?: readonly string[];
+  /** What fills the compile cache: the Dockerfile's `RUN ["node", "/app/main.js", …]` arguments (default), `once` against the fake, or none. */
+  readonly fill?: 'dockerfile' | 'once' | 'none';
+  /** A bundle built elsewhere (`--entry NAME=PATH`), e.g. a CommonJS or snapshot experiment. */
+  readonly entry?: string;
+}
 
-/** Cold start (spawn → /healthz 200) of several build variants and the floor, interleaved. */
-async function variants(rounds: number): Promise<void> {
+const without = (...patterns: RegExp[]) => (args: string[]) => args.filter((arg) => !patterns.some((re) => re.test(arg)));
+const plus = (...extra: string[]) => (args: string[]) => [...args, ...extra];
+const then = (...steps: Array<(args: string[]) => string[]>) => (args: string[]) => steps.reduce((a, step) => step(a), args);
+/** Single-file output: no --splitting, no chunk names. */
+const single = without(/^--splitting$/, /^--chunk-names=/, /^--entry-names=/);
+const FASTIFY_STUBS = /^--alias:(@fastify\/ajv-compiler|@fastify\/fast-json-stringify-compiler|light-my-request)=/;
+
+/**
+ * Build and runtime variants of the image form, by key (`variants [rounds] --only image,no-cache,…`); the
+ * default set is the levers issue 19 measured. Each is started as the image starts it: its bundle, its compile
+ * cache filled by the same node, `run` against the fake, on the chosen node (`--shipped`).
+ */
+const VARIANTS: Record<string, Variant> = {
+  image: { name: 'image form (the Dockerfile)' },
+  'no-cache': { name: 'image form, no compile cache', fill: 'none' },
+  'no-fastify-stubs': { name: 'without the Fastify stubs (ajv, fjs compilers, light-my-request)', build: without(FASTIFY_STUBS) },
+  'no-minify': { name: 'not minified', build: without(/^--minify$/) },
+  single: { name: 'one file (no code splitting)', build: single },
+  node22: { name: '--target=node22', build: then(without(/^--target=/), plus('--target=node22')) },
+  'zod-one': { name: 'the SDK on zod 4 (build/stubs/zod-one.mjs)', build: plus('--alias:zod=./build/stubs/zod-one.mjs') },
+  'zod-jitless': { name: 'zod without its eval fast path (banner: __zod_globalConfig.jitless)', build: (args) => args.map((a) => (a.startsWith('--banner:js=') ? `${a}globalThis.__zod_globalConfig={jitless:true};` : a)) },
+  'fill-once': { name: 'compile cache filled by `once` against the fake', fill: 'once' },
+  'before-stubs': { name: 'as before issue 19\'s stubs and flags (no Fastify stubs, no node flags)', build: without(FASTIFY_STUBS), flags: [] },
+  'no-flags': { name: 'without the ENTRYPOINT\'s node flags', flags: [] },
+  semi1: { name: '--max-semi-space-size=1', flags: ['--max-semi-space-size=1'] },
+  semi2: { name: '--max-semi-space-size=2', flags: ['--max-semi-space-size=2'] },
+  semi4: { name: '--max-semi-space-size=4', flags: ['--max-semi-space-size=4'] },
+  eager: { name: '--no-lazy (eager compile, so the compile cache holds every function)', flags: ['--no-lazy'] },
+  'min-semi-4': { name: '--min-semi-space-size=4', flags: ['--min-semi-space-size=4'] },
+  'min-semi-16': { name: '--min-semi-space-size=16', flags: ['--min-semi-space-size=16'] },
+  'max-lazy': { name: '--max-lazy', flags: ['--max-lazy'] },
+  'no-opt': { name: '--no-opt', flags: ['--no-opt'] },
+  sparkplug: { name: '--no-sparkplug', flags: ['--no-sparkplug'] },
+  'single-gc': { name: '--single-threaded-gc', flags: ['--single-threaded-gc'] },
+  jitless: { name: '--jitless', flags: ['--jitless'] },
+};
+const DEFAULT_VARIANTS = ['image', 'no-cache', 'no-fastify-stubs', 'no-flags', 'zod-one', 'fill-once'];
+
+/** Cold start (spawn → /healthz 200) of the image form's variants and the floor, interleaved. */
+async function variants(rounds: number, keys: readonly string[]): Promise<void> {
   const work = await tempDir('variants');
-  const builds: Array<[string, string[]]> = [
-    ['bundle (the Dockerfile\'s flags)', []],
-    ['bundle --minify', ['--minify']],
-    ['bundle, AWS packages stubbed', AWS_ALIASES],
-    ['bundle, AWS stubbed, --minify', [...AWS_ALIASES, '--minify']],
-  ];
-  const subjects: Array<[string, string[]]> = [['dist/main.js (tsc)', [path.join(distDir, 'main.js'), 'run']]];
-  for (const [name, flags] of builds) {
-    const out = path.join(work, String(subjects.length));
-    await mkdir(out, { recursive: true });
-    const { entry } = await buildImageBundle(path.join(root, 'node_modules', '.bin', 'esbuild'), root, out, flags);
-    subjects.push([name, [entry, 'run']]);
-  }
-  subjects.push(['floor', [path.join(root, 'bench', 'floor.mjs')]]);
   const fake = await startFakeInfisical({ seed: GLITCHTIP_SEED });
-  const ms = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
-  const rss = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
-  const cpu = new Map<string, number[]>(subjects.map(([name]) => [name, []]));
+  const dockerfileCache = await imageCompileCache(root);
+  const imageFlags = await imageNodeFlags(root);
+  const subjects: Array<{ name: string; args: string[]; env: Record<string, string> }> = [];
   try {
+    for (const key of keys) {
+      const variant = VARIANTS[key];
+      if (!variant) throw new Error(`unknown variant ${key}; known: ${Object.keys(VARIANTS).join(', ')}`);
+      const out = path.join(work, key);
+      await mkdir(out, { recursive: true });
+      const { entry } = variant.entry ? { entry: variant.entry } : await buildImageBundle(path.join(root, 'node_modules', '.bin', 'esbuild'), root, out, [], variant.build);
+      const flags = [...(variant.flags ?? imageFlags)];
+      const extra: Record<string, string> = {};
+      const fill = variant.fill ?? 'dockerfile';
+      if (fill !== 'none' && dockerfileCache) {
+        extra.NODE_COMPILE_CACHE = path.join(out, '.compile-cache');
+        const fillArgs = fill === 'once' ? ['once'] : dockerfileCache.args;
+        const filled = await run(nodeBin, [...flags, entry, ...fillArgs], { env: env(fake, await tempDir(`fill-${key}`), await freePort(), extra), timeoutMs: 60_000 });
+        if (filled.code !== 0) throw new Error(`${key}: filling the compile cache failed (exit ${filled.code}): ${filled.stderr.slice(-1500)}`);
+      }
+      const bytes = (await readdir(path.dirname(entry), { recursive: true, withFileTypes: true }))
+        .filter((d) => d.isFile() && d.name.endsWith('.js') && !d.parentPath.includes('.compile-cache'))
+        .reduce((sum, d) => sum + readFileSync(path.join(d.parentPath, d.name)).length, 0);
+      subjects.push({ name: `${variant.name} [${(bytes / 1e3).toFixed(0)} kB js]`, args: [...flags, entry, 'run'], env: extra });
+    }
+    subjects.push({ name: 'floor', args: [path.join(root, 'bench', 'floor.mjs')], env: {} });
+    const ms = new Map<string, number[]>(subjects.map(({ name }) => [name, []]));
+    const rss = new Map<string, number[]>(subjects.map(({ name }) => [name, []]));
+    const cpu = new Map<string, number[]>(subjects.map(({ name }) => [name, []]));
     for (let round = 0; round < rounds; round++) {
       for (let i = 0; i < subjects.length; i++) {
-        const [name, args] = subjects[(i + round) % subjects.length]!;
+        const { name, args, env: extra } = subjects[(i + round) % subjects.length]!;
         const port = await freePort();
         const out = await tempDir(`variants-out-${round}-${i}`);
         const started = performance.now();
-        const child = spawn(nodeBin, args, { env: env(fake, out, port), stdio: 'ignore' });
+        const child = spawn(nodeBin, args, { env: env(fake, out, port, extra), stdio: 'ignore' });
         const healthy = await waitHealthy(port, { deadlineMs: 30_000, everyMs: 2 });
         ms.get(name)!.push(healthy - started);
         rss.get(name)!.push(await rssMbOf(child.pid));
@@ -327,20 +389,20 @@ async function variants(rounds: number): Promise<void> {
         await new Promise((resolve) => child.once('exit', resolve));
       }
     }
+    const floor = ms.get('floor')!;
+    const floorRss = rss.get('floor')!;
+    console.log(`cold start on ${nodeBin === process.execPath ? `this Node (${process.version})` : nodeBin}, ${rounds} interleaved rounds: wall spawn → /healthz 200, median [min–max]; CPU used by then; RSS then; each with its ratio to the floor (median of per-round ratios)`);
+    for (const { name } of subjects) {
+      const s = stat(ms.get(name)!);
+      const ratios = stat(ms.get(name)!.map((v, i) => v / floor[i]!)).median;
+      const r = stat(rss.get(name)!);
+      const rr = stat(rss.get(name)!.map((v, i) => v / floorRss[i]!)).median;
+      const c = stat(cpu.get(name)!);
+      const cr = stat(cpu.get(name)!.map((v, i) => v / cpu.get('floor')![i]!)).median;
+      console.log(`  ${name.padEnd(72)} wall ${s.median.toFixed(0).padStart(5)} ms [${s.min.toFixed(0)}–${s.max.toFixed(0)}] ${ratios.toFixed(2)}×   CPU ${c.median.toFixed(0).padStart(4)} ms ${cr.toFixed(2)}×   RSS ${r.median.toFixed(1)} MB ${rr.toFixed(2)}×`);
+    }
   } finally {
     await fake.close();
-  }
-  const floor = ms.get('floor')!;
-  const floorRss = rss.get('floor')!;
-  console.log(`cold start, ${rounds} interleaved rounds: wall spawn → /healthz 200, median [min–max]; CPU used by then; RSS then; each with its ratio to the floor (median of per-round ratios)`);
-  for (const [name] of subjects) {
-    const s = stat(ms.get(name)!);
-    const ratios = stat(ms.get(name)!.map((v, i) => v / floor[i]!)).median;
-    const r = stat(rss.get(name)!);
-    const rr = stat(rss.get(name)!.map((v, i) => v / floorRss[i]!)).median;
-    const c = stat(cpu.get(name)!);
-    const cr = stat(cpu.get(name)!.map((v, i) => v / cpu.get('floor')![i]!)).median;
-    console.log(`  ${name.padEnd(32)} wall ${s.median.toFixed(0).padStart(6)} ms [${s.min.toFixed(0)}–${s.max.toFixed(0)}] ${ratios.toFixed(2)}×   CPU ${c.median.toFixed(0).padStart(5)} ms ${cr.toFixed(2)}×   RSS ${r.median.toFixed(1)} MB ${rr.toFixed(2)}×`);
   }
 }
 
@@ -359,11 +421,17 @@ switch (command) {
   case 'heap':
     await heap();
     break;
-  case 'variants':
-    await variants(Number(rest[0] ?? 7));
+  case 'variants': {
+    const only = rest.indexOf('--only');
+    for (let i = rest.indexOf('--entry'); i >= 0; i = rest.indexOf('--entry', i + 1)) {
+      const [name, file] = rest[i + 1]!.split('=') as [string, string];
+      VARIANTS[name] = { name: `${name} (${file})`, entry: path.resolve(file) };
+    }
+    await variants(Number(/^\d+$/.test(rest[0] ?? '') ? rest[0] : 7), only >= 0 ? rest[only + 1]!.split(',') : DEFAULT_VARIANTS);
     break;
+  }
   default:
-    console.error('usage: npx tsx bench/profile.ts imports | cold [--bundle [--no-cache]] | refresh [N] [--unchanged] | heap | variants [rounds]  [--shipped | --node PATH]');
+    console.error('usage: npx tsx bench/profile.ts imports | cold [--bundle [--no-cache]] | refresh [N] [--unchanged] | heap | variants [rounds] [--only a,b] [--entry NAME=FILE]  [--shipped | --node PATH]');
     process.exitCode = 64;
 }
 } finally {

@@ -42,6 +42,7 @@ import {
   freePort,
   getStatus,
   imageCompileCache,
+  imageNodeFlags,
   markdownTable,
   rssMbOf,
   ratio,
@@ -251,8 +252,8 @@ async function imageForm(work: string, bundle: string, node: string, label: stri
   const cache = await imageCompileCache(treeRoot);
   if (!cache) return { env: {} };
   const dir = await freshDir(work, `compile-cache-${label}`);
-  await fillCompileCache(node, bundle, cache.args, dir);
-  return { env: { NODE_COMPILE_CACHE: dir }, cacheNote: `compile cache filled as the Dockerfile does (\`node main.js ${cache.args.join(' ')}\`, ENV NODE_COMPILE_CACHE)` };
+  await fillCompileCache(node, bundle, cache.args, dir, cache.flags);
+  return { env: { NODE_COMPILE_CACHE: dir }, cacheNote: `compile cache filled as the Dockerfile does (\`node ${[...cache.flags, 'main.js', ...cache.args].join(' ')}\`, ENV NODE_COMPILE_CACHE)` };
 }
 
 async function coldStart(fake: FakeInfisical, work: string, bundle: string): Promise<void> {
@@ -266,16 +267,18 @@ async function coldStart(fake: FakeInfisical, work: string, bundle: string): Pro
   }
   const shippedVersion = shipped ? await nodeVersion(shipped) : undefined;
   const hostImage = await imageForm(work, bundle, host, 'host');
+  // The image's ENTRYPOINT flags (e.g. --max-semi-space-size): the image form starts as the image starts it.
+  const imageFlags = await imageNodeFlags(treeRoot);
   const subjects: ColdSubject[] = [
     { name: `sidecar dist/main.js, Node ${hostVersion}`, args: [path.join(distDir, 'main.js'), 'run'], floor: `floor, Node ${hostVersion}` },
-    { name: `sidecar bundle (image form), Node ${hostVersion}`, args: [bundle, 'run'], env: hostImage.env, floor: `floor, Node ${hostVersion}` },
+    { name: `sidecar bundle (image form), Node ${hostVersion}`, args: [...imageFlags, bundle, 'run'], env: hostImage.env, floor: `floor, Node ${hostVersion}` },
     { name: `floor, Node ${hostVersion}`, args: [floorScript] },
   ];
   let shippedImage: Awaited<ReturnType<typeof imageForm>> | undefined;
   if (shipped && shippedVersion && shippedVersion !== hostVersion) {
     shippedImage = await imageForm(work, bundle, shipped, 'shipped');
     subjects.push(
-      { name: `sidecar bundle (image form), Node ${shippedVersion} (shipped)`, node: shipped, args: [bundle, 'run'], env: shippedImage.env, floor: `floor, Node ${shippedVersion} (shipped)` },
+      { name: `sidecar bundle (image form), Node ${shippedVersion} (shipped)`, node: shipped, args: [...imageFlags, bundle, 'run'], env: shippedImage.env, floor: `floor, Node ${shippedVersion} (shipped)` },
       { name: `floor, Node ${shippedVersion} (shipped)`, node: shipped, args: [floorScript] },
     );
   }
@@ -365,7 +368,7 @@ async function coldStartFromCache(work: string, subject: ColdSubject, fromInfisi
   await chmod(cacheDir, 0o700);
   const cacheEnv = { SIDECAR_CACHE_DIR: cacheDir, SIDECAR_CACHE_FALLBACK_AFTER: '0s' };
   const downFake = await startFakeInfisical({});
-  const filled = await run(process.execPath, [subject.args[0]!, 'once'], { env: sidecarEnv(downFake, await freshDir(work, 'fill'), await freePort(), cacheEnv) });
+  const filled = await run(process.execPath, [...subject.args.slice(0, -1), 'once'], { env: sidecarEnv(downFake, await freshDir(work, 'fill'), await freePort(), cacheEnv) });
   await downFake.close();
   if (filled.code !== 0) throw new Error(`filling the cache failed (exit ${filled.code})`);
   const values: number[] = [];
@@ -572,9 +575,10 @@ async function loopRun(fake: FakeInfisical, work: string, impl: 'sidecar' | 'flo
   const marks = checkpoints(refreshes);
   const env = sidecarEnv(fake, await freshDir(work, `memory-${impl}`), 0, { BENCH_INTERVAL_MS: '5', BENCH_CHECKPOINTS: marks.join(',') });
   const module = impl === 'sidecar' ? path.join(childrenDir, 'sidecar-loop.mjs') : floorScript;
-  // BENCH_MEMORY_NODE=shipped|/path/to/node runs both loops on that node; BENCH_SIDECAR_FLAGS adds node flags to the sidecar's (V8 memory flags, issue 19).
+  // BENCH_MEMORY_NODE=shipped|/path/to/node runs both loops on that node. The sidecar's loop gets the node flags of
+  // the image's ENTRYPOINT (V8 memory flags, issue 19); BENCH_SIDECAR_FLAGS replaces them ("" for none).
   const memoryNode = process.env.BENCH_MEMORY_NODE === 'shipped' ? await shippedNode() : process.env.BENCH_MEMORY_NODE || undefined;
-  const flags = impl === 'sidecar' ? (process.env.BENCH_SIDECAR_FLAGS ?? '').split(' ').filter(Boolean) : [];
+  const flags = impl === 'sidecar' ? (process.env.BENCH_SIDECAR_FLAGS ?? (await imageNodeFlags(treeRoot)).join(' ')).split(' ').filter(Boolean) : [];
   const child = Child.fork(module, { env, execArgv: ['--expose-gc', ...flags], execPath: memoryNode, name: `memory ${impl}` });
   const started = performance.now();
   // A secret changes every 100 refreshes, so the write path runs too (both sides see the same changes).
