@@ -28,6 +28,7 @@ IMG_ONLINE=local/infisical-sidecar:build-online
 # The official node images carry npm; the node stand-in (stand-ins.sh) has only node, so npm is added here.
 IMG_NODE_NPM=local/node-npm:${NODE_MAJOR}-bookworm-slim
 CACHE_DIR=/var/cache/infisical-sidecar
+COMPILE_CACHE_DIR=/var/cache/node-compile-cache
 PASSED=0
 WORK=$(mktemp -d /tmp/build-both.XXXXXX)
 cleanup() {
@@ -118,8 +119,10 @@ node -e 'for (const l of JSON.parse(require("fs").readFileSync(process.argv[1]))
   "$WORK/save/manifest.json" "$base_layers" >"$WORK/own-layers"
 [ -s "$WORK/own-layers" ] || fail "found no layer of the build's own over $IMG_DISTROLESS"
 while read -r layer; do tar -tf "$WORK/save/$layer"; done <"$WORK/own-layers" | sed 's#/$##' | sort -u >"$WORK/own-paths"
-grep -Ev "^(app|app/.*|var|var/cache|${CACHE_DIR#/})$" "$WORK/own-paths" >&2 \
-  && fail "the build's own layers hold paths other than /app and $CACHE_DIR (above)"
-ok "history names no CA, no npm; the $(wc -l <"$WORK/own-layers") added layers hold only /app and $CACHE_DIR ($(wc -l <"$WORK/own-paths") paths)"
+# The RUN that fills the V8 compile cache (issue 19) adds that cache and the bare mount points a RUN leaves
+# (dev, etc, proc, sys: directories only, nothing in them).
+grep -Ev "^(app|app/.*|var|var/cache|${CACHE_DIR#/}|${COMPILE_CACHE_DIR#/}|${COMPILE_CACHE_DIR#/}/.*|dev|etc|proc|sys)$" "$WORK/own-paths" >&2 \
+  && fail "the build's own layers hold paths other than /app, $CACHE_DIR and $COMPILE_CACHE_DIR (above)"
+ok "history names no CA, no npm; the $(wc -l <"$WORK/own-layers") added layers hold only /app, $CACHE_DIR and $COMPILE_CACHE_DIR ($(wc -l <"$WORK/own-paths") paths)"
 
 echo "build-both: $PASSED passed, 0 failed"
