@@ -178,7 +178,9 @@ log_ms() {
   local t; t=$("$DOCKER" logs -t "$(cid "$1")" 2>&1 | grep -F -- "Z $2" | tail -1 | cut -d' ' -f1)
   [ -n "$t" ] && date -d "$t" +%s%3N
 }
-log_has() { "$DOCKER" logs "$(cid "$1")" 2>&1 | grep -q -- "$2"; }
+# (grep reads the whole log: with -q it would stop at the first match, and pipefail would then see docker logs
+# killed by SIGPIPE on a long log)
+log_has() { "$DOCKER" logs "$(cid "$1")" 2>&1 | grep -- "$2" >/dev/null; }
 volume_dir() { "$DOCKER" volume inspect -f '{{.Mountpoint}}' "${PROJECT}_glitchtip-secrets"; }
 # every entry of the volume (name, type, symlink target, mode) and the content of every file
 files_digest() { find "$VOL" -printf '%P %y %l %m\n' | sort; find "$VOL" -type f -print0 | sort -z | xargs -0 sha256sum; }
@@ -188,7 +190,7 @@ rev_on_volume() { local r; r=$(readlink "$VOL/..data") && r=${r#..rev-} && echo 
 restart_state() { local s; for s in "$@"; do printf '%s:%s ' "$s" "$(inspect "$s" '{{.RestartCount}}:{{.State.StartedAt}}')"; done; }
 # connected_this_run SVC: SVC's current run (since its last start) connected to postgres with its DATABASE_URL
 connected_this_run() {
-  "$DOCKER" logs --since "$(inspect "$1" '{{.State.StartedAt}}')" "$(cid "$1")" 2>&1 | grep -q '^standin db: glitchtip_maintainer glitchtip$'
+  "$DOCKER" logs --since "$(inspect "$1" '{{.State.StartedAt}}')" "$(cid "$1")" 2>&1 | grep '^standin db: glitchtip_maintainer glitchtip$' >/dev/null
 }
 
 # ---------------------------------------------------------------- PostgreSQL role sync helpers
@@ -260,7 +262,7 @@ cleanup() {
   trap - EXIT INT TERM
   step_end
   [ -z "$DECOY" ] || "$DOCKER" rm -f "$DECOY" >/dev/null 2>&1 || true
-  [ -z "$PROBE" ] || "$DOCKER" rm -f "$PROBE" >/dev/null 2>&1 || true
+  [ -z "$PROBE" ] || "$DOCKER" rm -fv "$PROBE" >/dev/null 2>&1 || true
   if [ -n "$COMPOSE" ] && [ -n "$WORK" ] && [ -f "$WORK/.env" ]; then
     if [ $rc != 0 ]; then
       say "logs of the failed run (last 30 lines per service):"
@@ -303,7 +305,7 @@ for p in "$PROJECT_PREFIX" "$PROJECT_PREFIX-cache" $(for l in $SAMPLE_LAYOUTS; d
   fi
 done
 "$DOCKER" ps -aq --filter "label=infisical-sidecar-e2e.decoy-of=$PROJECT" | xargs -r "$DOCKER" rm -f >/dev/null
-"$DOCKER" ps -aq --filter "label=infisical-sidecar-e2e.probe-of=$PROJECT" | xargs -r "$DOCKER" rm -f >/dev/null
+"$DOCKER" ps -aq --filter "label=infisical-sidecar-e2e.probe-of=$PROJECT" | xargs -r "$DOCKER" rm -fv >/dev/null
 
 # ================================================================ 2. images
 step "images: the sidecar (offline build), GlitchTip stand-in, fake Infisical bundle"
@@ -451,10 +453,10 @@ BODY=$("$DOCKER" run --rm --network "${PROJECT}_default" "$IMG_NODE" node -e \
   || fail "another container on ${PROJECT}_default could not read http://secrets:8080/healthz: $BODY"
 # healthy: ok, or degraded while PostgreSQL, started after the sidecar, is not up yet (role sync: SIDECAR_POSTGRES_UNREACHABLE)
 BODY_STATUS="$(node "$E2E/check.mjs" healthz status <<<"$BODY") $(node "$E2E/check.mjs" healthz lastError.code <<<"$BODY")"
-[[ "$BODY_STATUS" =~ ^(ok\ null|degraded\ SIDECAR_POSTGRES_UNREACHABLE)$ ]] || fail "/healthz by service name: $BODY"
+[[ "$BODY_STATUS" =~ ^(ok\ undefined|degraded\ SIDECAR_POSTGRES_UNREACHABLE)$ ]] || fail "/healthz by service name: $BODY"
 [ -z "$("$DOCKER" port "$(cid secrets)")" ] && [ "$(inspect secrets '{{json .HostConfig.PortBindings}}')" = '{}' ] \
   || fail "the sidecar publishes a host port: $("$DOCKER" port "$(cid secrets)") $(inspect secrets '{{json .HostConfig.PortBindings}}')"
-ok "another container on ${PROJECT}_default read http://secrets:8080/healthz (200, status ${BODY_STATUS% null}) in $(( $(now_ms) - T0 )) ms; no host port published for the sidecar"
+ok "another container on ${PROJECT}_default read http://secrets:8080/healthz (200, status ${BODY_STATUS% undefined}) in $(( $(now_ms) - T0 )) ms; no host port published for the sidecar"
 
 # ================================================================ 4. what the consumers see
 step "consumers: byte-exact environment, files, permissions"
@@ -710,7 +712,7 @@ for svc in web worker beat; do poll 60 connected_this_run $svc || fail "$svc did
 T_ALL=$(now_ms)
 sleep 0.6   # a few more probe attempts after the last reconnection
 "$DOCKER" logs "$PROBE" >"$WORK/probe.log" 2>&1
-"$DOCKER" rm -f "$PROBE" >/dev/null && PROBE=
+"$DOCKER" rm -fv "$PROBE" >/dev/null && PROBE=   # -v: the image's VOLUME (from the postgres stand-in) made an anonymous one
 for svc in web worker beat; do
   [ "$(restarts $svc)" = $((R0[$svc] + 1)) ] || fail "$svc restarted $(( $(restarts $svc) - R0[$svc] )) times, want once"
   SAW[$svc]=$(log_ms $svc "with-secrets: secrets changed (revision $REV_BEFORE -> $REV_AFTER); restarting in 0s") \
@@ -739,7 +741,7 @@ SPREAD=$(( $(printf '%s\n' "${STOP[@]}" | sort -n | tail -1) - $(printf '%s\n' "
 [ "$SPREAD" -lt $((DELAY_S[worker] * 1000)) ] || fail "web, worker, beat stopped $SPREAD ms apart: staggered, want less than $((DELAY_S[worker] * 1000)) ms"
 ok "not staggered: each stopped its app at once (saw → stopped: web $((STOP[web] - SAW[web])), worker $((STOP[worker] - SAW[worker])), beat $((STOP[beat] - SAW[beat])) ms), all three within $SPREAD ms, started again at most $PROMPT_LIMIT_MS ms after the files changed; a process still holding the old DATABASE_URL had its new connections refused from the ALTER ROLE until its restart: web $((START[web] - T_ALTER)), worker $((START[worker] - T_ALTER)), beat $((START[beat] - T_ALTER)) ms"
 # The probe's record: attempts, results, the revision each read, and the refusals' window.
-read -r P_N P_OK P_REFUSED P_ERROR P_NOFILE P_NEW_OK P_WINDOW P_WHEN P_PERIOD P_GAP P_STRAY P_REASONS < <(node -e '
+read -r P_N P_OK P_REFUSED P_ERROR P_NOFILE P_TIMEOUT P_NEW_OK P_WINDOW P_WHEN P_PERIOD P_GAP P_STRAY P_REASONS < <(node -e '
   const [file, tPut, tAlter, tFiles, tAll, revBefore, revAfter] = process.argv.slice(1).map(Number);
   const rows = require("fs").readFileSync(process.argv[1], "utf8").split("\n").filter(Boolean).map((l) => {
     const [t, r, rev, d, ...why] = l.split(" ");
@@ -754,12 +756,12 @@ read -r P_N P_OK P_REFUSED P_ERROR P_NOFILE P_NEW_OK P_WINDOW P_WHEN P_PERIOD P_
   const stray = refused.filter((x) => !(x.rev === revBefore && x.t <= tFiles + 500 && x.t + x.d >= tAlter - 500)).length;
   const when = refused.map((x) => `${x.t - tAlter}..${x.t + x.d - tAlter}`).join(",") || "-";
   const reasons = [...new Set(rows.filter((x) => x.r === "error").map((x) => x.why))].join(",") || "-";
-  console.log(rows.length, n("ok"), refused.length, n("error"), n("nofile"),
+  console.log(rows.length, n("ok"), refused.length, n("error"), n("nofile"), n("timeout"),
     rows.filter((x) => x.r === "ok" && x.rev === revAfter).length,
     refused.length ? refused.at(-1).t - refused[0].t : 0, when,
     gaps.length ? gaps[Math.floor(gaps.length / 2)] : "-", gaps.at(-1) ?? "-", stray, reasons);
 ' "$WORK/probe.log" "$T_PUT" "$T_ALTER" "$T_FILES" "$T_ALL" "$REV_BEFORE" "$REV_AFTER")
-say "probe: $P_N attempts from before the rotation until all three reconnected, one started every ${P_PERIOD} ms during the switch (median; largest gap $P_GAP ms): $P_OK ok ($P_NEW_OK with the new revision's DATABASE_URL), $P_REFUSED refused (from first to last ${P_WINDOW} ms; each attempt's start..end in ms after the ALTER ROLE: ${P_WHEN}), $P_ERROR other errors (${P_REASONS}), $P_NOFILE without a file; ALTER ROLE → files swapped: $((T_FILES - T_ALTER)) ms"
+say "probe: $P_N attempts from before the rotation until all three reconnected, one started every ${P_PERIOD} ms during the switch (median; largest gap $P_GAP ms): $P_OK ok ($P_NEW_OK with the new revision's DATABASE_URL), $P_REFUSED refused (from first to last ${P_WINDOW} ms; each attempt's start..end in ms after the ALTER ROLE: ${P_WHEN}), $P_ERROR other errors (${P_REASONS}), $P_NOFILE without a file, $P_TIMEOUT timed out (10 s: the host, not the switch); ALTER ROLE → files swapped: $((T_FILES - T_ALTER)) ms"
 # A client that reads the files when it connects is refused only if it read the old URL in the interval between
 # the ALTER ROLE and the files' swap (the sidecar's login check with the new password sits in it): every refusal
 # must be one of those, and there can be no more of them than attempts that started in it, plus one (an attempt
@@ -773,7 +775,7 @@ ok "probe client reading the current files: $P_REFUSED refused attempt(s) of $P_
 # PostgreSQL's log (log_statement=all): the statement role sync sends, a SCRAM verifier, and no password in any form
 ALTERS=$(alter_role_lines)
 [ "$ALTERS" = $((ALTERS_BEFORE + 1)) ] || fail "PostgreSQL logged $((ALTERS - ALTERS_BEFORE)) ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$… statements for the rotation, want 1"
-"$DOCKER" logs "$(cid postgres)" 2>&1 | grep -F "statement: ALTER ROLE" | grep -vqE "statement: ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\\\$[0-9]+:[A-Za-z0-9+/=]+\\\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+'\$" \
+"$DOCKER" logs "$(cid postgres)" 2>&1 | grep -F "statement: ALTER ROLE" | grep -vE "statement: ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\\\$[0-9]+:[A-Za-z0-9+/=]+\\\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+'\$" >/dev/null \
   && fail "PostgreSQL logged an ALTER ROLE that is not CURRENT_USER with a SCRAM-SHA-256 verifier"
 pg_log_clean "$OLD_PG_PASSWORD" "$NEW_PG_PASSWORD" "$(url_password "$OLD_DATABASE_URL")" "$(url_password "$(cat "$VOL/keys/DATABASE_URL")")" \
   || fail "a database password is in PostgreSQL's log"
@@ -1037,7 +1039,7 @@ for svc in web worker beat; do   # on the new set (once restarted), and connecte
   poll 60 connected_this_run $svc || fail "$svc did not connect with the new DATABASE_URL"
 done
 check_app web child
-ok "web, worker, beat connected with the new DATABASE_URL (restarts since up: web $(restarts web), worker $(restarts worker), beat $(restarts beat): started on the cached set, then restarted with the new one); web: $APP_OUT"
+ok "web, worker, beat connected with the new DATABASE_URL (restarts since up: web $(restarts web), worker $(restarts worker), beat $(restarts beat); 1: started on the cached set, restarted with the new one; 0: started after the new set was out); web: $APP_OUT"
 [ "$(alter_role_lines)" = 1 ] || fail "PostgreSQL logged $(alter_role_lines) ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$… statements, want 1"
 pg_log_clean "$OLD_PG_PASSWORD" "$OFFLINE_PG_PASSWORD" "$(url_password "$OLD_DATABASE_URL")" "$(url_password "$(cat "$VOL/keys/DATABASE_URL")")" \
   || fail "a database password is in PostgreSQL's log"
