@@ -673,7 +673,7 @@ for svc in web worker beat; do R0[$svc]=$(restarts $svc); done
 # GlitchTip stand-in), from before the rotation until web, worker and beat have reconnected.
 PROBE=$PROJECT-probe
 "$DOCKER" run -d --name "$PROBE" --label "infisical-sidecar-e2e.probe-of=$PROJECT" --network "${PROJECT}_default" \
-  -v "${PROJECT}_glitchtip-secrets:/run/glitchtip-secrets:ro" "$IMG_GLITCHTIP" /code/bin/probe-db.sh >/dev/null
+  --tmpfs /var/lib/postgresql/data -v "${PROJECT}_glitchtip-secrets:/run/glitchtip-secrets:ro" "$IMG_GLITCHTIP" /code/bin/probe-db.sh >/dev/null
 probe_oks() { "$DOCKER" logs "$PROBE" 2>/dev/null | awk '$2 == "ok"' | wc -l; }
 poll 20 eval '[ "$(probe_oks)" -ge 5 ]' || fail "the probe client does not get in with the current DATABASE_URL: $("$DOCKER" logs --tail 3 "$PROBE" 2>&1 | tr '\n' ' ')"
 NEW_PG_PASSWORD="n3w p@ss 'w0rd' \"q\" \$x %41 \\ end"
@@ -712,7 +712,7 @@ for svc in web worker beat; do poll 60 connected_this_run $svc || fail "$svc did
 T_ALL=$(now_ms)
 sleep 0.6   # a few more probe attempts after the last reconnection
 "$DOCKER" logs "$PROBE" >"$WORK/probe.log" 2>&1
-"$DOCKER" rm -fv "$PROBE" >/dev/null && PROBE=   # -v: the image's VOLUME (from the postgres stand-in) made an anonymous one
+"$DOCKER" rm -fv "$PROBE" >/dev/null && PROBE=
 for svc in web worker beat; do
   [ "$(restarts $svc)" = $((R0[$svc] + 1)) ] || fail "$svc restarted $(( $(restarts $svc) - R0[$svc] )) times, want once"
   SAW[$svc]=$(log_ms $svc "with-secrets: secrets changed (revision $REV_BEFORE -> $REV_AFTER); restarting in 0s") \
