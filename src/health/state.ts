@@ -196,16 +196,21 @@ export class HealthState {
    * The report and its JSON, built once per state change and per second of the clock, not per
    * request: /healthz is polled by Docker, monitors and load balancers, and while a refresh runs it
    * should cost a lookup (issue 19). Every time-derived field is in whole seconds, so within one
-   * second the text is what `report()` would build; `status` turns stale at most a second late. The
-   * heartbeat's last ping changes outside `record`; it shows up within the same second.
+   * second the text is what `report()` would build; `status` is checked at every call, so it turns
+   * stale exactly at the bound. The heartbeat's last ping changes outside `record`; it shows up
+   * within the same second.
    */
   serializedReport(): { readonly report: HealthReport; readonly body: string } {
-    const second = Math.floor(this.now() / 1000);
-    if (this.serialized?.version !== this.version || this.serialized.second !== second) {
+    const now = this.now();
+    const second = Math.floor(now / 1000);
+    // The status is recomputed each time (a few comparisons), so it flips exactly at the bound.
+    const status = this.status(this.lastSuccessAt === undefined ? undefined : now - this.lastSuccessAt);
+    const cached = this.serialized;
+    if (cached?.version !== this.version || cached.second !== second || cached.report.status !== status) {
       const report = this.report();
       this.serialized = { version: this.version, second, report, body: JSON.stringify(report) };
     }
-    return this.serialized;
+    return this.serialized!;
   }
 
   /** Adds the heartbeat's last ping to every report (it reads the report itself, so it is attached after both exist). */

@@ -23,11 +23,11 @@ for (const [name, service] of Object.entries(model.services)) {
   if (name === 'secrets') continue;
   if ('WITH_SECRETS_RESTART' in env) {
     lines.push('    image: ${E2E_IMAGE_GLITCHTIP:?}', '    environment:', '      WITH_SECRETS_POLL: ${E2E_WITH_SECRETS_POLL:?}');
+    const delay = env.WITH_SECRETS_RESTART_DELAY;
+    if (delay !== undefined) lines.push(`      WITH_SECRETS_RESTART_DELAY: "${Number(delay) / TIME_SCALE}"`);
     // The stand-in is built on the postgres one, whose VOLUME would give each container an anonymous volume that
     // outlives it (a recreation, a `down` without -v): a tmpfs at that path instead.
     lines.push('    tmpfs:', '      - /var/lib/postgresql/data');
-    const delay = env.WITH_SECRETS_RESTART_DELAY;
-    if (delay !== undefined) lines.push(`      WITH_SECRETS_RESTART_DELAY: "${Number(delay) / TIME_SCALE}"`);
   } else if ('POSTGRES_PASSWORD_FILE' in env) {
     lines.push('    image: ${E2E_IMAGE_POSTGRES:?}');
     // Every statement in PostgreSQL's log (its stderr: `docker logs`), so that the test can show what role sync
