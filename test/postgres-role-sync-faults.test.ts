@@ -151,7 +151,7 @@ describe('role sync under faults, through the app', () => {
     expect(h.statusCode, 'docs: "a hold keeps that set; the sidecar is healthy on it"').toBe(200);
   }, 30_000);
 
-  for (const fault of ['read-only volume', 'a 1 MB password on the production-sized 4m tmpfs'] as const) {
+  for (const fault of ['read-only volume', 'a 1 MB password on the production-sized 4m tmpfs: refused before any change'] as const) {
     it(`a write that fails after the role change (${fault}) sets the role back: the app is never locked out`, async ({ onTestFinished }) => {
       const s = scenario(onTestFinished);
       const fake = await s.fake();

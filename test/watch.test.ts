@@ -107,7 +107,8 @@ describe('what the watcher ignores', () => {
       off.push(await timed(unwatched, `off-${round}`));
     }
     expect(readFileSync(path.join(dir, 'keys', 'K999'), 'utf8')).toBe('on-2-999');
-    // Chokidar watching every new file made this 9–33× slower; 2× leaves room for a busy machine.
-    expect(Math.min(...on)).toBeLessThan(2 * Math.min(...off));
+    // Chokidar watching every new file made this 9–33× slower; 5× still catches that and leaves room for a
+    // busy machine (CI saw 985 vs 490 ms once). The figure itself is bench row 8, not this test.
+    expect(Math.min(...on)).toBeLessThan(5 * Math.min(...off));
   }, 60_000);
 });

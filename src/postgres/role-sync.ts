@@ -92,6 +92,9 @@ export interface RoleSyncOptions {
   readonly now?: () => number;
 }
 
+/** Longer passwords are refused before any connection; see check(). */
+const MAX_PASSWORD_BYTES = 1024;
+
 const FAILED_RESULTS: ReadonlySet<RoleCheckResult> = new Set(['refused', 'unknown', 'unreachable', 'failed']);
 
 /** Passwords kept as candidates: the live one and a few before it (a hold, then another rotation). */
@@ -133,6 +136,10 @@ export function createRoleSync(options: RoleSyncOptions): RoleSync {
       }
     };
 
+    if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) {
+      const why = `the new ${options.key} for ${role} is longer than ${MAX_PASSWORD_BYTES} bytes: PostgreSQL before 15 prepares no more, and every login hashes it 4096 times (a 1 MB one takes seconds per login); choose a shorter one (the previous set stays)`;
+      return { result: 'failed', error: error('SIDECAR_POSTGRES_FAILED', why, false) };
+    }
     if (!checkableThroughPg(password)) {
       const why = `the new ${options.key} cannot be checked against ${role}: it is empty, holds a NUL, or mixes non-ASCII characters with control, private-use or unassigned ones, which PostgreSQL clients hash differently; choose another (the previous set stays)`;
       return { result: 'failed', error: error('SIDECAR_POSTGRES_FAILED', why, false) };

@@ -27,11 +27,12 @@
 #   web, worker and beat restart once each, at once ("restarting in 0s": WITH_SECRETS_PROMPT_FILES skips the
 #   stagger; each restart's delay reported) and reconnect. A probe client (probe-db.sh, a container on the
 #   project's network with the volume mounted) opens a new connection with the current keys/DATABASE_URL every
-#   200 ms across the switch: a refusal only for an attempt that read the old URL between the ALTER ROLE and
-#   the files' swap, reported with its window. PostgreSQL's log holds `ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256$…'` and no password, plain
-#   or URL-encoded. Then the role's password changed by hand to an unknown value and another rotation: the
-#   old set stays, /healthz degraded with SIDECAR_POSTGRES_ROLE_REFUSED, role_checks_total{result="refused"}
-#   grows with the retries; the role set by hand to the new value → published, consumers restart.
+#   200 ms across the switch: a refusal only for an attempt that read the old URL before the files' swap and
+#   was still connecting after the ALTER ROLE; count and window reported. PostgreSQL's log holds
+#   `ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256$…'` and no password, plain or URL-encoded. Then the
+#   role's password changed by hand to an unknown value and another rotation: the old set stays, /healthz
+#   degraded with SIDECAR_POSTGRES_ROLE_REFUSED, role_checks_total{result="refused"} grows with the retries;
+#   the role set by hand to the new value → published, consumers restart.
 # Then issue 15's reboot with the last-known-good cache (the seed layout, override generated with --cache,
 # project <prefix>-cache): `down` keeps the cache volume; `up -d` with the fake Infisical gone starts web,
 # worker, beat from the cache (/healthz source "cache"); the fake comes back with a rotated value and they
@@ -762,16 +763,17 @@ read -r P_N P_OK P_REFUSED P_ERROR P_NOFILE P_TIMEOUT P_NEW_OK P_WINDOW P_WHEN P
     gaps.length ? gaps[Math.floor(gaps.length / 2)] : "-", gaps.at(-1) ?? "-", stray, reasons);
 ' "$WORK/probe.log" "$T_PUT" "$T_ALTER" "$T_FILES" "$T_ALL" "$REV_BEFORE" "$REV_AFTER")
 say "probe: $P_N attempts from before the rotation until all three reconnected, one started every ${P_PERIOD} ms during the switch (median; largest gap $P_GAP ms): $P_OK ok ($P_NEW_OK with the new revision's DATABASE_URL), $P_REFUSED refused (from first to last ${P_WINDOW} ms; each attempt's start..end in ms after the ALTER ROLE: ${P_WHEN}), $P_ERROR other errors (${P_REASONS}), $P_NOFILE without a file, $P_TIMEOUT timed out (10 s: the host, not the switch); ALTER ROLE → files swapped: $((T_FILES - T_ALTER)) ms"
-# A client that reads the files when it connects is refused only if it read the old URL in the interval between
-# the ALTER ROLE and the files' swap (the sidecar's login check with the new password sits in it): every refusal
-# must be one of those, and there can be no more of them than attempts that started in it, plus one (an attempt
-# that read the file just before the ALTER and connected just after it).
+# A client that reads the files when it connects is refused only if it read the old URL before the files' swap
+# and was still connecting after the ALTER ROLE (the sidecar's login check with the new password sits between the
+# two): every refusal must be one of those (500 ms of slack: each time is a log line written after the fact), so
+# there can be no more refusals than attempts in flight across that interval — one or two at 200 ms on an idle
+# host, more when a loaded one stretches each login. Errors or a missing file would be faults of the switch.
 [ "$P_NEW_OK" -ge 1 ] || fail "the probe never got in with the new revision's DATABASE_URL"
 [ "$P_STRAY" = 0 ] && [ "$P_ERROR" = 0 ] && [ "$P_NOFILE" = 0 ] \
   || fail "the probe: $P_STRAY refusal(s) outside the ALTER ROLE → swap interval (attempts ${P_WHEN} ms after the ALTER ROLE; files $((T_FILES - T_ALTER)) ms), $P_ERROR errors ($P_REASONS), $P_NOFILE without a file (want 0)"
-P_IN_WINDOW=$(awk -v a="$T_ALTER" -v f="$T_FILES" '$1 >= a && $1 <= f + 500 { n++ } END { print n + 0 }' "$WORK/probe.log")
-[ "$P_REFUSED" -le $((P_IN_WINDOW + 1)) ] || fail "the probe: $P_REFUSED refused, more than the $P_IN_WINDOW attempt(s) that started between the ALTER ROLE and the swap, plus one"
-ok "probe client reading the current files: $P_REFUSED refused attempt(s) of $P_N, each in the $((T_FILES - T_ALTER)) ms between the ALTER ROLE and the files' swap (refusals from first to last: $P_WINDOW ms); no error, never without a file"
+P_IN_FLIGHT=$(awk -v a="$T_ALTER" -v f="$T_FILES" '$1 <= f + 500 && $1 + $4 >= a - 500 { n++ } END { print n + 0 }' "$WORK/probe.log")
+[ "$P_REFUSED" -le "$P_IN_FLIGHT" ] || fail "the probe: $P_REFUSED refused, more than the $P_IN_FLIGHT attempt(s) in flight between the ALTER ROLE and the swap"
+ok "probe client reading the current files: $P_REFUSED refused attempt(s) of $P_N, all in flight across the $((T_FILES - T_ALTER)) ms between the ALTER ROLE and the files' swap ($P_IN_FLIGHT attempts were; refusals from first to last: $P_WINDOW ms); no error, never without a file"
 # PostgreSQL's log (log_statement=all): the statement role sync sends, a SCRAM verifier, and no password in any form
 ALTERS=$(alter_role_lines)
 [ "$ALTERS" = $((ALTERS_BEFORE + 1)) ] || fail "PostgreSQL logged $((ALTERS - ALTERS_BEFORE)) ALTER ROLE CURRENT_USER PASSWORD 'SCRAM-SHA-256\$… statements for the rotation, want 1"
