@@ -160,7 +160,7 @@ describe('role sync under faults, through the app', () => {
       const role = roleName();
       await newRole(pg, role, before);
       const out = mountTmpfs(onTestFinished, 4096);
-      const { app } = s.app(glitchtipEnv(fake, out, { ...FAST, SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_BACKOFF_MAX: '300ms', ...roleSyncEnv(role, pg.port) }));
+      const { app } = s.app(glitchtipEnv(fake, out, { ...FAST, SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_BACKOFF_MAX: '300ms', ...roleSyncEnv(role, pg.port, { SIDECAR_POSTGRES_TIMEOUT: '10s' }) }));
       await s.start(app);
       await waitFor(async () => (await health(app)).body.revision === 1, 'first write');
       let after: string;
