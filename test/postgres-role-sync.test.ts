@@ -6,15 +6,11 @@
  * after a rotation made while the stack was down comes up from the cache, or names the manual fix.
  * No password reaches the sidecar's logs, /healthz, /metrics, or PostgreSQL's log (log_statement=all).
  */
-import { spawnSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { scramSha256Verifier } from '../src/postgres/scram.js';
-import { DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
-import type { FakeInfisical } from './fake-infisical/server.js';
 import { leakGuard } from './helpers/canaries.js';
+import * as shared from './helpers/pg-faults.js';
 import { startPostgres, type TestPostgres } from './helpers/postgres.js';
 import { freePort, health, scenario } from './helpers/scenario.js';
 import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
@@ -38,23 +34,14 @@ afterAll(async () => {
 /** A new role whose password is set from a verifier built here: the plaintext never reaches the server. */
 async function newRole(password: string): Promise<string> {
   const role = `app_${++roles}_${guard.tag}`;
-  await pg.query(`CREATE ROLE ${role} LOGIN`);
-  await setByVerifier(role, password);
+  await shared.newRole(pg, role, password);
   return role;
 }
 
-async function setByVerifier(role: string, password: string): Promise<void> {
-  await pg.query(`ALTER ROLE ${role} PASSWORD '${scramSha256Verifier(password)}'`);
-}
+const setByVerifier = (role: string, password: string) => shared.setByVerifier(pg, role, password);
 
 /** Logs in as `role` with `password` through libpq (psql), as GlitchTip's psycopg does. */
-function logsIn(role: string, password: string, port = pg.port): boolean {
-  const result = spawnSync(path.join(pg.bindir, 'psql'), ['-h', '127.0.0.1', '-p', String(port), '-U', role, '-d', 'postgres', '-w', '-tAc', 'select 1'], {
-    env: { PATH: process.env.PATH, PGPASSWORD: password, PGCONNECT_TIMEOUT: '5' },
-    encoding: 'utf8',
-  });
-  return result.status === 0 && result.stdout.trim() === '1';
-}
+const logsIn = (role: string, password: string) => shared.logsIn(pg, role, password);
 
 /**
  * A TCP door in front of PostgreSQL: closed, nothing listens on its port (ECONNREFUSED, as while
@@ -90,24 +77,14 @@ async function door(): Promise<{ port: number; open(): Promise<void>; close(): P
   return api;
 }
 
-function roleSyncEnv(role: string, port: number, extra: Record<string, string> = {}): Record<string, string> {
-  return { SIDECAR_POSTGRES_PASSWORD_KEY: 'POSTGRES_PASSWORD', SIDECAR_POSTGRES_URL: `postgres://${role}@127.0.0.1:${port}/postgres?sslmode=disable`, SIDECAR_POSTGRES_TIMEOUT: '2s', ...extra };
-}
-
-/** Sets POSTGRES_PASSWORD in the fake; returns the value. */
-function rotate(fake: FakeInfisical, value: string): string {
-  fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', value);
-  return value;
-}
-
-const keyFile = (dir: string) => readFileSync(path.join(dir, 'keys', 'POSTGRES_PASSWORD'), 'utf8');
+const roleSyncEnv = (role: string, port: number, extra: Record<string, string> = {}) => shared.roleSyncEnv(role, port, { SIDECAR_POSTGRES_TIMEOUT: '2s', ...extra });
 
 describe('PostgreSQL role sync', () => {
   it('a rotation changes the role first, then the files; the old password stops working', async ({ onTestFinished }) => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
-    const before = rotate(fake, guard.canary('pg-before'));
+    const before = shared.rotate(fake, guard.canary('pg-before'));
     const role = await newRole(before);
     const out = s.tempDir();
     const { app, logs } = s.app(glitchtipEnv(fake, out, { ...FAST, SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', ...roleSyncEnv(role, pg.port) }));
@@ -117,10 +94,10 @@ describe('PostgreSQL role sync', () => {
 
     // Non-ASCII (NFKC changes the ligature), quotes, a backslash: SASLprep and SQL quoting both get a say.
     const after = guard.canary('pg-rotated', 'plain') + ` Größe ﬁ \\ ✓ 'q' "d" \u00A0`;
-    rotate(fake, after);
+    shared.rotate(fake, after);
     app.trigger('test');
     await waitFor(async () => (await health(app)).body.revision === 2, 'the rotated set written', 8000);
-    expect(keyFile(out)).toBe(after);
+    expect(shared.keyFile(out)).toBe(after);
     expect(logsIn(role, after)).toBe(true);
     expect(logsIn(role, before)).toBe(false);
     const { body, statusCode } = await health(app);
@@ -135,11 +112,11 @@ describe('PostgreSQL role sync', () => {
 
     // A password libpq and node-postgres would hash differently (a newline beside non-ASCII letters)
     // cannot be checked: held, with the reason, and the role keeps the password that works.
-    rotate(fake, guard.canary('pg-unsendable') + ' ﬁ');
+    shared.rotate(fake, guard.canary('pg-unsendable') + ' ﬁ');
     app.trigger('test');
     await waitFor(async () => (await health(app)).body.lastError?.code === 'SIDECAR_POSTGRES_FAILED', 'an uncheckable password held');
     expect((await health(app)).body.lastError?.message).toContain('cannot be checked');
-    expect(keyFile(out)).toBe(after);
+    expect(shared.keyFile(out)).toBe(after);
     expect(logsIn(role, after)).toBe(true);
   });
 
@@ -147,7 +124,7 @@ describe('PostgreSQL role sync', () => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
-    const role = await newRole(rotate(fake, guard.canary('pg-before')));
+    const role = await newRole(shared.rotate(fake, guard.canary('pg-before')));
     const out = s.tempDir();
     const { app } = s.app(glitchtipEnv(fake, out, { ...FAST, SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', ...roleSyncEnv(role, pg.port) }));
     await s.start(app);
@@ -155,10 +132,10 @@ describe('PostgreSQL role sync', () => {
 
     const byHand = guard.canary('pg-by-hand');
     await setByVerifier(role, byHand);
-    rotate(fake, byHand);
+    shared.rotate(fake, byHand);
     app.trigger('test');
     await waitFor(async () => (await health(app)).body.revision === 2, 'the new set written');
-    expect(keyFile(out)).toBe(byHand);
+    expect(shared.keyFile(out)).toBe(byHand);
     expect((await health(app)).body.postgres).toMatchObject({ state: 'in_step', lastResult: 'already' });
   });
 
@@ -166,7 +143,7 @@ describe('PostgreSQL role sync', () => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
-    const before = rotate(fake, guard.canary('pg-before'));
+    const before = shared.rotate(fake, guard.canary('pg-before'));
     const role = await newRole(before);
     const out = s.tempDir();
     const { app, logs } = s.app(glitchtipEnv(fake, out, { ...FAST, SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_BACKOFF_MAX: '300ms', ...roleSyncEnv(role, pg.port) }));
@@ -175,7 +152,7 @@ describe('PostgreSQL role sync', () => {
 
     await setByVerifier(role, guard.canary('pg-someone-else'));
     const wanted = guard.canary('pg-wanted');
-    rotate(fake, wanted);
+    shared.rotate(fake, wanted);
     app.trigger('test');
     await waitFor(async () => (await health(app)).body.lastError?.code === 'SIDECAR_POSTGRES_ROLE_REFUSED', 'the refusal reported');
     const { body, statusCode } = await health(app);
@@ -184,7 +161,7 @@ describe('PostgreSQL role sync', () => {
     expect(body.revision).toBe(1);
     expect(body.postgres).toMatchObject({ state: 'pending', lastResult: 'refused' });
     expect(body.lastError?.message).toContain(role);
-    expect(keyFile(out)).toBe(before);
+    expect(shared.keyFile(out)).toBe(before);
     const metrics = (await app.server.inject('/metrics')).body;
     guard.observe(metrics);
     expect(metrics).toMatch(/infisical_sidecar_postgres_role_checks_total\{result="refused"\} [1-9]/);
@@ -193,7 +170,7 @@ describe('PostgreSQL role sync', () => {
     // The operator follows the hint: the role gets the value from Infisical, by hand.
     await setByVerifier(role, wanted);
     await waitFor(async () => (await health(app)).body.revision === 2, 'published after the fix, by the retry');
-    expect(keyFile(out)).toBe(wanted);
+    expect(shared.keyFile(out)).toBe(wanted);
     expect((await health(app)).body.status).toBe('ok');
   });
 
@@ -202,7 +179,7 @@ describe('PostgreSQL role sync', () => {
       const s = scenario(onTestFinished);
       const fake = await s.fake();
       guard.seed(fake);
-      const before = rotate(fake, guard.canary('pg-before'));
+      const before = shared.rotate(fake, guard.canary('pg-before'));
       const role = await newRole(before);
       const gate = await door();
       await gate.open();
@@ -214,18 +191,18 @@ describe('PostgreSQL role sync', () => {
 
       await gate.close();
       const after = guard.canary(`pg-${mode}`);
-      rotate(fake, after);
+      shared.rotate(fake, after);
       app.trigger('test');
       await waitFor(async () => (await health(app)).body.lastError?.code === 'SIDECAR_POSTGRES_UNREACHABLE', `${mode}: unreachable reported`);
       const held = await health(app);
       expect(held.statusCode).toBe(200);
       expect(held.body.status).toBe('degraded');
-      expect(keyFile(out)).toBe(mode === 'hold' ? before : after);
+      expect(shared.keyFile(out)).toBe(mode === 'hold' ? before : after);
       expect(logsIn(role, before)).toBe(true);
 
       await gate.open();
       await waitFor(async () => (await health(app)).body.status === 'ok', `${mode}: in step once PostgreSQL answers`);
-      expect(keyFile(out)).toBe(after);
+      expect(shared.keyFile(out)).toBe(after);
       expect(logsIn(role, after)).toBe(true);
       expect(logsIn(role, before)).toBe(false);
       await app.stop();
@@ -236,31 +213,31 @@ describe('PostgreSQL role sync', () => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
-    const before = rotate(fake, guard.canary('pg-before'));
+    const before = shared.rotate(fake, guard.canary('pg-before'));
     const role = await newRole(before);
     const out = s.tempDir();
     const env = (port: number) => glitchtipEnv(fake, out, { SIDECAR_ONCE_DEADLINE: '3s', ...roleSyncEnv(role, port) });
     expect((await runCommand(['once'], env(pg.port))).code).toBe(0);
 
     await setByVerifier(role, guard.canary('pg-someone-else'));
-    rotate(fake, guard.canary('pg-wanted'));
+    shared.rotate(fake, guard.canary('pg-wanted'));
     const started = Date.now();
     const refused = await runCommand(['once'], env(pg.port));
     expect(refused.code, refused.logs.text()).toBe(76);
     expect(Date.now() - started).toBeLessThan(2_500);
-    expect(keyFile(out)).toBe(before);
+    expect(shared.keyFile(out)).toBe(before);
 
     const unreachable = await runCommand(['once'], env(await freePort()));
     expect(unreachable.code).toBe(75);
     expect(unreachable.logs.text()).toContain('SIDECAR_POSTGRES_UNREACHABLE');
-    expect(keyFile(out)).toBe(before);
+    expect(shared.keyFile(out)).toBe(before);
   });
 
   it('trust authentication: the role still gets the password, the set is published, and SIDECAR_POSTGRES_TRUST_AUTH is reported', async ({ onTestFinished }) => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
-    const before = rotate(fake, guard.canary('pg-before'));
+    const before = shared.rotate(fake, guard.canary('pg-before'));
     const role = await newRole(before);
     // pg_hba.conf: trust for this role only, first line wins.
     const hbaFile = (await pg.query<{ hba_file: string }>('SHOW hba_file')).rows[0]!.hba_file;
@@ -275,10 +252,10 @@ describe('PostgreSQL role sync', () => {
     const { app, logs } = s.app(glitchtipEnv(fake, out, { ...FAST, SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', ...roleSyncEnv(role, pg.port) }));
     await s.start(app);
     await waitFor(async () => (await health(app)).body.revision === 1, 'first write');
-    const after = rotate(fake, guard.canary('pg-under-trust'));
+    const after = shared.rotate(fake, guard.canary('pg-under-trust'));
     app.trigger('test');
     await waitFor(async () => (await health(app)).body.revision === 2, 'published under trust');
-    expect(keyFile(out)).toBe(after);
+    expect(shared.keyFile(out)).toBe(after);
     expect((await health(app)).body.postgres).toMatchObject({ lastResult: 'trust' });
     expect(logs.lines().some((line) => line.code === 'SIDECAR_POSTGRES_TRUST_AUTH')).toBe(true);
     // Once pg_hba.conf checks passwords again, the one the sidecar set is the one that works.
@@ -292,7 +269,7 @@ describe('PostgreSQL role sync', () => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
-    const before = rotate(fake, guard.canary('pg-before'));
+    const before = shared.rotate(fake, guard.canary('pg-before'));
     const role = await newRole(before);
     const gate = await door();
     await gate.open();
@@ -311,7 +288,7 @@ describe('PostgreSQL role sync', () => {
     // PostgreSQL waits for the sidecar's health before it starts (the door is closed).
     await gate.close();
     const after = guard.canary('pg-offline');
-    rotate(fake, after);
+    shared.rotate(fake, after);
     const out = s.tempDir();
     const rebooted = s.app(env(out, { SIDECAR_CACHE_DIR: cacheDir }));
     await s.start(rebooted.app);
@@ -319,11 +296,11 @@ describe('PostgreSQL role sync', () => {
     const interim = await health(rebooted.app);
     expect(interim.body.source).toBe('cache');
     expect(interim.body.lastError?.code).toBe('SIDECAR_POSTGRES_UNREACHABLE');
-    expect(keyFile(out)).toBe(before);
+    expect(shared.keyFile(out)).toBe(before);
 
     await gate.open(); // PostgreSQL started
     await waitFor(async () => (await health(rebooted.app)).body.status === 'ok', 'role changed and the new set published');
-    expect(keyFile(out)).toBe(after);
+    expect(shared.keyFile(out)).toBe(after);
     expect(logsIn(role, after)).toBe(true);
     expect((await health(rebooted.app)).body.postgres).toMatchObject({ state: 'in_step', lastResult: 'set' });
     await rebooted.app.stop();
@@ -331,12 +308,12 @@ describe('PostgreSQL role sync', () => {
     // The same without a cache: the new set goes out (the stack must come up), and the sidecar names the manual fix.
     await gate.close();
     const again = guard.canary('pg-offline-nocache');
-    rotate(fake, again);
+    shared.rotate(fake, again);
     const bare = s.tempDir();
     const noCache = s.app(env(bare));
     await s.start(noCache.app);
     await waitFor(async () => (await health(noCache.app)).body.revision === 1, 'the new set written on the empty volume');
-    expect(keyFile(bare)).toBe(again);
+    expect(shared.keyFile(bare)).toBe(again);
     expect((await health(noCache.app)).statusCode).toBe(200);
     await gate.open();
     await waitFor(async () => (await health(noCache.app)).body.lastError?.code === 'SIDECAR_POSTGRES_PASSWORD_UNKNOWN', 'the manual fix named');
