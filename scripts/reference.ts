@@ -125,7 +125,7 @@ export function renderLintRules(): string {
     'Severity `breaks`: the consumer will fail or read another value; `advice`: it works, but is fragile or weak.',
     '`check` and the logs show full findings, `status` and `/healthz` only the keys and severities (`warnings`), `/metrics` counts them by severity.',
     'SIDECAR_LINT=`warn` (default) reports them; `error` also fails the pass on a `breaks` finding, keeping the last good files; `off` skips the checks.',
-    'The URL and `$` rules are held to the real django-environ by test/lint-oracle.test.ts.',
+    'The URL and `$` rules are held to the real django-environ by test/system/lint-oracle.test.ts.',
     '',
   ];
   for (const scope of Object.keys(SCOPE_TITLES) as RuleSpec['scope'][]) {

@@ -27,6 +27,7 @@ import { logOutcome } from './sync/log-outcome.js';
 import { startRefreshLoop, syncUntilDone, type RefreshLoop } from './sync/loop.js';
 import { createSyncer, type SyncOutcome } from './sync/sync-once.js';
 import type { Watcher } from './sync/watch.js';
+import { systemClock, type Clock } from './timers.js';
 
 export interface App {
   readonly config: Config;
@@ -58,18 +59,23 @@ export interface AppOptions {
   readonly fetchClient?: InfisicalClient;
   /** Re-reads the configuration (same environment, new SIDECAR_CONFIG_FILE content) for hot reload. */
   readonly reloadConfig?: () => Config;
+  /** What every stage reads the time from and waits on; tests pass one they move themselves. */
+  readonly clock?: Clock;
 }
 
 export function createApp(config: Config, log: Logger, options: AppOptions = {}): App {
+  const clock = options.clock ?? systemClock;
+  const now = () => clock.now();
   const removeFence = installSdkFetchFence(config.siteUrl);
-  const client = options.fetchClient ?? createInfisicalClient({ ...config, credentials: () => readCredentials(config) });
-  const lease = new OutputLease(config.outputDir, { ttlMs: config.leaseTtlMs });
+  const client = options.fetchClient ?? createInfisicalClient({ ...config, credentials: () => readCredentials(config), clock });
+  const lease = new OutputLease(config.outputDir, { ttlMs: config.leaseTtlMs, clock });
   const writer = new AtomicDirWriter(config.outputDir, { fence: lease });
-  const health = new HealthState(config);
-  const heartbeat = heartbeatFor(config, health, log.child({ component: 'heartbeat' }));
-  const cache = createCacheFor(config, { configuredClientSecret: () => readCredentials(config).clientSecret, loggedInClientSecret: () => client.loggedInClientSecret() });
-  const roleSync = createRoleSyncFor(config, cache);
+  const health = new HealthState(config, now);
+  const heartbeat = heartbeatFor(config, health, log.child({ component: 'heartbeat' }), clock);
+  const cache = createCacheFor(config, { configuredClientSecret: () => readCredentials(config).clientSecret, loggedInClientSecret: () => client.loggedInClientSecret() }, clock);
+  const roleSync = createRoleSyncFor(config, cache, clock);
   const metrics = deferMetrics({
+    now,
     health: () => health.report(),
     clientStats: () => client.stats,
     heartbeatCounts: heartbeat && (() => heartbeat.counts()),
@@ -77,8 +83,8 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
   });
   const timedClient = metrics.instrumentClient(client);
   if (roleSync) health.showRoleSync(() => roleSync.view());
-  const syncer = createSyncer({ settings: config, client: timedClient, writer, cache, roleSync });
-  const reloads = createReloads(config, log.child({ component: 'reload' }), (action, outcome, ms) => metrics.recordReload(action, outcome, ms), reloadLedger(config.outputDir));
+  const syncer = createSyncer({ settings: config, client: timedClient, writer, cache, roleSync, now });
+  const reloads = createReloads(config, log.child({ component: 'reload' }), (action, outcome, ms) => metrics.recordReload(action, outcome, ms), reloadLedger(config.outputDir), clock);
   const syncLog = log.child({ component: 'sync' });
   const stopping = new AbortController();
   const stopOr = (signal: AbortSignal | undefined) => (signal ? AbortSignal.any([stopping.signal, signal]) : stopping.signal);
@@ -101,6 +107,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
         secretPaths: config.secretPaths,
         onTrigger: trigger,
         log: log.child({ component: 'webhook' }),
+        now,
       });
     },
   });
@@ -126,6 +133,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
       credentialFiles: [config.clientIdFile, config.clientSecretFile].filter((file): file is string => file !== undefined),
       configFile: config.configFile,
       log: log.child({ component: 'watch' }),
+      clock,
       repairOutputs: (scope) => syncer.repair(scope),
       onCredentialsChanged() {
         client.credentialsChanged();
@@ -157,7 +165,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
       await reloads.resume(await writer.revisionOnVolume());
       const { address, maxConnections } = await listenHealthServer(server, config);
       log.child({ component: 'health' }).info({ address, maxConnections }, 'health server listening');
-      loop = startRefreshLoop({ policy: config, signal: stopping.signal, syncOnce: (pass) => syncer.syncOnce(pass), onOutcome: record });
+      loop = startRefreshLoop({ policy: config, signal: stopping.signal, syncOnce: (pass) => syncer.syncOnce(pass), onOutcome: record, clock });
       if (config.watch) {
         const started = await watchInputs();
         // stop() may have run while the module loaded: it found no watcher to close.
@@ -183,18 +191,26 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
     async once(signal) {
       // An init container waits, within its own deadline, for a `run` sidecar still holding the
       // directory, and lets go as soon as its set is written: the `run` sidecar after it takes over at once.
-      const deadline = Date.now() + config.onceDeadlineMs;
+      const deadline = now() + config.onceDeadlineMs;
       await prepareOutputDir(config.onceDeadlineMs, stopOr(signal));
       try {
         const syncOnce = (pass: AbortSignal) => syncer.syncOnce(pass, { cacheFallback: config.onceAllowCache });
-        return await syncUntilDone({ policy: config, deadlineMs: Math.max(1, deadline - Date.now()), syncOnce, onOutcome: (o) => record(o), signal: stopOr(signal) });
+        return await syncUntilDone({
+          policy: config,
+          deadlineMs: Math.max(1, deadline - now()),
+          configuredDeadlineMs: config.onceDeadlineMs,
+          syncOnce,
+          onOutcome: (o) => record(o),
+          signal: stopOr(signal),
+          clock,
+        });
       } finally {
         await lease.release();
       }
     },
     async check(signal) {
       const dryWriter = new DryRunWriter();
-      const outcome = await createSyncer({ settings: config, client: timedClient, writer: dryWriter }).syncOnce(stopOr(signal));
+      const outcome = await createSyncer({ settings: config, client: timedClient, writer: dryWriter, now }).syncOnce(stopOr(signal));
       return { outcome, files: dryWriter.files };
     },
   };

@@ -2,6 +2,7 @@
  * The subcommands. Each returns an exit code from EXIT_CODES; `main.ts` only wires signals.
  */
 import { createApp } from './app.js';
+import type { Clock } from './timers.js';
 import { describeConfig, loadConfig, type Env } from './config/load.js';
 import { EXIT_CODES, HEALTHCHECK_EXIT_CODES, isSidecarError, listExitCodes, SidecarError, STATUS_EXIT_CODES, toSidecarError } from './errors.js';
 import { healthcheck } from './healthcheck.js';
@@ -37,6 +38,8 @@ export interface CliIo {
   readonly logDestination?: DestinationStream;
   /** Whether stdout is a terminal (pretty logs, colours in `status`); default: process.stdout.isTTY when logging to stdout. */
   readonly isTTY?: boolean;
+  /** What `run`, `once` and `check` read the time from and wait on; default the system's. Tests pass a manual one. */
+  readonly clock?: Clock;
 }
 
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
@@ -87,7 +90,7 @@ async function withConfig(command: 'run' | 'once' | 'check', io: CliIo): Promise
     const tty = isTTY(io);
     log = await createCliLogger(config.logLevel, { format: config.logFormat, destination: io.logDestination, isTTY: tty, color: colorEnabled(tty, io.env) });
     log.info({ command, config: describeConfig(config) }, 'starting');
-    const app = createApp(config, log, { reloadConfig: () => loadConfig(io.env) });
+    const app = createApp(config, log, { reloadConfig: () => loadConfig(io.env), ...(io.clock ? { clock: io.clock } : {}) });
     try {
       if (command === 'once') {
         const outcome = await app.once(stopRequested.signal);

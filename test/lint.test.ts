@@ -2,7 +2,7 @@
  * Every lint rule on its own, the generic rules against the behaviour they describe (the postgres
  * image's `$(< file)`, run with bash), Django's SECRET_KEY check, and the leak guard: no finding,
  * log line, `/healthz` warning or metric label carries any part of a value.
- * The URL and `$` rules are held to the real django-environ in test/lint-oracle.test.ts.
+ * The URL and `$` rules are held to the real django-environ in test/system/lint-oracle.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';

@@ -3,8 +3,8 @@
  * fetched, and answer a failed pass at cold start from the cache when `policy.ts` allows it. Holds
  * the one piece of state the policy needs: whether this process has already written a set.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { toSidecarError, type SidecarError } from '../errors.js';
+import { sleep, systemClock, type Clock } from '../timers.js';
 import type { CachedFolder } from './format.js';
 import { decideFallback } from './policy.js';
 import type { LastKnownGood, LoadedCache } from './store.js';
@@ -20,7 +20,7 @@ export interface CacheFallbackOptions {
    * accepted, not one just put in the file. Undefined when a test client has no login.
    */
   readonly loggedInClientSecret: () => string | undefined;
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 /** What `instead` found: the cache to write, or nothing (with the refusal to log, if the cache was refused). */
@@ -49,7 +49,8 @@ export interface CacheFallback {
 }
 
 export function createCacheFallback(options: CacheFallbackOptions): CacheFallback {
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
+  const now = () => clock.now();
   const startedAt = now();
   let servedThisProcess = false;
   const ask = (error: SidecarError) =>
@@ -75,7 +76,7 @@ export function createCacheFallback(options: CacheFallbackOptions): CacheFallbac
         return { cache: undefined, refusal: await options.store.forget() };
       }
       if (decision.action === 'wait') {
-        const waited = await sleep(decision.waitMs, true, { signal }).catch(() => false);
+        const waited = await sleep(clock, decision.waitMs, signal).then(() => true, () => false);
         if (!waited) return { cache: undefined, refusal: undefined };
         decision = ask(error);
       }

@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { Clock } from '../timers.js';
 import { createCacheFallback, type CacheFallback } from './fallback.js';
 import { cacheScopeOf, createLastKnownGood, prepareCacheDir, readCacheKeyFile } from './store.js';
 
@@ -17,7 +18,8 @@ export interface CacheSecrets {
 }
 
 /** The last-known-good cache, or undefined when SIDECAR_CACHE_DIR is unset. Reads the key file once, here. */
-export function createCacheFor(config: Config, secrets: CacheSecrets): CacheFallback | undefined {
+export function createCacheFor(config: Config, secrets: CacheSecrets, clock?: Clock): CacheFallback | undefined {
+  const now = clock && (() => clock.now());
   if (config.cacheDir === undefined) return undefined;
   return createCacheFallback({
     store: createLastKnownGood({
@@ -25,9 +27,11 @@ export function createCacheFor(config: Config, secrets: CacheSecrets): CacheFall
       scope: cacheScopeOf(config),
       maxAgeMs: config.cacheMaxAgeMs,
       keyFileKey: config.cacheKeyFile === undefined ? undefined : readCacheKeyFile(config.cacheKeyFile),
+      ...(now ? { now } : {}),
     }),
     fallbackAfterMs: config.cacheFallbackAfterMs,
     ...secrets,
+    ...(clock ? { clock } : {}),
   });
 }
 

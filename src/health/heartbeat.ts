@@ -17,7 +17,7 @@
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { formatDuration } from '../text.js';
-import { timerDelay } from '../timers.js';
+import { systemClock, timeoutSignal, type Clock } from '../timers.js';
 import type { HealthReport, HealthState, HealthStatus } from './state.js';
 
 /** `success` after a good sync; `failure` once when the sidecar turns unhealthy or serves from a cache. */
@@ -104,7 +104,7 @@ export interface HeartbeatOptions {
   readonly settings: HeartbeatSettings & { readonly heartbeatUrl: string };
   readonly health: () => HealthSnapshot;
   readonly log: Logger;
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 /** A target as fetch needs it: userinfo moved into a basic authorization header (fetch refuses URLs that carry it). */
@@ -132,7 +132,8 @@ function reasonOf(error: unknown, timeoutMs: number): string {
 }
 
 export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
+  const now = () => clock.now();
   const { settings, log } = options;
   const targets: Readonly<Record<HeartbeatForm, Target | undefined>> = {
     success: target(settings.heartbeatUrl),
@@ -146,7 +147,7 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
   let lastSent: HeartbeatForm | undefined;
   let last: { form: HeartbeatForm; at: number; outcome: PingOutcome; error: string | undefined } | undefined;
   let inFlight: Promise<void> | undefined;
-  let staleTimer: NodeJS.Timeout | undefined;
+  let cancelStaleCheck = (): void => undefined;
 
   const settle = (form: HeartbeatForm, outcome: PingOutcome, error?: string) => {
     counts[form][outcome]++;
@@ -160,7 +161,7 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
         method: settings.heartbeatMethod,
         headers: { 'user-agent': 'infisical-sidecar', ...(to.authorization ? { authorization: to.authorization } : {}) },
         redirect: 'manual',
-        signal: AbortSignal.any([stopping.signal, AbortSignal.timeout(settings.heartbeatTimeoutMs)]),
+        signal: AbortSignal.any([stopping.signal, timeoutSignal(clock, settings.heartbeatTimeoutMs)]),
       });
       await response.body?.cancel();
       if (response.status >= 200 && response.status < 300) {
@@ -205,12 +206,11 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
    * the failure ping goes out even while the sync itself hangs. Re-armed at every observation.
    */
   function armStalenessCheck(report: HealthSnapshot): void {
-    clearTimeout(staleTimer);
+    cancelStaleCheck();
     if (report.lastSuccessAt === null) return;
     const staleAt = Date.parse(report.lastSuccessAt) + (report.maxStalenessSeconds + 1) * 1_000;
     if (staleAt <= now()) return; // already stale: the next sync outcome observes it again
-    staleTimer = setTimeout(() => evaluate(false), timerDelay(staleAt - now()));
-    staleTimer.unref();
+    cancelStaleCheck = clock.schedule(staleAt - now(), () => evaluate(false), { unref: true });
   }
 
   return {
@@ -225,10 +225,10 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
     }),
     counts: () => counts,
     async stop() {
-      clearTimeout(staleTimer);
+      cancelStaleCheck();
       // The ping of the last pass (an init container's only one) gets its chance to arrive, within
       // a bound that leaves Docker's stop grace for the rest of the shutdown.
-      if (inFlight) await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, Math.min(settings.heartbeatTimeoutMs, STOP_GRACE_MS)).unref())]);
+      if (inFlight) await Promise.race([inFlight, new Promise<void>((resolve) => clock.schedule(Math.min(settings.heartbeatTimeoutMs, STOP_GRACE_MS), resolve, { unref: true }))]);
       stopping.abort();
       await inFlight;
     },
@@ -236,10 +236,10 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
 }
 
 /** The heartbeat the configuration asks for, shown in `health`'s reports; undefined without SIDECAR_HEARTBEAT_URL. */
-export function heartbeatFor(config: Config, health: HealthState, log: Logger): Heartbeat | undefined {
+export function heartbeatFor(config: Config, health: HealthState, log: Logger, clock: Clock = systemClock): Heartbeat | undefined {
   const url = config.heartbeatUrl;
   if (url === undefined) return undefined;
-  const heartbeat = createHeartbeat({ settings: { ...config, heartbeatUrl: url }, health: () => health.report(), log });
+  const heartbeat = createHeartbeat({ settings: { ...config, heartbeatUrl: url }, health: () => health.report(), log, clock });
   health.showHeartbeat(() => heartbeat.view());
   return heartbeat;
 }

@@ -19,7 +19,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { FetchError, SidecarError, isSidecarError } from '../errors.js';
-import { timerDelay } from '../timers.js';
+import { systemClock, type Clock } from '../timers.js';
 
 /** How a call ended without a value. */
 export type CallFailure =
@@ -55,6 +55,8 @@ export interface CallOptions {
   readonly timeoutMs: number;
   /** Cancels the call (shutdown, the `once` deadline). */
   readonly signal?: AbortSignal | undefined;
+  /** The clock the deadline runs on (default the system's). */
+  readonly clock?: Clock | undefined;
 }
 
 /**
@@ -172,9 +174,8 @@ export async function runWithDeadline<T>(call: () => Promise<T>, options: CallOp
   if (!isFenced(sitePrefix)) throw new SdkFetchFenceMissingError(options.siteUrl);
   const controller = new AbortController();
   const context: CallContext = { sitePrefix, controller, requests: 0, status: undefined, retryAfterMs: undefined, infisicalEnvelope: undefined };
-  const timer = setTimeout(
-    () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', `no answer within ${options.timeoutMs} ms`, { retryable: true })),
-    timerDelay(options.timeoutMs),
+  const cancelTimer = (options.clock ?? systemClock).schedule(options.timeoutMs, () =>
+    controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', `no answer within ${options.timeoutMs} ms`, { retryable: true })),
   );
   const onParentAbort = () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', 'cancelled before an answer arrived (deadline or shutdown)', { retryable: false }));
   if (options.signal?.aborted) onParentAbort();
@@ -195,7 +196,7 @@ export async function runWithDeadline<T>(call: () => Promise<T>, options: CallOp
   } catch (error) {
     return { ok: false, failure: await failureOf(context, error), requests: context.requests };
   } finally {
-    clearTimeout(timer);
+    cancelTimer();
     options.signal?.removeEventListener('abort', onParentAbort);
     if (!controller.signal.aborted) controller.abort(new CallSettled('done'));
   }

@@ -22,6 +22,7 @@ import * as z from 'zod';
 import { AuthError, FetchError, isSidecarError, toSidecarError, type ErrorCode, type SidecarError } from '../errors.js';
 import type { Credentials } from '../config/credentials.js';
 import { formatDuration } from '../text.js';
+import { systemClock, type Clock } from '../timers.js';
 import { runWithDeadline, type CallFailure, type CallOutcome } from './call-context.js';
 import { LOCKOUT, LoginBackoff } from './login-backoff.js';
 import { shown } from './server-text.js';
@@ -37,8 +38,10 @@ export interface InfisicalClientOptions {
   readonly requestTimeoutMs: number;
   /** Read at every login, so a rotated client secret file is picked up without a restart. */
   readonly credentials: () => Credentials;
-  /** Clock for the spacing of refused logins; default Date.now. */
+  /** Clock for the spacing of refused logins; default the clock's. */
   readonly now?: () => number;
+  /** Request deadlines and login spacing run on it; default the system's. */
+  readonly clock?: Clock;
 }
 
 export interface FolderSecret {
@@ -82,8 +85,9 @@ const ListResponseSchema = z.object({
 
 export function createInfisicalClient(options: InfisicalClientOptions): InfisicalClient {
   const stats: ClientStats = { requests: 0, logins: 0, relogins: 0, rateLimited: 0 };
-  const callOptions = (signal: AbortSignal | undefined) => ({ siteUrl: options.siteUrl, timeoutMs: options.requestTimeoutMs, signal });
-  const now = options.now ?? Date.now;
+  const callOptions = (signal: AbortSignal | undefined) => ({ siteUrl: options.siteUrl, timeoutMs: options.requestTimeoutMs, signal, clock });
+  const clock = options.clock ?? systemClock;
+  const now = options.now ?? (() => clock.now());
   const loginBackoff = new LoginBackoff(now);
   let session: InfisicalSDK | undefined;
   let loginInFlight: Promise<InfisicalSDK> | undefined;

@@ -6,7 +6,7 @@
  * the last `@` that is followed by something shaped like `host[:port]` as the end of the user and
  * password, so that each problem can be placed in its part ("password part of the URL"). A query
  * that itself holds an `@` can make that guess wrong; the checks still name a real problem, only its
- * part may be misnamed. test/lint-oracle.test.ts holds these checks to the real django-environ.
+ * part may be misnamed. test/system/lint-oracle.test.ts holds these checks to the real django-environ.
  */
 import type { RuleId } from './rules.js';
 

@@ -27,9 +27,9 @@ import { constants as fsConstants } from 'node:fs';
 import { link, open, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { WriteError } from '../errors.js';
 import { formatDuration, printable } from '../text.js';
+import { sleep, systemClock, type Clock } from '../timers.js';
 
 const LEASE_PREFIX = '..lease-';
 const LEASE_NAME = /^\.\.lease-(\d{6,})$/;
@@ -61,6 +61,8 @@ export interface LeaseOptions {
   readonly ttlMs: number;
   /** Default: this host's name and pid. */
   readonly identity?: { readonly host: string; readonly pid: number };
+  /** Renewals, waits and ages; lease files get their times from it too, so holders that share a clock agree. */
+  readonly clock?: Clock;
 }
 
 export interface AcquireOptions {
@@ -90,13 +92,15 @@ export class OutputLease implements WriteFence {
   private readonly dir: string;
   private self: LeaseHolder;
   private epoch: number | undefined;
-  private renewal: NodeJS.Timeout | undefined;
+  private cancelRenewal: (() => void) | undefined;
+  private readonly clock: Clock;
   private renewing = false;
   private lost: WriteError | undefined;
   private onLost: ((error: WriteError) => void) | undefined;
 
   constructor(outputDir: string, options: LeaseOptions) {
     this.dir = path.resolve(outputDir);
+    this.clock = options.clock ?? systemClock;
     const identity = options.identity ?? { host: hostname(), pid: process.pid };
     this.self = { ...identity, instance: randomBytes(6).toString('base64url'), ttlMs: options.ttlMs, acquiredAt: '' };
   }
@@ -112,13 +116,13 @@ export class OutputLease implements WriteFence {
    * for at most `waitMs`. Then keeps it renewed until `release()`.
    */
   async acquire(options: AcquireOptions): Promise<void> {
-    const deadline = Date.now() + options.waitMs;
+    const deadline = this.clock.now() + options.waitMs;
     const pollMs = Math.min(MAX_POLL_MS, this.holder.ttlMs / 3);
     let announced: string | undefined;
     for (;;) {
       options.signal?.throwIfAborted();
       const current = await this.highest();
-      if (current === undefined || isExpired(current, this.holder.ttlMs)) {
+      if (current === undefined || isExpired(current, this.holder.ttlMs, this.clock.now())) {
         if (await this.tryCreate((current?.epoch ?? 0) + 1)) break;
         continue; // another taker got that number first: look again
       }
@@ -127,13 +131,18 @@ export class OutputLease implements WriteFence {
         announced = holder.instance;
         options.onWaiting?.(holder);
       }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new WriteError('SIDECAR_OUTPUT_LEASE_HELD', `${this.dir} is held by ${describe(current)}; this sidecar waited ${formatDuration(options.waitMs)} and wrote nothing`);
-      await sleep(Math.min(pollMs, left), undefined, options.signal ? { signal: options.signal } : {});
+      const left = deadline - this.clock.now();
+      if (left <= 0) throw new WriteError('SIDECAR_OUTPUT_LEASE_HELD', `${this.dir} is held by ${describe(current, this.clock.now())}; this sidecar waited ${formatDuration(options.waitMs)} and wrote nothing`);
+      await sleep(this.clock, Math.min(pollMs, left), options.signal);
     }
     this.onLost = options.onLost;
-    this.renewal = setInterval(() => void this.renew(), this.holder.ttlMs / 3);
-    this.renewal.unref();
+    const renewEveryThirdOfTtl = () => {
+      this.cancelRenewal = this.clock.schedule(this.holder.ttlMs / 3, () => {
+        renewEveryThirdOfTtl();
+        void this.renew();
+      }, { unref: true });
+    };
+    renewEveryThirdOfTtl();
     await this.removeLeftovers();
   }
 
@@ -147,9 +156,9 @@ export class OutputLease implements WriteFence {
     if (epoch === undefined) throw new WriteError('SIDECAR_UNEXPECTED', `the lease on ${this.dir} is not held (acquire it before writing)`);
     const current = await this.highest(epoch);
     if (current?.epoch !== epoch || current.holder?.instance !== this.holder.instance) {
-      throw this.markLost(current === undefined ? `its lease file ${this.file(epoch)} was removed by someone else` : `it was taken over by ${describe(current)}`);
+      throw this.markLost(current === undefined ? `its lease file ${this.file(epoch)} was removed by someone else` : `it was taken over by ${describe(current, this.clock.now())}`);
     }
-    const now = new Date();
+    const now = new Date(this.clock.now());
     try {
       await utimes(this.file(epoch), now, now);
     } catch (error) {
@@ -160,8 +169,8 @@ export class OutputLease implements WriteFence {
 
   /** Stops renewing and deletes this sidecar's lease file (never another's). Safe to call twice. */
   async release(): Promise<void> {
-    clearInterval(this.renewal);
-    this.renewal = undefined;
+    this.cancelRenewal?.();
+    this.cancelRenewal = undefined;
     this.onLost = undefined; // a renewal in flight that finds the file gone is not a loss
     const epoch = this.epoch;
     this.epoch = undefined;
@@ -176,10 +185,12 @@ export class OutputLease implements WriteFence {
 
   /** Creates lease number `epoch`; false when someone else has it or a higher one (nothing of ours is left then). */
   private async tryCreate(epoch: number): Promise<boolean> {
-    const holder: LeaseHolder = { ...this.holder, acquiredAt: new Date().toISOString() };
+    const createdAt = new Date(this.clock.now());
+    const holder: LeaseHolder = { ...this.holder, acquiredAt: createdAt.toISOString() };
     const temp = path.join(this.dir, `${TEMP_PREFIX}${randomBytes(6).toString('hex')}`);
     try {
       await writeFile(temp, `${JSON.stringify(holder)}\n`, { mode: 0o440, flag: 'wx' });
+      if (this.clock !== systemClock) await utimes(temp, createdAt, createdAt);
       await link(temp, this.file(epoch));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
@@ -238,7 +249,7 @@ export class OutputLease implements WriteFence {
   private markLost(reason: string): WriteError {
     if (!this.lost) {
       this.lost = new WriteError('SIDECAR_OUTPUT_LEASE_LOST', `this sidecar lost the lease on ${this.dir}: ${reason}; it stopped writing`);
-      clearInterval(this.renewal);
+      this.cancelRenewal?.();
       this.onLost?.(this.lost);
     }
     return this.lost;
@@ -251,7 +262,8 @@ export class OutputLease implements WriteFence {
       const target = path.join(this.dir, entry);
       if (epoch !== undefined && epoch < this.epoch!) await unlink(target).catch(() => undefined);
       if (entry.startsWith(TEMP_PREFIX)) {
-        const age = Date.now() - (await stat(target).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+        const now = this.clock.now();
+        const age = now - (await stat(target).catch(() => ({ mtimeMs: now }))).mtimeMs;
         if (age > this.holder.ttlMs) await unlink(target).catch(() => undefined);
       }
     }
@@ -294,16 +306,16 @@ const MAX_TTL_MS = 3_600_000;
 const FUTURE_SLACK_MS = 60_000;
 
 /** An unreadable lease file (not written by this code) is judged by the reader's own TTL. */
-function isExpired(lease: Observed, ownTtlMs: number): boolean {
-  const age = Date.now() - lease.renewedAt;
+function isExpired(lease: Observed, ownTtlMs: number, now: number): boolean {
+  const age = now - lease.renewedAt;
   if (age < -FUTURE_SLACK_MS) return true;
   return age >= Math.min(lease.holder?.ttlMs ?? ownTtlMs, MAX_TTL_MS);
 }
 
 /** `sidecar-a (pid 1, instance Yx2…), renewed 4s ago, lease ..lease-000004`; the file's text is escaped (it is not ours). */
-function describe(lease: Observed): string {
+function describe(lease: Observed, now: number): string {
   const who = lease.holder ? `${printable(lease.holder.host)} (pid ${lease.holder.pid}, instance ${printable(lease.holder.instance)})` : UNKNOWN_HOLDER;
-  return `${who}, renewed ${formatDuration(Date.now() - lease.renewedAt)} ago, lease ${LEASE_PREFIX}${String(lease.epoch).padStart(6, '0')}`;
+  return `${who}, renewed ${formatDuration(now - lease.renewedAt)} ago, lease ${LEASE_PREFIX}${String(lease.epoch).padStart(6, '0')}`;
 }
 
 function leaseError(error: unknown, where: string): WriteError {

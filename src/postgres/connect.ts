@@ -47,7 +47,7 @@ const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EHOSTUNREACH', 'EN
  * passwordAsLibpqSends returns that is a no-op, except when libpq fell back to the raw password (a
  * control, private-use or unassigned character beside non-ASCII ones) and the raw password has
  * characters the mapping or NFKC change: no input then makes pg send libpq's bytes. Such a password
- * is refused with a message saying why (docs/postgres-role-sync.md); test/postgres-scram.test.ts
+ * is refused with a message saying why (docs/postgres-role-sync.md); test/system/postgres-scram.test.ts
  * checks this rule against the installed pg.
  */
 export function checkableThroughPg(password: string): boolean {

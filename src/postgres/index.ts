@@ -9,12 +9,13 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { CacheFallback } from '../cache/index.js';
 import type { Config } from '../config/schema.js';
+import type { Clock } from '../timers.js';
 import { createRoleSync, type RoleSync } from './role-sync.js';
 
 export type { RoleSync, RoleSyncView } from './role-sync.js';
 export { ROLE_CHECK_RESULTS } from './role-sync.js';
 
-export function createRoleSyncFor(config: Config, cache: CacheFallback | undefined): RoleSync | undefined {
+export function createRoleSyncFor(config: Config, cache: CacheFallback | undefined, clock?: Clock): RoleSync | undefined {
   const key = config.postgresPasswordKey;
   if (key === undefined || config.postgresTarget === undefined) return undefined;
   return createRoleSync({
@@ -22,6 +23,7 @@ export function createRoleSyncFor(config: Config, cache: CacheFallback | undefin
     target: config.postgresTarget,
     timeoutMs: config.postgresTimeoutMs,
     whenUnreachable: config.postgresUnreachable,
+    ...(clock ? { now: () => clock.now() } : {}),
     async knownElsewhere() {
       const live = await readLive(config, key);
       const latest = await cache?.latest();

@@ -46,7 +46,7 @@
  *
  * The tables are RFC 3454's, written as it writes them (hex code points and ranges): generated from Python's
  * stringprep module (its Unicode 3.2 database, checked against the RFC when Python generated it) and
- * checked in test/postgres-scram.test.ts against @mongodb-js/saslprep for every code point it can answer
+ * checked in test/system/postgres-scram.test.ts against @mongodb-js/saslprep for every code point it can answer
  * for, and against a real PostgreSQL server.
  *
  * No error message here names the password, a part of it or its length.

@@ -5,11 +5,12 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { commandAction, httpAction } from './actions.js';
 import { dockerRestartAction } from './docker.js';
+import type { Clock } from '../timers.js';
 import { ReloadScheduler, type ReloadAction, type ReloadLedger, type ReloadOutcome } from './scheduler.js';
 
 export { ReloadScheduler, type ChangeEvent, type ReloadAction, type ReloadLedger, type ReloadOutcome } from './scheduler.js';
 
-export function createReloads(config: Config, log: Logger, onResult: (action: string, outcome: ReloadOutcome, ms: number) => void, ledger?: ReloadLedger): ReloadScheduler {
+export function createReloads(config: Config, log: Logger, onResult: (action: string, outcome: ReloadOutcome, ms: number) => void, ledger?: ReloadLedger, clock?: Clock): ReloadScheduler {
   const actions: ReloadAction[] = [];
   if (config.reloadCommand) actions.push(commandAction(config.reloadCommand, config.reloadTimeoutMs));
   if (config.reloadUrl) actions.push(httpAction(config.reloadUrl, config.reloadTimeoutMs));
@@ -24,5 +25,6 @@ export function createReloads(config: Config, log: Logger, onResult: (action: st
     cooldownMs: config.reloadCooldownMs,
     log,
     onResult,
+    ...(clock ? { clock } : {}),
   });
 }

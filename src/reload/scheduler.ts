@@ -18,7 +18,7 @@
  */
 import type { Logger } from '../log.js';
 import { printable } from '../text.js';
-import { timerDelay } from '../timers.js';
+import { systemClock, type Clock } from '../timers.js';
 
 export interface ChangeEvent {
   readonly revision: number;
@@ -56,24 +56,28 @@ export interface ReloadSchedulerOptions {
   readonly cooldownMs: number;
   readonly log: Logger;
   readonly onResult?: (action: string, outcome: ReloadOutcome, ms: number) => void;
-  readonly now?: () => number;
+  readonly clock?: Clock;
   /** Default RELOAD_STOP_GRACE_MS; tests shorten it. */
   readonly stopGraceMs?: number;
 }
 
 export class ReloadScheduler {
   private pending: { revision: number; keys: Set<string>; firstAt: number } | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer = (): void => undefined;
   private running: Promise<void> | undefined;
   private lastRunEndedAt = Number.NEGATIVE_INFINITY;
   /** Set by `stop()`: no new changes are taken. */
   private stopped = false;
   /** Aborted when the stop grace runs out: cancels the action in progress. */
   private readonly stopping = new AbortController();
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(private readonly options: ReloadSchedulerOptions) {
-    this.now = options.now ?? Date.now;
+    this.clock = options.clock ?? systemClock;
+  }
+
+  private now(): number {
+    return this.clock.now();
   }
 
   get enabled(): boolean {
@@ -133,20 +137,20 @@ export class ReloadScheduler {
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.cancelTimer();
     if (this.running === undefined && this.pending === undefined) return;
     const graceMs = this.options.stopGraceMs ?? RELOAD_STOP_GRACE_MS;
-    const grace = setTimeout(() => this.stopping.abort(), graceMs);
+    const cancelGrace = this.clock.schedule(graceMs, () => this.stopping.abort());
     try {
       await this.running;
-      clearTimeout(this.timer); // set again by the run's end when a change was pending
+      this.cancelTimer(); // set again by the run's end when a change was pending
       if (this.pending !== undefined) {
         this.options.log.info({ revision: this.pending.revision, changedKeys: [...this.pending.keys].sort(), graceMs }, 'stopping: running the pending reload before exit');
         this.fire();
         await this.running;
       }
     } finally {
-      clearTimeout(grace);
+      cancelGrace();
     }
   }
 
@@ -155,9 +159,8 @@ export class ReloadScheduler {
     const now = this.now();
     const quietAt = Math.min(now + this.options.debounceMs, this.pending.firstAt + 4 * this.options.debounceMs);
     const fireAt = Math.max(quietAt, this.lastRunEndedAt + this.options.cooldownMs);
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.fire(), timerDelay(fireAt - now));
-    this.timer.unref?.();
+    this.cancelTimer();
+    this.cancelTimer = this.clock.schedule(fireAt - now, () => this.fire(), { unref: true });
   }
 
   private fire(): void {

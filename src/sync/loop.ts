@@ -7,9 +7,8 @@
  * burst cannot make the sidecar hammer Infisical. The wait loops on the clock, so a timer clamped by
  * `timerDelay` (or woken early) only costs one more turn.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SidecarError } from '../errors.js';
-import { timerDelay } from '../timers.js';
+import { sleep, systemClock, timeoutSignal, type Clock } from '../timers.js';
 import { delayAfterFailure, nextRefreshDelay, retryAfterWait, type RetryPolicy } from './retry.js';
 import type { SyncOutcome } from './sync-once.js';
 
@@ -20,7 +19,7 @@ export interface LoopOptions {
   readonly onOutcome: (outcome: SyncOutcome, nextAttemptAt: number | undefined) => void;
   readonly signal: AbortSignal;
   readonly minTriggerGapMs?: number;
-  readonly now?: () => number;
+  readonly clock?: Clock;
 }
 
 export interface RefreshLoop {
@@ -31,7 +30,8 @@ export interface RefreshLoop {
 }
 
 export function startRefreshLoop(options: LoopOptions): RefreshLoop {
-  const now = options.now ?? Date.now;
+  const clock = options.clock ?? systemClock;
+  const now = () => clock.now();
   const minGap = options.minTriggerGapMs ?? 1_000;
   let pending = false;
   let wake: (() => void) | undefined;
@@ -48,14 +48,23 @@ export function startRefreshLoop(options: LoopOptions): RefreshLoop {
     while (!options.signal.aborted) {
       const earliestTriggered = Math.max(honourUntil, now());
       if (pending && earliestTriggered < deadline) {
-        await sleep(timerDelay(earliestTriggered - now()), undefined, { signal: options.signal }).catch(() => undefined);
+        await sleep(clock, earliestTriggered - now(), options.signal).catch(() => undefined);
         return;
       }
       const remaining = deadline - now();
       if (remaining <= 0) return;
-      const woken = new Promise<void>((resolve) => (wake = resolve));
-      await Promise.race([sleep(timerDelay(remaining), undefined, { signal: options.signal }).catch(() => undefined), woken]);
-      wake = undefined;
+      // Ends at the deadline, at a trigger or at the stop, whichever comes first; the timer goes with it.
+      await new Promise<void>((resolve) => {
+        const end = () => {
+          cancel();
+          options.signal.removeEventListener('abort', end);
+          wake = undefined;
+          resolve();
+        };
+        const cancel = clock.schedule(remaining, end);
+        wake = end;
+        options.signal.addEventListener('abort', end, { once: true });
+      });
     }
   }
 
@@ -101,8 +110,13 @@ export async function syncUntilDone(options: {
   readonly syncOnce: (signal: AbortSignal) => Promise<SyncOutcome>;
   readonly onOutcome: (outcome: SyncOutcome) => void;
   readonly signal?: AbortSignal;
+  /** What the deadline message names, when `deadlineMs` is what is left of a longer one (default `deadlineMs`). */
+  readonly configuredDeadlineMs?: number;
+  readonly clock?: Clock;
 }): Promise<SyncOutcome> {
-  const deadline = AbortSignal.timeout(timerDelay(options.deadlineMs));
+  const clock = options.clock ?? systemClock;
+  const named = options.configuredDeadlineMs ?? options.deadlineMs;
+  const deadline = timeoutSignal(clock, options.deadlineMs);
   const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
   let failures = 0;
   let previous: SyncOutcome | undefined;
@@ -111,13 +125,13 @@ export async function syncUntilDone(options: {
     options.onOutcome(outcome);
     if (outcome.ok) return outcome;
     // A pass cut short by the deadline says only "cancelled": report the one before it, if any.
-    if (deadline.aborted) return deadlineOutcome(previous ?? outcome, options.deadlineMs);
+    if (deadline.aborted) return deadlineOutcome(previous ?? outcome, named);
     previous = outcome;
     if (!outcome.error?.retryable || signal.aborted) return outcome;
     failures++;
     const delay = delayAfterFailure(outcome.error, failures, options.policy);
-    const slept = await sleep(timerDelay(delay), true, { signal }).catch(() => false);
-    if (!slept) return deadline.aborted ? deadlineOutcome(outcome, options.deadlineMs) : outcome;
+    const slept = await sleep(clock, delay, signal).then(() => true, () => false);
+    if (!slept) return deadline.aborted ? deadlineOutcome(outcome, named) : outcome;
   }
 }
 
@@ -125,8 +139,13 @@ function deadlineOutcome(last: SyncOutcome, deadlineMs: number): SyncOutcome {
   const cause = last.error;
   const error = new SidecarError(
     'SIDECAR_ONCE_DEADLINE',
-    `no complete sync within ${Math.round(deadlineMs / 1000)}s; last error: ${cause ? `${cause.code}: ${cause.message}` : 'none'}`,
+    `no complete sync within ${formatDeadline(deadlineMs)}; last error: ${cause ? `${cause.code}: ${cause.message}` : 'none'}`,
     { cause },
   );
   return { ...last, ok: false, error };
+}
+
+/** "1s", "1.5s", "250ms": the deadline as configured, never rounded to "0s". */
+function formatDeadline(ms: number): string {
+  return ms < 1_000 ? `${ms}ms` : `${Number((ms / 1_000).toFixed(3))}s`;
 }

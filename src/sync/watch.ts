@@ -20,6 +20,7 @@ import { watch, type FSWatcher } from 'chokidar';
 import type { SidecarError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { printable } from '../text.js';
+import { systemClock, type Clock } from '../timers.js';
 
 export interface WatchOptions {
   readonly outputDir: string;
@@ -35,6 +36,7 @@ export interface WatchOptions {
   readonly onConfigChanged: () => Record<string, unknown>;
   readonly log: Logger;
   readonly debounceMs?: number;
+  readonly clock?: Clock;
 }
 
 export interface Watcher {
@@ -45,19 +47,20 @@ export interface Watcher {
 
 export function startWatching(options: WatchOptions): Watcher {
   const debounceMs = options.debounceMs ?? 200;
-  const timers = new Map<string, NodeJS.Timeout>();
+  const clock = options.clock ?? systemClock;
+  const timers = new Map<string, () => void>();
   const firstEventAt = new Map<string, number>();
   // Quiet for debounceMs, but never later than 5× it after the first event: a storm of unrelated
   // events (a busy directory) must not hold back the repair of a deleted link until it ends.
   const debounced = (name: string, action: () => void) => {
-    clearTimeout(timers.get(name));
-    const first = firstEventAt.get(name) ?? Date.now();
+    timers.get(name)?.();
+    const first = firstEventAt.get(name) ?? clock.now();
     firstEventAt.set(name, first);
     const fire = () => {
       firstEventAt.delete(name);
       action();
     };
-    timers.set(name, setTimeout(fire, Math.max(0, Math.min(debounceMs, first + 5 * debounceMs - Date.now()))));
+    timers.set(name, clock.schedule(Math.min(debounceMs, first + 5 * debounceMs - clock.now()), fire));
   };
 
   // A change at the top level (our own swap of ..data, a deleted link) needs the links checked; only
@@ -105,7 +108,7 @@ export function startWatching(options: WatchOptions): Watcher {
   return {
     ready,
     async close() {
-      for (const timer of timers.values()) clearTimeout(timer);
+      for (const cancel of timers.values()) cancel();
       outputs.close();
       await Promise.all(watchers.map((w) => w.close()));
     },

@@ -27,6 +27,7 @@ import { normalizePath, Store } from './store.js';
 import type { Project, SetSecretOptions } from './store.js';
 import { sendWebhook } from './webhook.js';
 import type { WebhookDelivery } from './webhook.js';
+import { systemClock, type Clock } from '../../src/timers.js';
 
 export type { FakeSeed } from './seed.js';
 export type { FaultControl, FaultRule } from './faults.js';
@@ -60,8 +61,10 @@ export interface FakeInfisicalOptions {
    * current servers; the late-2024 server allowed 40).
    */
   secretReadsPerMinute?: number;
-  /** Clock for token expiry and lockout (not for timestamps in secrets); default Date.now. */
+  /** Clock for token expiry and lockout (not for timestamps in secrets); default the clock's. */
   now?: () => number;
+  /** Request arrival times, token expiry, rate windows and latency faults run on it; default the system's. */
+  clock?: Clock;
 }
 
 export interface RequestLogEntry {
@@ -99,6 +102,11 @@ export interface FakeInfisical {
   expireTokens(form?: ExpiredTokenForm): void;
   faults: FaultControl;
   requests: RequestLogEntry[];
+  /**
+   * Resolves with the request log once `test` holds for it, checked at every request that arrives
+   * (an event, not a poll): "the sidecar's third list request reached the fake".
+   */
+  whenRequests(test: (requests: readonly RequestLogEntry[]) => boolean): Promise<RequestLogEntry[]>;
   clearRequests(): void;
   /** Back to the seed (data, identities, lockouts); clears faults and the request log. Issued tokens stay as they are. */
   reset(): void;
@@ -145,7 +153,8 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
   const missingFolder = opts.missingFolder ?? traits.missingFolder;
   const expiredTokenForm = opts.expiredTokenForm ?? traits.expiredTokenForm;
   const tokenTtlSeconds = opts.tokenTtlSeconds ?? DEFAULT_TTL_SECONDS;
-  const now = opts.now ?? Date.now;
+  const clock = opts.clock ?? systemClock;
+  const now = opts.now ?? (() => clock.now());
   const secretReads = opts.secretReadsPerMinute === undefined ? undefined : new FixedWindowLimiter(opts.secretReadsPerMinute, RATE_LIMIT_WINDOW_MS);
   const auth = new Auth({
     generation,
@@ -163,16 +172,17 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
   const faults = new Faults();
   const requests: RequestLogEntry[] = [];
   const sockets = new Set<Socket>();
-  const timers = new Set<NodeJS.Timeout>();
+  const timers = new Set<() => void>();
+  const requestWatchers = new Set<() => void>();
   let closed = false;
 
   const sleep = (ms: number): Promise<void> =>
     new Promise((resolve) => {
-      const t = setTimeout(() => {
-        timers.delete(t);
+      const cancel = clock.schedule(ms, () => {
+        timers.delete(cancel);
         resolve();
-      }, ms);
-      timers.add(t);
+      });
+      timers.add(cancel);
     });
 
   // ---- API routes -------------------------------------------------------------------------------
@@ -456,15 +466,15 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
       handleControl(req, res, path).catch((err: unknown) => internalError(req, res, err));
       return;
     }
-    const entry: RequestLogEntry = { method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), status: 0, at: Date.now(), ms: 0 };
+    const entry: RequestLogEntry = { method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), status: 0, at: clock.now(), ms: 0 };
     requests.push(entry);
-    const started = performance.now();
+    for (const watcher of [...requestWatchers]) watcher();
     res.on('finish', () => {
       entry.status = res.statusCode;
-      entry.ms = performance.now() - started;
+      entry.ms = clock.now() - entry.at;
     });
     res.on('close', () => {
-      if (!res.writableFinished) entry.ms = performance.now() - started;
+      if (!res.writableFinished) entry.ms = clock.now() - entry.at;
     });
     handleApi(req, res, url, routeOf(req.method ?? 'GET', path), entry).catch((err: unknown) => internalError(req, res, err));
   });
@@ -501,6 +511,16 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
     expireTokens: (form) => auth.expireAll(form ?? expiredTokenForm),
     faults,
     requests,
+    whenRequests: (test) =>
+      new Promise((resolve) => {
+        const watcher = () => {
+          if (!test(requests)) return;
+          requestWatchers.delete(watcher);
+          resolve(requests);
+        };
+        requestWatchers.add(watcher);
+        watcher();
+      }),
     clearRequests: () => {
       requests.length = 0;
     },
@@ -518,12 +538,12 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
         projectId: project.id,
         projectName: project.name,
         environmentName: project.environments.get(event.environment)?.name ?? event.environment,
-      });
+      }, clock);
     },
     close: async () => {
       if (closed) return;
       closed = true;
-      for (const t of timers) clearTimeout(t);
+      for (const cancel of timers) cancel();
       timers.clear();
       const done = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();

@@ -4,6 +4,7 @@
  * The separator is `;` and there is no `v1=` prefix (that is the honey-token format, a different feature).
  */
 import { createHmac } from 'node:crypto';
+import { systemClock, type Clock } from '../../src/timers.js';
 
 export interface WebhookEvent {
   environment: string;
@@ -30,7 +31,7 @@ export const WEBHOOK_SIGNATURE_HEADER = 'x-infisical-signature';
 const WEBHOOK_TIMEOUT_MS = 15_000;
 
 /** Adds `timestamp` (ms) to the payload, serializes it once and signs those exact bytes. */
-export function signWebhook(secretKey: string, payload: object, now: number = Date.now()): SignedWebhook {
+export function signWebhook(secretKey: string, payload: object, now: number = systemClock.now()): SignedWebhook {
   const body = JSON.stringify({ ...payload, timestamp: now });
   const hmac = createHmac('sha256', secretKey).update(body).digest('hex');
   return { body, signature: `t=${now};${hmac}` };
@@ -55,8 +56,8 @@ export function secretsModifiedPayload(event: WebhookEvent & { projectId: string
 
 let lastDeliveryAt = 0;
 /** Each delivery is its own event with its own timestamp, as Infisical sends them: two in one millisecond would be one delivery twice (a replay). */
-function nextDeliveryTime(): number {
-  lastDeliveryAt = Math.max(Date.now(), lastDeliveryAt + 1);
+function nextDeliveryTime(clock: Clock): number {
+  lastDeliveryAt = Math.max(clock.now(), lastDeliveryAt + 1);
   return lastDeliveryAt;
 }
 
@@ -68,16 +69,17 @@ export async function sendWebhook(
   url: string,
   secretKey: string | undefined,
   event: WebhookEvent & { projectId: string },
+  clock: Clock = systemClock,
 ): Promise<WebhookDelivery> {
   const payload = secretsModifiedPayload(event);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   let body: string;
   if (secretKey !== undefined && secretKey !== '') {
-    const signed = signWebhook(secretKey, payload, nextDeliveryTime());
+    const signed = signWebhook(secretKey, payload, nextDeliveryTime(clock));
     body = signed.body;
     headers[WEBHOOK_SIGNATURE_HEADER] = signed.signature;
   } else {
-    body = JSON.stringify({ ...payload, timestamp: Date.now() });
+    body = JSON.stringify({ ...payload, timestamp: clock.now() });
   }
   const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS) });
   return { status: response.status, body: await response.text() };

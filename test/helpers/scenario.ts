@@ -12,7 +12,7 @@
 import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App, type AppOptions } from '../../src/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import type { HealthReport } from '../../src/health/state.js';
@@ -25,8 +25,11 @@ export interface Scenario {
   fake(options?: FakeInfisicalOptions): Promise<FakeInfisical>;
   /** A temp directory (helpers/temp-dir.ts) removed when this test ends. */
   tempDir(prefix?: string): string;
-  /** Builds the app from an environment (through the real config loader); `override` patches the Config. */
-  app(env: Record<string, string>, override?: Partial<Config>): { app: App; logs: CapturedLogs; config: Config };
+  /**
+   * Builds the app from an environment (through the real config loader); `override` patches the
+   * Config; `options.clock` (a ManualClock, test/helpers/clock.ts) puts all its timing under the test's control.
+   */
+  app(env: Record<string, string>, override?: Partial<Config>, options?: AppOptions): { app: App; logs: CapturedLogs; config: Config };
   /** `app.start()`, with `app.stop()` at the end of the test. */
   start(app: App): Promise<void>;
 }
@@ -35,10 +38,10 @@ export function scenario(onFinished: OnFinished): Scenario {
   return {
     fake: (options = {}) => startFake(options, onFinished),
     tempDir: (prefix = 'survive-') => makeTempDir(prefix, onFinished),
-    app(env, override = {}) {
+    app(env, override = {}, options = {}) {
       const { log, logs } = testLogger('debug');
       const config = { ...loadConfig(env), ...override } as Config;
-      return { app: createApp(config, log), logs, config };
+      return { app: createApp(config, log, options), logs, config };
     },
     async start(app) {
       await app.start();

@@ -6,6 +6,7 @@
 import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
 import { runCli } from '../../src/cli.js';
+import type { Clock } from '../../src/timers.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startFakeInfisical, type FakeInfisical, type FakeInfisicalOptions } from '../fake-infisical/server.js';
 import type { Credentials } from '../../src/config/credentials.js';
@@ -81,8 +82,8 @@ export function testLogger(level = 'debug'): { log: Logger; logs: CapturedLogs }
   return { log: createLogger(level, logs.stream as never), logs };
 }
 
-/** Runs the CLI in-process; resolves with the exit code and everything it printed. */
-export async function runCommand(argv: string[], env: Record<string, string>, shutdown: Promise<void> = new Promise(() => undefined)) {
+/** Runs the CLI in-process; resolves with the exit code and everything it printed. `clock`: a ManualClock (helpers/clock.ts) for all its timing. */
+export async function runCommand(argv: string[], env: Record<string, string>, shutdown: Promise<void> = new Promise(() => undefined), clock?: Clock) {
   const logs = captureLogs();
   const stdout: string[] = [];
   const stderr: string[] = [];
@@ -98,6 +99,7 @@ export async function runCommand(argv: string[], env: Record<string, string>, sh
     },
     shutdown,
     logDestination: logs.stream as never,
+    ...(clock ? { clock } : {}),
   });
   return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n'), logs };
 }

@@ -13,8 +13,8 @@ import saslprep from '@mongodb-js/saslprep';
 import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isScramVerifier, passwordAsLibpqSends, SCRAM_VERIFIER_PATTERN, scramSha256Verifier } from '../src/postgres/scram.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { isScramVerifier, passwordAsLibpqSends, SCRAM_VERIFIER_PATTERN, scramSha256Verifier } from '../../src/postgres/scram.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 let db: TestPostgres;
 

@@ -9,12 +9,12 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, createConnection, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { leakGuard } from './helpers/canaries.js';
-import * as shared from './helpers/pg-faults.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
-import { freePort, health, scenario } from './helpers/scenario.js';
-import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
-import { waitFor } from './helpers/wait.js';
+import { leakGuard } from '../helpers/canaries.js';
+import * as shared from '../helpers/pg-faults.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { freePort, health, scenario } from '../helpers/scenario.js';
+import { FAST, glitchtipEnv, runCommand } from '../helpers/sidecar.js';
+import { waitFor } from '../helpers/wait.js';
 
 const guard = leakGuard(5_000);
 let pg: TestPostgres;

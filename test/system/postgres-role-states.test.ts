@@ -2,9 +2,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRoleSync } from '../src/postgres/role-sync.js';
-import { logsIn, newRole } from './helpers/pg-faults.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
+import { createRoleSync } from '../../src/postgres/role-sync.js';
+import { logsIn, newRole } from '../helpers/pg-faults.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 let pg: TestPostgres;
 let n = 0;

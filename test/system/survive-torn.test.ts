@@ -9,10 +9,10 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { AtomicDirWriter } from '../src/output/atomic-dir.js';
-import { checkSet, lines, makeSet, outputDir } from './helpers/output-set.js';
+import { AtomicDirWriter } from '../../src/output/atomic-dir.js';
+import { checkSet, lines, makeSet, outputDir } from '../helpers/output-set.js';
 
-const TOOLS = fileURLToPath(new URL('./tools/', import.meta.url));
+const TOOLS = fileURLToPath(new URL('../tools/', import.meta.url));
 const REWRITES = Number(process.env.SURVIVE_REWRITES ?? 10_000);
 /** The reader pauses this long between rounds, so it does not take a whole core from the rest of the suite. */
 const READER_PACE_MS = process.env.SURVIVE_READER_PACE_MS ?? '1';

@@ -1,8 +1,8 @@
 /** Role sync against PostgreSQL impostors that misbehave on purpose (test/helpers/hostile-pg.ts): every step ends within SIDECAR_POSTGRES_TIMEOUT. */
 import { describe, expect, it } from 'vitest';
-import { loginAs } from '../src/postgres/connect.js';
-import { createRoleSync } from '../src/postgres/role-sync.js';
-import { startHostile, type Mode } from './helpers/hostile-pg.js';
+import { loginAs } from '../../src/postgres/connect.js';
+import { createRoleSync } from '../../src/postgres/role-sync.js';
+import { startHostile, type Mode } from '../helpers/hostile-pg.js';
 
 const target = (port: number, sslMode: 'disable' | 'prefer' | 'require' = 'disable') => ({ host: '127.0.0.1', port, role: 'app', database: 'app', sslMode, sslRootCert: undefined });
 

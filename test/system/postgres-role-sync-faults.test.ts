@@ -4,13 +4,13 @@
  * `once` on a volume with a set.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { leakGuard } from './helpers/canaries.js';
-import { proxy, keyFile, logsIn, newRole, roleSyncEnv, rotate, setByVerifier } from './helpers/pg-faults.js';
-import { startPostgres, type TestPostgres } from './helpers/postgres.js';
-import { health, scenario } from './helpers/scenario.js';
-import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
-import { waitFor } from './helpers/wait.js';
-import { mountTmpfs, remount } from './helpers/tmpfs.js';
+import { leakGuard } from '../helpers/canaries.js';
+import { proxy, keyFile, logsIn, newRole, roleSyncEnv, rotate, setByVerifier } from '../helpers/pg-faults.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { health, scenario } from '../helpers/scenario.js';
+import { FAST, glitchtipEnv, runCommand } from '../helpers/sidecar.js';
+import { waitFor } from '../helpers/wait.js';
+import { mountTmpfs, remount } from '../helpers/tmpfs.js';
 
 const guard = leakGuard(1_000);
 let pg: TestPostgres;

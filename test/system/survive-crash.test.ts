@@ -11,12 +11,12 @@ import { lstatSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AtomicDirWriter } from '../src/output/atomic-dir.js';
-import { checkSet, lines, makeSet, outputDir } from './helpers/output-set.js';
-import { makeTempDir } from './helpers/temp-dir.js';
-import { transpileFromSrc } from './helpers/transpile.js';
+import { AtomicDirWriter } from '../../src/output/atomic-dir.js';
+import { checkSet, lines, makeSet, outputDir } from '../helpers/output-set.js';
+import { makeTempDir } from '../helpers/temp-dir.js';
+import { transpileFromSrc } from '../helpers/transpile.js';
 
-const TOOLS = fileURLToPath(new URL('./tools/', import.meta.url));
+const TOOLS = fileURLToPath(new URL('../tools/', import.meta.url));
 const KILLS = Number(process.env.SURVIVE_KILLS ?? 100);
 const LANES = 2; // kill lanes in parallel, each on its own directory
 const WRITE = { mode: 0o440 } as const;

@@ -9,13 +9,13 @@
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { EXIT_CODES } from '../src/errors.js';
-import { DEMO_APPLICATION_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
-import { leakGuard } from './helpers/canaries.js';
-import { health, outputFiles, scenario, versionDirs } from './helpers/scenario.js';
-import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
-import { mountTmpfs, remount, TMPFS_SKIP_REASON } from './helpers/tmpfs.js';
-import { waitFor } from './helpers/wait.js';
+import { EXIT_CODES } from '../../src/errors.js';
+import { DEMO_APPLICATION_PATH, DEMO_ENVIRONMENT } from '../fake-infisical/seed.js';
+import { leakGuard } from '../helpers/canaries.js';
+import { health, outputFiles, scenario, versionDirs } from '../helpers/scenario.js';
+import { FAST, glitchtipEnv, runCommand } from '../helpers/sidecar.js';
+import { mountTmpfs, remount, TMPFS_SKIP_REASON } from '../helpers/tmpfs.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Checks, after the last test, everything this file's sidecars printed or served. */
 const guard = leakGuard(TMPFS_SKIP_REASON ? 1_000 : 10_000);

@@ -17,9 +17,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { lintSnapshot, type Finding } from '../src/lint/index.js';
+import { lintSnapshot, type Finding } from '../../src/lint/index.js';
 
-const REPO = fileURLToPath(new URL('..', import.meta.url));
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const SEED = 17;
 const RUNS_PER_KEY = 1_000;
 

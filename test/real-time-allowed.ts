@@ -1,0 +1,34 @@
+/**
+ * The fast tier's only uses of real time, each with its reason. test/hygiene.test.ts fails on any
+ * other use of setTimeout, setInterval, setImmediate, node:timers/promises, Date.now,
+ * performance.now, process.hrtime or Atomics.wait in a fast-tier file (tests and helpers alike):
+ * those waits and clocks are what made the suite fail on a loaded machine. Time is the manual clock's
+ * (test/helpers/clock.ts); waits are on events (a request reaching the fake, a log line, a file).
+ * An entry names a file and an API; the reason says why real time is right there.
+ */
+export interface RealTimeUse {
+  readonly file: string;
+  readonly api: RealTimeApi;
+  readonly reason: string;
+}
+
+export const REAL_TIME_APIS = ['setTimeout', 'setInterval', 'setImmediate', 'timers/promises', 'Date.now', 'performance.now', 'process.hrtime', 'Atomics.wait'] as const;
+export type RealTimeApi = (typeof REAL_TIME_APIS)[number];
+
+export const REAL_TIME_ALLOWED: readonly RealTimeUse[] = [
+  {
+    file: 'test/helpers/clock.ts',
+    api: 'setImmediate',
+    reason: 'the manual clock lets the code a timer woke run (promise jobs, ready I/O callbacks) before it looks for the next due timer; no time passes',
+  },
+  {
+    file: 'test/helpers/wait.ts',
+    api: 'setTimeout',
+    reason: 'waitFor polls an observable condition (a file, a log line, a health answer); its bound only turns a hang into a named failure, and no assertion reads elapsed time',
+  },
+  {
+    file: 'test/helpers/wait.ts',
+    api: 'Date.now',
+    reason: "waitFor's hang guard (see its setTimeout entry)",
+  },
+];
