@@ -99,13 +99,13 @@ describe('a failure in step 1 (prepare) or step 2 (commit) keeps the old set and
 });
 
 describe('a failure in step 3 (publish) keeps the new set live and is reported, not undone', () => {
-  it('a directory planted where a new top-level name goes (the reproduction in issue 10): left alone and reported', async () => {
+  it('a directory planted where a new top-level name goes is left alone and reported, and never makes the live set unreadable', async () => {
     const { dir, writer } = await writtenOnce();
     mkdirSync(path.join(dir, 'secrets.json', 'in-the-way'), { recursive: true });
 
     const result = await writer.write(v2, MODE);
     // Not a rename that fails with EISDIR any more: an entry the writer did not make is never
-    // replaced, and is named as such (issue 11 item 7; a plain file there would have been destroyed).
+    // replaced, and is named as such (a plain file there would have been destroyed).
     expect(result).toMatchObject({ changed: true, revision: 2, publishError: { code: 'SIDECAR_OUTPUT_FOREIGN_ENTRIES' } });
     expect(result.publishError?.message).toMatch(/secrets\.json \(a directory\); those names are not published/);
 
@@ -164,7 +164,7 @@ describe('a failure in step 3 (publish) keeps the new set live and is reported, 
   });
 });
 
-describe('odd states found by the review of issue 10', () => {
+describe('odd states a volume can be left in', () => {
   it('every remaining name is still linked when one new name cannot be (publish goes on past a failure)', async () => {
     const { dir, writer } = await writtenOnce();
     mkdirSync(path.join(dir, 'secrets.json'));

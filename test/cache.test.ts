@@ -1,5 +1,5 @@
 /**
- * The last-known-good cache file (issue 15): what it keeps, what it refuses, and that nothing it
+ * The last-known-good cache file: what it keeps, what it refuses, and that nothing it
  * says (messages, the file's clear header) carries a value or key material.
  */
 import { randomBytes } from 'node:crypto';

@@ -1,5 +1,5 @@
 /**
- * Text from the server is escaped and scrubbed before the sidecar shows it (issue 12, item 6).
+ * Text from the server is escaped and scrubbed before the sidecar shows it.
  *
  * A server's error message can hold terminal escape sequences, line breaks, or the very credential
  * the request carried. The fake's `echoCredential` fault answers such a message (the login's client

@@ -1,5 +1,5 @@
 /**
- * A wrong INFISICAL_SITE_URL path is reported as such, not as bad credentials (issue 12, item 8).
+ * A wrong INFISICAL_SITE_URL path is reported as such, not as bad credentials.
  *
  * A 404 at login can be Infisical's own answer (the late-2024 server answers an unknown client id
  * with 404 in its JSON error envelope: docs/infisical-api.md §8) or something else's: the fake's

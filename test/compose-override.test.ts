@@ -101,20 +101,20 @@ describe('the layouts of test/fixtures/compose', () => {
     expect(Object.keys(override.secrets)).toEqual(['infisical_client_id', 'infisical_client_secret']);
   });
 
-  it('sets SIDECAR_CONSUMER: glitchtip on the sidecar (issue 17), in every layout', () => {
+  it('sets SIDECAR_CONSUMER: glitchtip on the sidecar, in every layout', () => {
     for (const name of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {
       expect(generate(fixture(name)).override.services.secrets.environment.SIDECAR_CONSUMER).toBe('glitchtip');
     }
   });
 
-  it('publishes no port on any service it adds or changes (issue 18: /healthz is reached by service name on the Compose network)', () => {
+  it('publishes no port on any service it adds or changes: /healthz is reached by service name on the Compose network', () => {
     for (const name of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {
       for (const service of Object.values(generate(fixture(name)).override.services as Record<string, Yaml>)) expect(service.ports).toBeUndefined();
     }
   });
 });
 
-describe('the last-known-good cache (issue 15)', () => {
+describe('the last-known-good cache', () => {
   it('is off by default: no SIDECAR_CACHE_DIR, no cache volume, a comment saying how to turn it on', () => {
     const { text, override } = generate(fixture('seed'));
     expect(override.services.secrets.environment.SIDECAR_CACHE_DIR).toBeUndefined();
@@ -147,7 +147,7 @@ describe('the last-known-good cache (issue 15)', () => {
   });
 });
 
-describe('PostgreSQL role sync (issue 16)', () => {
+describe('PostgreSQL role sync', () => {
   it('is on where the project runs PostgreSQL: the role of the postgres service, prompt restarts for the database password', () => {
     for (const [layout, role] of [['seed', 'postgres://glitchtip_maintainer@postgres:5432/glitchtip'], ['glitchtip-6', 'postgres://postgres@postgres:5432/postgres']] as const) {
       const { override, text } = generate(fixture(layout));
@@ -354,7 +354,7 @@ describe('the CLI (runComposeOverride)', () => {
   });
 });
 
-describe('found by the review of issue 13', () => {
+describe('odd model shapes: multi-line commands, odd service names, derived DATABASE_URL edge cases', () => {
   const derived = (override: Yaml) => override.services.secrets.environment.SIDECAR_DERIVE_DATABASE_URL as string;
 
   it('a multi-line sh -c command stays inside its comment: the override is valid YAML with no injected key', () => {

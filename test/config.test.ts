@@ -312,7 +312,7 @@ describe('durations', () => {
   });
 });
 
-describe('found by the review of issues 15 and 18', () => {
+describe('settings that only make sense together, and their edges', () => {
   const problemLines = (env: Record<string, string>) => {
     try {
       loadConfig(env);

@@ -1,5 +1,5 @@
 /**
- * HealthState rules found by the review of issues 15 and 17: cache mode ends on a refusal from
+ * HealthState rules: cache mode ends on a refusal from
  * Infisical and past the cache's age limit; lint warnings survive a pass that never got to the lint.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-/** Edge cases of role sync's inputs found by the hostile review of issue 16: long passwords, odd URLs. */
+/** Edge cases of role sync's inputs: long passwords, odd URLs. */
 import { describe, expect, it } from 'vitest';
 import { parsePostgresUrl } from '../src/config/postgres.js';
 import { loadConfig } from '../src/config/load.js';

@@ -1,5 +1,5 @@
 /**
- * What the writer finds on a volume it did not prepare (issue 11 items 4, 6, 7; issue 12 item 8):
+ * What the writer finds on a volume it did not prepare:
  * a planted `..data`, files left by an older tool where its outputs go, an owner it cannot apply,
  * an output directory that is a symbolic link. Each is met at start with a clear code and message,
  * never by reading through a link or destroying someone else's files.
@@ -22,7 +22,7 @@ const set = (value: string) => [
   { path: 'keys/A', content: Buffer.from(value) },
 ];
 
-describe('a planted ..data is reported and replaced, never read through (issue 11 item 6)', () => {
+describe('a planted ..data is reported and replaced, never read through', () => {
   it('..data pointing at a version name that is a symbolic link to another directory', async () => {
     const dir = makeTempDir();
     const elsewhere = makeTempDir('elsewhere-');
@@ -71,7 +71,7 @@ describe('a planted ..data is reported and replaced, never read through (issue 1
   });
 });
 
-describe('files left by an older tool where the outputs go (issue 11 item 7)', () => {
+describe('files left by an older tool where the outputs go', () => {
   it('a plain secrets.env and a secrets.json/ directory: the write is refused naming both, and nothing is touched', async () => {
     const dir = makeTempDir();
     writeFileSync(path.join(dir, 'secrets.env'), 'OLD=1\n');
@@ -135,7 +135,7 @@ describe('files left by an older tool where the outputs go (issue 11 item 7)', (
   });
 });
 
-describe('the start-up probe (issue 11 item 4, issue 12 item 8)', () => {
+describe('the start-up probe', () => {
   it('checks that SIDECAR_FILE_GID can be applied, and names the fix', () => {
     // A process that is not root cannot give a file a group it is not a member of. As root, the
     // probe runs in a child process as nobody (65534) with no supplementary groups.

@@ -1,5 +1,5 @@
 /**
- * `POST /webhook` replay protection (issue 12 item 7): a signed delivery is accepted once; the same
+ * `POST /webhook` replay protection: a signed delivery is accepted once; the same
  * signature again inside the tolerance window gets 409, and what is remembered expires with the window.
  */
 import Fastify from 'fastify';

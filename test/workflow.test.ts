@@ -1,6 +1,6 @@
 /**
  * .github/workflows/release.yml, checked without GitHub: against the GitHub workflow JSON schema (SchemaStore's
- * github-workflow.json, compiled into @action-validator/core), and for what the release promises (issue 14):
+ * github-workflow.json, compiled into @action-validator/core), and for what the release promises:
  * a version tag builds linux/amd64 and linux/arm64, tests and smokes each, pushes X.Y.Z, X.Y and latest to
  * ghcr.io/<owner>/infisical-sidecar with SBOM and provenance, and signs. The schema proves the file's shape,
  * not that the jobs succeed on a runner (docs/production.md says so).

@@ -1,5 +1,5 @@
 /**
- * The URL-splitting rules and the `$` rule, held to the real django-environ both ways (issue 17).
+ * The URL-splitting rules and the `$` rule, held to the real django-environ both ways.
  *
  * The oracle is Debian trixie's python3-django-environ 0.12 (the line GlitchTip pins), fetched by
  * scripts/lint-oracle/django-environ.sh the way the e2e fetches Compose v2, and run with this

@@ -1,5 +1,5 @@
 /**
- * Issue 5 §2: the output volume misbehaving. A real, small tmpfs (the production medium) filled to
+ * The output volume misbehaving. A real, small tmpfs (the production medium) filled to
  * ENOSPC (bytes, then inodes) in the middle of a write, and remounted read-only under a running
  * sidecar; a read-only, missing or non-directory output path at start. The promises: the old set
  * stays whole and readable, the error says what and where (`SIDECAR_OUTPUT_UNWRITABLE` with the

@@ -1,5 +1,5 @@
 /**
- * Issue 5 §7: soak. The whole app (real client, syncer, writer, watcher, health server) refreshes
+ * Soak. The whole app (real client, syncer, writer, watcher, health server) refreshes
  * against the fake server as fast as it can (a 2 ms interval, set past the config's 1 s minimum),
  * through rotations, 5xx, resets, 429s and expired tokens, thousands of times. Resident memory,
  * the V8 heap, open file descriptors (/proc/self/fd) and active handles must stay flat, and no
@@ -102,7 +102,9 @@ describe('soak', () => {
     const samples: Sample[] = [];
     let nextAction = 0;
     const started = Date.now();
-    const deadline = started + (LONG ? CYCLES * 50 : 120_000);
+    // Real time: the loop runs at full speed on the wall clock, which is what a soak measures. The
+    // deadline only turns a hang into a failure: ten times what 1,000 cycles take on a quiet machine (~27 s).
+    const deadline = started + (LONG ? CYCLES * 50 : 280_000);
     let rotated = 0;
     while (cycles < CYCLES) {
       if (Date.now() > deadline) expect.fail(`only ${cycles} of ${CYCLES} cycles before the deadline`);
@@ -165,5 +167,5 @@ describe('soak', () => {
       expect(drift.heapSlopeMiBPer1000).toBeLessThan(0.2);
       expect(drift.rssSlopeMiBPer1000).toBeLessThan(1);
     }
-  }, LONG ? CYCLES * 60 : 150_000);
+  }, LONG ? CYCLES * 60 : 300_000);
 });

@@ -1,5 +1,5 @@
 /**
- * Issue 5 §3, first half: no torn reads. A reader *process* (test/tools/reader.mjs) reads the output
+ * No torn reads. A reader *process* (test/tools/reader.mjs) reads the output
  * directory as fast as it can while the real AtomicDirWriter rewrites it 10,000 times: every file it
  * reads is whole and already has its final mode, and every set it reads the documented way (resolve
  * `..data` once) is one generation. On a tmpfs (the production medium): a fresh mount when possible,
@@ -35,7 +35,7 @@ describe('no torn reads', () => {
     for (let gen = 1; gen <= REWRITES; gen++) await writer.write(makeSet(gen), WRITE);
     const writeMs = Date.now() - started;
     reader.stdin.end('stop\n');
-    const counts = JSON.parse(await output.next(10_000)) as Record<string, number | string[] | undefined>;
+    const counts = JSON.parse(await output.next()) as Record<string, number | string[] | undefined>;
 
     console.info(`[survive] torn reads: ${REWRITES} rewrites in ${writeMs} ms; reader: ${JSON.stringify(counts)}`);
     expect(counts.errors).toEqual([]);
@@ -50,5 +50,6 @@ describe('no torn reads', () => {
     expect(counts.sets as number).toBeGreaterThan(500);
     expect((counts.lastGen as number) - (counts.firstGen as number)).toBeGreaterThan(REWRITES / 2);
     expect(checkSet(dir)).toMatchObject({ complete: true, gen: REWRITES, debris: [] });
-  }, 180_000);
+    // A hang guard only (the property is a count, not a time): ten times a quiet machine's ~65 s.
+  }, 650_000);
 });
