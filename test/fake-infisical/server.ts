@@ -209,7 +209,7 @@ export async function startFakeInfisical(opts: FakeInfisicalOptions = {}): Promi
       case 'listV4':
         return send(req, res, list(req, route, query));
       case 'status':
-        return send(req, res, { status: 200, json: { date: new Date().toISOString(), message: 'Ok' } });
+        return send(req, res, { status: 200, json: { date: new Date(clock.now()).toISOString(), message: 'Ok' } });
       case null:
         // fastify's own not-found body, which Infisical does not wrap.
         return send(req, res, {

@@ -4,7 +4,7 @@
  * The separator is `;` and there is no `v1=` prefix (that is the honey-token format, a different feature).
  */
 import { createHmac } from 'node:crypto';
-import { systemClock, type Clock } from '../../src/timers.js';
+import { systemClock, timeoutSignal, type Clock } from '../../src/timers.js';
 
 export interface WebhookEvent {
   environment: string;
@@ -81,6 +81,6 @@ export async function sendWebhook(
   } else {
     body = JSON.stringify({ ...payload, timestamp: clock.now() });
   }
-  const response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(WEBHOOK_TIMEOUT_MS) });
+  const response = await fetch(url, { method: 'POST', headers, body, signal: timeoutSignal(clock, WEBHOOK_TIMEOUT_MS) });
   return { status: response.status, body: await response.text() };
 }
