@@ -149,7 +149,7 @@ describe('role sync under faults, through the app', () => {
     await s.start(second.app);
     const h = await waitFor(async () => {
       const answer = await health(second.app);
-      return answer.body.postgres?.lastResult === 'unreachable' && answer;
+      return answer.body.postgres?.lastResult === 'unreachable' ? answer : undefined;
     }, 'a role check that found PostgreSQL down');
     expect(h.statusCode, 'docs: "a hold keeps that set; the sidecar is healthy on it"').toBe(200);
     expect(keyFile(out)).toBe(before);
