@@ -25,6 +25,17 @@ export function printable(text: string): string {
   return text.replace(UNPRINTABLE, (char) => SHORT_ESCAPES[char] ?? `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
+/**
+ * `text` without the run of `chars` at its end. A loop, not `replace(/[…]+$/)`: V8 tries such a
+ * regex at every position of a run that does not reach the end, which is quadratic in the run's
+ * length (a 1 MiB value of newlines then `x` took minutes).
+ */
+export function trimEndOf(text: string, chars: string): string {
+  let end = text.length;
+  while (end > 0 && chars.includes(text[end - 1]!)) end--;
+  return end === text.length ? text : text.slice(0, end);
+}
+
 /** The two largest units, rounded to the second: `0s`, `59s`, `1m 1s`, `1h`, `1h 1m`, `1d 1h`. Negative counts as 0. */
 export function formatDuration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1_000));

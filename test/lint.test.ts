@@ -11,6 +11,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { renderLintRules } from '../scripts/reference.js';
 import { countBySeverity, lintSnapshot, RULES, toWarnings, type Finding, type LintOptions, type RuleId } from '../src/lint/index.js';
+import { hostPortAt } from '../src/lint/url.js';
+import { trimEndOf } from '../src/text.js';
 import { forms, leakGuard } from './helpers/canaries.js';
 import { testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -188,5 +190,29 @@ describe('docs/lint-rules.md', () => {
     const doc = readFileSync(new URL('../docs/lint-rules.md', import.meta.url), 'utf8');
     expect(doc).toBe(renderLintRules());
     for (const id of Object.keys(RULES)) expect(doc).toContain(`\`${id}\``);
+  });
+});
+
+describe('the URL split decides in one scan what its regex decided by backtracking', () => {
+  const HOST_PORT_AHEAD = /^(?:\[[^\]/?#@]*\]|[^/?#@[\]]*)(?::[^/?#@]*)?(?:[/?#]|$)/;
+  const urlCharacter = fc.constantFrom('[', ']', ':', '@', '/', '?', '#', 'a', '1', '%');
+
+  it('hostPortAt agrees with the regex on every text made of the characters that matter, at every offset', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: urlCharacter, maxLength: 14 }), fc.nat(15), (text, from) => {
+        expect(hostPortAt(text, from)).toBe(HOST_PORT_AHEAD.test(text.slice(from)));
+      }),
+      { numRuns: 20_000, seed: 23 },
+    );
+  });
+
+  it('trailing line breaks are trimmed as the generic and URL rules did, without a regex', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('\r', '\n', ' ', 'x'), maxLength: 12 }), (text) => {
+        expect(trimEndOf(text, '\r\n')).toBe(text.replace(/[\r\n]+$/, ''));
+        expect(trimEndOf(text, '\n')).toBe(text.replace(/\n+$/, ''));
+      }),
+      { numRuns: 5_000, seed: 23 },
+    );
   });
 });

@@ -1,12 +1,13 @@
 /**
  * The rules every consumer needs: copy-paste whitespace, and a key spelled almost like a required one.
  */
+import { trimEndOf } from '../text.js';
 import type { Placed } from './glitchtip.js';
 
 export function whitespaceProblems(value: string): Placed[] {
   const problems: Placed[] = [];
   if (value.endsWith('\n')) problems.push({ ruleId: 'trailing-newline', where: 'end of the value' });
-  const withoutNewlines = value.replace(/[\r\n]+$/, '');
+  const withoutNewlines = trimEndOf(value, '\r\n');
   if (/^\s/.test(value)) problems.push({ ruleId: 'surrounding-whitespace', where: 'start of the value' });
   if (/\s$/.test(withoutNewlines)) problems.push({ ruleId: 'surrounding-whitespace', where: 'end of the value' });
   return problems;

@@ -8,6 +8,7 @@
  * that itself holds an `@` can make that guess wrong; the checks still name a real problem, only its
  * part may be misnamed. test/system/lint-oracle.test.ts holds these checks to the real django-environ.
  */
+import { trimEndOf } from '../text.js';
 import type { RuleId } from './rules.js';
 
 /** Which django-environ reader a key goes through (see GLITCHTIP_URL_KEYS in glitchtip.ts). */
@@ -29,8 +30,6 @@ const DROPPED = /[\t\r\n]/;
 /** What `urlsplit` strips from the start of a URL (WHATWG C0 control or space). */
 const LEADING_C0_OR_SPACE = /^[\x00-\x20]+/;
 const SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
-/** `host[:port]` after the last `@`: a bracketed IPv6 literal or a name, then the end of the authority. */
-const HOST_PORT_AHEAD = /^(?:\[[^\]/?#@]*\]|[^/?#@[\]]*)(?::[^/?#@]*)?(?:[/?#]|$)/;
 /** Not allowed unescaped in a URL by RFC 3986 (brackets are checked on their own: Python reacts to them). */
 const INVALID = /[\x00-\x20"<>\\^`{|}\x7f]|[^\x00-\x7f]/;
 const DELIMITER = /[/?#]/;
@@ -44,7 +43,7 @@ export function checkUrl(value: string, kind: UrlKind): UrlProblem[] {
     if (!problems.some((p) => p.ruleId === ruleId && p.part === part)) problems.push({ ruleId, part });
   };
   // A trailing newline is the generic rule's; Python drops it like any other line break.
-  if (DROPPED.test(value.replace(/\n+$/, ''))) add('url-dropped-control', 'whole');
+  if (DROPPED.test(trimEndOf(value, '\n'))) add('url-dropped-control', 'whole');
   const url = value.replace(/[\t\r\n]/g, '').replace(LEADING_C0_OR_SPACE, '');
 
   const scheme = SCHEME.exec(url);
@@ -101,9 +100,36 @@ function userinfoEnd(rest: string): number {
   const authority = rest.slice(0, rest.search(DELIMITER) === -1 ? rest.length : rest.search(DELIMITER));
   if (authority.includes('@')) return authority.lastIndexOf('@');
   for (let at = rest.lastIndexOf('@'); at !== -1; at = at === 0 ? -1 : rest.lastIndexOf('@', at - 1)) {
-    if (HOST_PORT_AHEAD.test(rest.slice(at + 1))) return at;
+    if (hostPortAt(rest, at + 1)) return at;
   }
   return -1;
+}
+
+/**
+ * Whether `text` holds `host[:port]` at `from`, then the end of the authority (the end, `/`, `?` or
+ * `#`): a bracketed IPv6 literal or a name without delimiters or brackets, and a port that runs to
+ * the next `/`, `?`, `#` or `@`. The same language as
+ * `/^(?:\[[^\]/?#@]*\]|[^/?#@[\]]*)(?::[^/?#@]*)?(?:[/?#]|$)/`, decided in one scan that stops at
+ * the next `@`: the regex backtracks, and `userinfoEnd` asks once per `@` (test/lint.test.ts holds
+ * the two equal).
+ */
+export function hostPortAt(text: string, from = 0): boolean {
+  const firstOf = (chars: string, start: number): number => {
+    for (let i = start; i < text.length; i++) if (chars.includes(text[i]!)) return i;
+    return -1;
+  };
+  const authorityEndsAt = (i: number): boolean => i === -1 || i >= text.length || '/?#'.includes(text[i]!);
+  // A port from a `:` runs to the first `/`, `?`, `#` or `@` after it: it fits unless that is an `@`.
+  const portFitsAfter = (colon: number): boolean => authorityEndsAt(firstOf('/?#@', colon + 1));
+  if (text[from] === '[') {
+    const close = firstOf(']/?#@', from + 1);
+    if (close === -1 || text[close] !== ']') return false;
+    return authorityEndsAt(close + 1) || (text[close + 1] === ':' && portFitsAfter(close + 1));
+  }
+  const nameEnd = firstOf('/?#@[]', from);
+  if (authorityEndsAt(nameEnd)) return true;
+  const colon = text.indexOf(':', from);
+  return colon !== -1 && colon < nameEnd && portFitsAfter(colon);
 }
 
 function endOfPath(pathAndQuery: string): number {
