@@ -36,6 +36,27 @@ export function trimEndOf(text: string, chars: string): string {
   return end === text.length ? text : text.slice(0, end);
 }
 
+/**
+ * A URL that is a secret (a heartbeat's or a hook's token sits in its path or query, a password in
+ * its userinfo) as it may be shown: scheme, host and port.
+ */
+export function urlOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '<invalid url>';
+  }
+}
+
+/** Why a request got no answer, from error names and codes only: undici's messages may quote the URL. */
+export function requestFailureReason(error: unknown, timeoutMs: number): string {
+  const name = (error as Error | undefined)?.name;
+  if (name === 'TimeoutError') return `no answer within ${formatDuration(timeoutMs)}`;
+  if (name === 'AbortError') return 'stopped';
+  const code = ((error as { cause?: { code?: unknown } } | undefined)?.cause?.code ?? (error as { code?: unknown } | undefined)?.code) as unknown;
+  return `network error${typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` (${code})` : ''}`;
+}
+
 /** The two largest units, rounded to the second: `0s`, `59s`, `1m 1s`, `1h`, `1h 1m`, `1d 1h`. Negative counts as 0. */
 export function formatDuration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1_000));

@@ -6,6 +6,7 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { urlOrigin } from '../text.js';
 import { readUtf8, readVariableFile, type ReadTextFile } from './credentials.js';
 import { DEFAULT_OUTPUT_PATHS } from './outputs.js';
 import {
@@ -192,7 +193,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
           },
     reload: {
       command: config.reloadCommand === undefined ? null : '<set>',
-      url: config.reloadUrl === undefined ? null : config.reloadUrl.replace(/^(\w+:\/\/)([^/@]*@)?([^/?#]*)([^?#]*).*$/, '$1$3$4'),
+      url: config.reloadUrl === undefined ? null : urlOrigin(config.reloadUrl),
       restartServices: config.restartServices,
     },
   };
@@ -317,18 +318,6 @@ function checkSecretPaths(paths: readonly string[], problems: string[]): void {
   if (duplicate !== undefined) problems.push(`INFISICAL_SECRET_PATHS: "${duplicate}" is listed twice`);
 }
 
-/**
- * A heartbeat URL as it may be shown: scheme, host and port. The path and query usually are the
- * receiver's token (healthchecks.io's uuid, Uptime Kuma's push token) and userinfo is a password,
- * so none of them is ever logged, served or put in an error.
- */
-export function urlOrigin(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '<invalid url>';
-  }
-}
 
 type HeartbeatValues = Pick<ParsedSettings, 'SIDECAR_HEARTBEAT_URL' | 'SIDECAR_HEARTBEAT_FAIL_URL' | 'SIDECAR_HEARTBEAT_FAIL_SUFFIX' | 'SIDECAR_ALLOW_INSECURE_HTTP'>;
 

@@ -348,7 +348,10 @@ export const VARIABLES = {
   SIDECAR_RELOAD_URL: {
     group: 'reload',
     schema: optionalText,
-    doc: 'URL that receives `POST {"event":"secrets.changed","revision":N,"changedKeys":[…]}` after the files changed.',
+    fileForm: true,
+    secret: true,
+    doc: 'URL that receives `POST {"event":"secrets.changed","revision":N,"changedKeys":[…]}` after the files changed; any 2xx is success. The URL is a secret (chat and CI hooks carry their token in the path): prefer the `_FILE` form. Logs and `check` show only its scheme and host; a redirect (3xx) is not followed and counts as a failed reload.',
+    example: 'http://web:8000/internal/reload',
   },
   SIDECAR_RESTART_SERVICES: {
     group: 'reload',

@@ -16,7 +16,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { formatDuration } from '../text.js';
+import { formatDuration, requestFailureReason } from '../text.js';
 import { systemClock, timeoutSignal, type Clock } from '../timers.js';
 import type { HealthReport, HealthState, HealthStatus } from './state.js';
 
@@ -122,15 +122,6 @@ function target(text: string): Target {
   return { url: url.toString(), origin: url.origin, authorization };
 }
 
-/** A failure reason that cannot contain the URL: undici's messages may quote it, its error codes do not. */
-function reasonOf(error: unknown, timeoutMs: number): string {
-  const name = (error as Error | undefined)?.name;
-  if (name === 'TimeoutError') return `no answer within ${formatDuration(timeoutMs)}`;
-  if (name === 'AbortError') return 'stopped';
-  const code = ((error as { cause?: { code?: unknown } } | undefined)?.cause?.code ?? (error as { code?: unknown } | undefined)?.code) as unknown;
-  return `network error${typeof code === 'string' && /^[A-Z_]+$/.test(code) ? ` (${code})` : ''}`;
-}
-
 export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
   const clock = options.clock ?? systemClock;
   const now = () => clock.now();
@@ -173,7 +164,7 @@ export function createHeartbeat(options: HeartbeatOptions): Heartbeat {
       settle(form, 'failed', error);
       log.warn({ form, target: to.origin, reason: error }, 'heartbeat failed');
     } catch (error) {
-      const reason = reasonOf(error, settings.heartbeatTimeoutMs);
+      const reason = requestFailureReason(error, settings.heartbeatTimeoutMs);
       settle(form, 'failed', reason);
       if (!stopping.signal.aborted) log.warn({ form, target: to.origin, reason }, 'heartbeat failed');
     }

@@ -3,6 +3,7 @@
  * names — never a value — and is bounded by a timeout.
  */
 import { spawn } from 'node:child_process';
+import { requestFailureReason, urlOrigin } from '../text.js';
 import { timerDelay } from '../timers.js';
 import type { ChangeEvent, ReloadAction } from './scheduler.js';
 
@@ -47,29 +48,33 @@ export function parseCommand(command: string): string[] {
   return ['/bin/sh', '-c', trimmed];
 }
 
-/** `SIDECAR_RELOAD_URL`: POST `{"revision":N,"changedKeys":[…]}`; any 2xx is success. */
+/**
+ * `SIDECAR_RELOAD_URL`: POST `{"revision":N,"changedKeys":[…]}`; any 2xx is success. The URL is a
+ * secret (a hook's token is in its path): errors name its origin only, and are built from status and
+ * error codes, never from undici's messages (which may quote the URL). A redirect is not followed:
+ * it could carry the notice, over plain http, to a host the operator never named.
+ */
 export function httpAction(url: string, timeoutMs: number): ReloadAction {
+  const origin = urlOrigin(url);
   return {
     name: 'http',
     async run(event, signal) {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', 'user-agent': 'infisical-sidecar' },
-        body: JSON.stringify({ event: 'secrets.changed', revision: event.revision, changedKeys: event.changedKeys }),
-        signal: AbortSignal.any([signal, AbortSignal.timeout(timerDelay(timeoutMs))]),
-      });
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'user-agent': 'infisical-sidecar' },
+          body: JSON.stringify({ event: 'secrets.changed', revision: event.revision, changedKeys: event.changedKeys }),
+          redirect: 'manual',
+          signal: AbortSignal.any([signal, AbortSignal.timeout(timerDelay(timeoutMs))]),
+        });
+      } catch (error) {
+        throw new Error(`POST ${origin}: ${requestFailureReason(error, timeoutMs)}`);
+      }
       await response.body?.cancel();
-      if (!response.ok) throw new Error(`POST ${redactUrl(url)}: ${response.status}`);
+      if (response.status >= 300 && response.status < 400) throw new Error(`POST ${origin}: HTTP ${response.status}: redirect not followed`);
+      if (!response.ok) throw new Error(`POST ${origin}: HTTP ${response.status}`);
     },
   };
 }
 
-/** URLs may carry a token in the query or userinfo; logs show only scheme, host and path. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`;
-  } catch {
-    return '<invalid url>';
-  }
-}
