@@ -11,7 +11,7 @@ import { heartbeatFor } from './health/heartbeat.js';
 import { deferMetrics, type DeferredMetrics } from './health/deferred-metrics.js';
 import { buildHealthServer, listenHealthServer } from './health/server.js';
 import { HealthState } from './health/state.js';
-import { registerWebhook } from './health/webhook.js';
+import { registerWebhook, webhookRefusals } from './health/webhook.js';
 import { installSdkFetchFence } from './infisical/call-context.js';
 import { createInfisicalClient, type InfisicalClient } from './infisical/client.js';
 import type { Logger } from './log.js';
@@ -74,12 +74,14 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
   const heartbeat = heartbeatFor(config, health, log.child({ component: 'heartbeat' }), clock);
   const cache = createCacheFor(config, { configuredClientSecret: () => readCredentials(config).clientSecret, loggedInClientSecret: () => client.loggedInClientSecret() }, clock);
   const roleSync = createRoleSyncFor(config, cache, clock);
+  const refusedWebhooks = config.webhookSecret === undefined ? undefined : webhookRefusals();
   const metrics = deferMetrics({
     now,
     health: () => health.report(),
     clientStats: () => client.stats,
     heartbeatCounts: heartbeat && (() => heartbeat.counts()),
     roleCheckCounts: roleSync && (() => roleSync.counts()),
+    webhookRefusals: refusedWebhooks && (() => refusedWebhooks.counts()),
   });
   const timedClient = metrics.instrumentClient(client);
   if (roleSync) health.showRoleSync(() => roleSync.view());
@@ -108,6 +110,7 @@ export function createApp(config: Config, log: Logger, options: AppOptions = {})
         onTrigger: trigger,
         log: log.child({ component: 'webhook' }),
         now,
+        ...(refusedWebhooks ? { refusals: refusedWebhooks } : {}),
       });
     },
   });

@@ -1,12 +1,15 @@
 /**
  * `POST /webhook` replay protection: a signed delivery is accepted once; the same
  * signature again inside the tolerance window gets 409, and what is remembered expires with the window.
+ * Refusals are counted, logged at most once a minute, and decided from the header alone when it can.
  */
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { SeenDeliveries, registerWebhook } from '../src/health/webhook.js';
 import { secretsModifiedPayload, signWebhook } from './fake-infisical/webhook.js';
-import { testLogger } from './helpers/sidecar.js';
+import { ManualClock } from './helpers/clock.js';
+import { scenario } from './helpers/scenario.js';
+import { glitchtipEnv, testLogger } from './helpers/sidecar.js';
 
 const SECRET = 'webhook-signing-secret';
 const TOLERANCE_MS = 5 * 60_000;
@@ -78,5 +81,35 @@ describe('webhook replay protection', () => {
     expect(seen.size, 'the first thousand expired').toBe(2);
     expect(seen.remember('later-still', start + 3 * TOLERANCE_MS + 1, start + 3 * TOLERANCE_MS + 1)).toBe(true);
     expect(seen.size).toBe(1);
+  });
+});
+
+describe('refused webhook requests cost little and say little', () => {
+  it('2,000 unsigned requests to the running sidecar: each 401 before its body is read, counted by reason, one warning a minute', async ({ onTestFinished }) => {
+    const s = scenario(onTestFinished);
+    const clock = new ManualClock();
+    const fake = await s.fake({ clock });
+    const { app, logs } = s.app(glitchtipEnv(fake, s.tempDir(), { SIDECAR_WEBHOOK_SECRET: SECRET, SIDECAR_WATCH: 'false' }), {}, { clock });
+    await s.start(app);
+    const post = (headers: Record<string, string>, payload: string) => app.server.inject({ method: 'POST', url: '/webhook', headers: { 'content-type': 'application/json', ...headers }, payload });
+
+    for (let i = 0; i < 2_000; i++) expect((await post({}, '{}')).statusCode).toBe(401);
+    // A body far past the 64 KiB limit is not even read: the header alone refuses it (401, not 413).
+    expect((await post({}, 'x'.repeat(1024 * 1024))).statusCode).toBe(401);
+    expect((await post({ 'x-infisical-signature': 'nonsense' }, '{}')).json()).toEqual({ error: 'invalid signature', reason: 'malformed x-infisical-signature' });
+    const stale = signWebhook(SECRET, EVENT, clock.now() - TOLERANCE_MS - 1);
+    expect((await post({ 'x-infisical-signature': stale.signature }, 'x'.repeat(1024 * 1024))).statusCode).toBe(401);
+    const forged = signWebhook('not-the-secret', EVENT, clock.now());
+    expect((await post({ 'x-infisical-signature': forged.signature }, forged.body)).statusCode).toBe(401);
+
+    const warnings = () => logs.lines().filter((line) => line.msg === 'webhook refused');
+    expect(warnings()).toHaveLength(1);
+    await clock.advance(60_000);
+    expect((await post({}, '{}')).statusCode).toBe(401);
+    expect(warnings().map((line) => line.refusedSinceLastWarning)).toEqual([0, 2_003]);
+
+    const metrics = (await app.metrics.load()).registry;
+    const refused = (await metrics.getSingleMetric('infisical_sidecar_webhook_refused_total')!.get()).values.map((v) => [v.labels.reason, v.value]);
+    expect(Object.fromEntries(refused)).toMatchObject({ missing_signature: 2_002, malformed_signature: 1, stale_timestamp: 1, bad_signature: 1 });
   });
 });

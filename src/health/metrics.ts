@@ -25,6 +25,7 @@ import type { HealthReport, HealthStatus } from './state.js';
 export const METRIC_NAMES = [
   'infisical_sidecar_syncs_total',
   'infisical_sidecar_postgres_role_checks_total',
+  'infisical_sidecar_webhook_refused_total',
   'infisical_sidecar_sync_duration_seconds',
   'infisical_sidecar_fetch_duration_seconds',
   'infisical_sidecar_folder_errors_total',
@@ -71,6 +72,8 @@ export interface MetricsSources {
   readonly heartbeatCounts?: () => HeartbeatCounts;
   /** PostgreSQL role checks by result; without SIDECAR_POSTGRES_PASSWORD_KEY the metric has no samples. */
   readonly roleCheckCounts?: () => Readonly<Record<string, number>>;
+  /** Refused POST /webhook requests by reason; without SIDECAR_WEBHOOK_SECRET the metric has no samples. */
+  readonly webhookRefusals?: () => Readonly<Record<string, number>>;
   /** The health server's connection cap (0 before it listens). */
   readonly maxConnections?: () => number;
   readonly now?: () => number;
@@ -195,6 +198,17 @@ export function createMetrics(sources: MetricsSources): SidecarMetrics {
     collect() {
       this.reset();
       for (const [result, value] of Object.entries(sources.roleCheckCounts?.() ?? {})) this.inc({ result }, value);
+    },
+  });
+
+  new Counter({
+    name: 'infisical_sidecar_webhook_refused_total',
+    help: 'POST /webhook requests refused, by reason: missing_signature, malformed_signature, stale_timestamp, bad_signature, timestamp_mismatch, replayed, not_json. Only one warning a minute is logged.',
+    labelNames: ['reason'],
+    registers,
+    collect() {
+      this.reset();
+      for (const [reason, value] of Object.entries(sources.webhookRefusals?.() ?? {})) this.inc({ reason }, value);
     },
   });
 

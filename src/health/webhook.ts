@@ -11,9 +11,14 @@
  * secrets; the refresh fetches them. Events for another project, environment or folder are
  * acknowledged and ignored. Bursts cannot make the sidecar hammer Infisical: the refresh loop
  * coalesces triggers and keeps a minimum gap (and any 429 retry-after).
+ *
+ * Refusals are cheap and quiet: a request without a well-formed signature header, or whose signed
+ * time is outside the tolerance, is refused before its body is read (no HMAC), every refusal is
+ * counted by reason (`infisical_sidecar_webhook_refused_total`), and at most one warning a minute is
+ * logged, with the count since the last one: anyone on the network can send these.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
 import { printable } from '../text.js';
 
@@ -26,21 +31,48 @@ export interface WebhookOptions {
   readonly onTrigger: (reason: string) => void;
   readonly log: Logger;
   readonly now?: () => number;
+  /** Where refusals are counted (the metric's source); default a private count. */
+  readonly refusals?: WebhookRefusals;
 }
 
+export const WEBHOOK_REFUSAL_REASONS = ['missing_signature', 'malformed_signature', 'stale_timestamp', 'bad_signature', 'timestamp_mismatch', 'replayed', 'not_json'] as const;
+export type WebhookRefusalReason = (typeof WEBHOOK_REFUSAL_REASONS)[number];
+
+/** Refused webhook requests by reason, for /metrics. */
+export interface WebhookRefusals {
+  record(reason: WebhookRefusalReason): void;
+  counts(): Readonly<Record<WebhookRefusalReason, number>>;
+}
+
+export function webhookRefusals(): WebhookRefusals {
+  const counts = Object.fromEntries(WEBHOOK_REFUSAL_REASONS.map((reason) => [reason, 0])) as Record<WebhookRefusalReason, number>;
+  return { record: (reason) => void counts[reason]++, counts: () => counts };
+}
+
+/** At most one refusal warning per this long; the next one says how many were not logged. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+const SIGNATURE_HEADER = /^t=(\d{10,16});([0-9a-f]{64})$/i;
+
 /** A verified delivery carries its signed timestamp and its signature (hex), the key for replay detection. */
-export type WebhookVerdict = { ok: true; timestamp: number; signature: string } | { ok: false; reason: string };
+export type WebhookVerdict = { ok: true; timestamp: number; signature: string } | { ok: false; reason: string; code: WebhookRefusalReason };
+
+/** What the header alone decides, before any body is read: missing, malformed, or signed too far from now. */
+function screenHeader(header: string | undefined, toleranceMs: number, now: number): { ok: true; timestamp: number; hex: string } | Extract<WebhookVerdict, { ok: false }> {
+  if (!header) return { ok: false, reason: 'missing x-infisical-signature', code: 'missing_signature' };
+  const match = SIGNATURE_HEADER.exec(header.trim());
+  if (!match) return { ok: false, reason: 'malformed x-infisical-signature', code: 'malformed_signature' };
+  const timestamp = Number(match[1]);
+  if (Math.abs(now - timestamp) > toleranceMs) return { ok: false, reason: 'timestamp outside the tolerance window', code: 'stale_timestamp' };
+  return { ok: true, timestamp, hex: match[2]! };
+}
 
 export function verifySignature(rawBody: Buffer, header: string | undefined, secret: string, toleranceMs: number, now: number): WebhookVerdict {
-  if (!header) return { ok: false, reason: 'missing x-infisical-signature' };
-  const match = /^t=(\d{10,16});([0-9a-f]{64})$/i.exec(header.trim());
-  if (!match) return { ok: false, reason: 'malformed x-infisical-signature' };
-  const timestamp = Number(match[1]);
+  const screened = screenHeader(header, toleranceMs, now);
+  if (!screened.ok) return screened;
   const expected = createHmac('sha256', secret).update(rawBody).digest();
-  const given = Buffer.from(match[2]!, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'signature mismatch' };
-  if (Math.abs(now - timestamp) > toleranceMs) return { ok: false, reason: 'timestamp outside the tolerance window' };
-  return { ok: true, timestamp, signature: expected.toString('hex') };
+  const given = Buffer.from(screened.hex, 'hex');
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) return { ok: false, reason: 'signature mismatch', code: 'bad_signature' };
+  return { ok: true, timestamp: screened.timestamp, signature: expected.toString('hex') };
 }
 
 /**
@@ -81,28 +113,45 @@ function affects(changed: string, configured: readonly string[]): boolean {
 export function registerWebhook(app: FastifyInstance, options: WebhookOptions): void {
   const now = options.now ?? Date.now;
   const seen = new SeenDeliveries(options.toleranceMs);
+  const refusals = options.refusals ?? webhookRefusals();
+  let lastWarnedAt = Number.NEGATIVE_INFINITY;
+  let unlogged = 0;
+  /** Answers `status` with { error, reason }; the warning names `logged` (default the reason). */
+  const refuse = (request: FastifyRequest, reply: FastifyReply, status: number, code: WebhookRefusalReason, error: string, reason: string, logged = reason) => {
+    refusals.record(code);
+    if (now() - lastWarnedAt >= REFUSAL_LOG_INTERVAL_MS) {
+      options.log.warn({ reason: logged, ip: request.ip, refusedSinceLastWarning: unlogged }, 'webhook refused');
+      lastWarnedAt = now();
+      unlogged = 0;
+    } else {
+      unlogged++;
+    }
+    return reply.code(status).send({ error, reason });
+  };
+
   app.register(async (scope) => {
     // Keep the raw bytes: the HMAC covers them exactly as sent.
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 64 * 1024 }, (_request, body, done) => done(null, body));
+    // The header alone refuses most junk before the body is read or hashed.
+    scope.addHook('onRequest', async (request, reply) => {
+      const screened = screenHeader(request.headers['x-infisical-signature'] as string | undefined, options.toleranceMs, now());
+      if (!screened.ok) return refuse(request, reply, 401, screened.code, 'invalid signature', screened.reason);
+    });
 
     scope.post('/webhook', async (request, reply) => {
       const raw = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
       const verdict = verifySignature(raw, request.headers['x-infisical-signature'] as string | undefined, options.secret, options.toleranceMs, now());
-      if (!verdict.ok) {
-        options.log.warn({ reason: verdict.reason, ip: request.ip }, 'webhook refused');
-        return reply.code(401).send({ error: 'invalid signature', reason: verdict.reason });
-      }
+      if (!verdict.ok) return refuse(request, reply, 401, verdict.code, 'invalid signature', verdict.reason);
       let payload: { event?: unknown; timestamp?: unknown; project?: { projectId?: unknown; workspaceId?: unknown; environment?: unknown; secretPath?: unknown } };
       try {
         payload = JSON.parse(raw.toString('utf8')) as typeof payload;
       } catch {
-        return reply.code(400).send({ error: 'body is not JSON' });
+        return refuse(request, reply, 400, 'not_json', 'body is not JSON', 'body is not JSON');
       }
-      if (payload.timestamp !== verdict.timestamp) return reply.code(401).send({ error: 'invalid signature', reason: 'header and body timestamps differ' });
+      if (payload.timestamp !== verdict.timestamp) return refuse(request, reply, 401, 'timestamp_mismatch', 'invalid signature', 'header and body timestamps differ');
       if (!seen.remember(verdict.signature, verdict.timestamp, now())) {
-        options.log.warn({ reason: 'replayed delivery', ip: request.ip }, 'webhook refused');
-        return reply.code(409).send({ error: 'replayed delivery', reason: 'this signature was already accepted' });
+        return refuse(request, reply, 409, 'replayed', 'replayed delivery', 'this signature was already accepted', 'replayed delivery');
       }
       const project = payload.project ?? {};
       const projectId = project.projectId ?? project.workspaceId;
