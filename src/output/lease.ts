@@ -37,6 +37,10 @@ const TEMP_PREFIX = '..lease.tmp-';
 /** How often a waiting sidecar looks again: often enough that a release is noticed within a second. */
 const MAX_POLL_MS = 1_000;
 const UNKNOWN_HOLDER = 'an unknown holder (unreadable lease file)';
+/** The highest lease number a name of at most 15 digits holds (epochOf reads no more). */
+const MAX_EPOCH = 999_999_999_999_999;
+/** Races for a lease number lost in a row before the next look waits a poll interval. */
+const MAX_QUICK_RETRIES = 3;
 
 /** What a lease file says about its holder. */
 export interface LeaseHolder {
@@ -113,18 +117,32 @@ export class OutputLease implements WriteFence {
   /**
    * Takes the lease: at once when nobody holds it or the holder's lease expired; otherwise waits
    * (looking again every third of the TTL, at most every second) until it is released or expires,
-   * for at most `waitMs`. Then keeps it renewed until `release()`.
+   * for at most `waitMs`. Then keeps it renewed until `release()`. Every look-again after the first
+   * few waits too, so no file on the volume can make this loop spin.
    */
   async acquire(options: AcquireOptions): Promise<void> {
     const deadline = this.clock.now() + options.waitMs;
     const pollMs = Math.min(MAX_POLL_MS, this.holder.ttlMs / 3);
     let announced: string | undefined;
+    let lostRaces = 0;
     for (;;) {
       options.signal?.throwIfAborted();
       const current = await this.highest();
       if (current === undefined || isExpired(current, this.holder.ttlMs, this.clock.now())) {
-        if (await this.tryCreate((current?.epoch ?? 0) + 1)) break;
-        continue; // another taker got that number first: look again
+        const next = (current?.epoch ?? 0) + 1;
+        if (next > MAX_EPOCH) {
+          throw new WriteError(
+            'SIDECAR_OUTPUT_LEASE_HELD',
+            `${this.file(current!.epoch)} holds the highest lease number there can be, so no sidecar can take the lease after it; remove it (and every other ${LEASE_PREFIX}* file) while no sidecar runs on ${this.dir}`,
+          );
+        }
+        if (await this.tryCreate(next)) break;
+        // Another taker got that number first: look again, and after a few races wait first.
+        if (++lostRaces <= MAX_QUICK_RETRIES) continue;
+        const left = deadline - this.clock.now();
+        if (left <= 0) throw new WriteError('SIDECAR_OUTPUT_LEASE_HELD', `${this.dir}: lease ${LEASE_PREFIX}${String(next).padStart(6, '0')} was taken by another sidecar ${lostRaces} times; this sidecar waited ${formatDuration(options.waitMs)} and wrote nothing`);
+        await sleep(this.clock, Math.min(pollMs, left), options.signal);
+        continue;
       }
       const holder = current.holder ?? { host: UNKNOWN_HOLDER, pid: 0, instance: '?', ttlMs: this.holder.ttlMs, acquiredAt: '' };
       if (announced !== holder.instance) {
