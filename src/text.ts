@@ -37,6 +37,24 @@ export function trimEndOf(text: string, chars: string): string {
 }
 
 /**
+ * `text` without any of `chars`, by runs: `replace(/[…]/g, '')` builds a match for each removed
+ * character, which on a 1 MiB value of line breaks held the event loop for a tenth of a second.
+ */
+export function withoutChars(text: string, chars: string): string {
+  const codes = [...chars].map((char) => char.charCodeAt(0));
+  const kept: string[] = [];
+  let runStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (!codes.includes(text.charCodeAt(i))) continue;
+    if (i > runStart) kept.push(text.slice(runStart, i));
+    runStart = i + 1;
+  }
+  if (runStart === 0) return text;
+  if (runStart < text.length) kept.push(text.slice(runStart));
+  return kept.join('');
+}
+
+/**
  * A URL that is a secret (a heartbeat's or a hook's token sits in its path or query, a password in
  * its userinfo) as it may be shown: scheme, host and port.
  */

@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { renderLintRules } from '../scripts/reference.js';
 import { countBySeverity, lintSnapshot, RULES, toWarnings, type Finding, type LintOptions, type RuleId } from '../src/lint/index.js';
 import { hostPortAt } from '../src/lint/url.js';
-import { trimEndOf } from '../src/text.js';
+import { trimEndOf, withoutChars } from '../src/text.js';
 import { forms, leakGuard } from './helpers/canaries.js';
 import { testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -211,6 +211,17 @@ describe('the URL split decides in one scan what its regex decided by backtracki
       fc.property(fc.string({ unit: fc.constantFrom('\r', '\n', ' ', 'x'), maxLength: 12 }), (text) => {
         expect(trimEndOf(text, '\r\n')).toBe(text.replace(/[\r\n]+$/, ''));
         expect(trimEndOf(text, '\n')).toBe(text.replace(/\n+$/, ''));
+      }),
+      { numRuns: 5_000, seed: 23 },
+    );
+  });
+});
+
+describe('characters removed by runs, not by a global regex', () => {
+  it('withoutChars removes exactly what the regex removed', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom('\t', '\r', '\n', 'a', 'é', '😀'), maxLength: 20 }), (text) => {
+        expect(withoutChars(text, '\t\r\n')).toBe(text.replace(/[\t\r\n]/g, ''));
       }),
       { numRuns: 5_000, seed: 23 },
     );

@@ -8,7 +8,7 @@
  * that itself holds an `@` can make that guess wrong; the checks still name a real problem, only its
  * part may be misnamed. test/system/lint-oracle.test.ts holds these checks to the real django-environ.
  */
-import { trimEndOf } from '../text.js';
+import { trimEndOf, withoutChars } from '../text.js';
 import type { RuleId } from './rules.js';
 
 /** Which django-environ reader a key goes through (see GLITCHTIP_URL_KEYS in glitchtip.ts). */
@@ -44,7 +44,7 @@ export function checkUrl(value: string, kind: UrlKind): UrlProblem[] {
   };
   // A trailing newline is the generic rule's; Python drops it like any other line break.
   if (DROPPED.test(trimEndOf(value, '\n'))) add('url-dropped-control', 'whole');
-  const url = value.replace(/[\t\r\n]/g, '').replace(LEADING_C0_OR_SPACE, '');
+  const url = withoutChars(value, '\t\r\n').replace(LEADING_C0_OR_SPACE, '');
 
   const scheme = SCHEME.exec(url);
   if (!scheme) return [...problems, { ruleId: 'url-scheme', part: 'scheme' }];
