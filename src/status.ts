@@ -12,7 +12,7 @@
 import type { Env } from './config/load.js';
 import { STATUS_EXIT_CODES } from './errors.js';
 import type { FolderView, HealthReport, HealthStatus } from './health/state.js';
-import { colorEnabled, formatDuration, printable } from './text.js';
+import { colorEnabled, formatDuration, printable, trimEndOf } from './text.js';
 
 export interface StatusIo {
   readonly env: Env;
@@ -72,7 +72,7 @@ export function parseStatusArgs(argv: readonly string[], env: Env): StatusArgs |
     return `--url: "${base}" is not a URL; write it with its scheme, e.g. http://127.0.0.1:8080`;
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return `--url: scheme ${parsed.protocol} is not supported; use http://`;
-  if (!/\/healthz\/?$/.test(parsed.pathname)) parsed.pathname = `${parsed.pathname.replace(/\/+$/, '')}/healthz`;
+  if (!/\/healthz\/?$/.test(parsed.pathname)) parsed.pathname = `${trimEndOf(parsed.pathname, '/')}/healthz`;
   return { url: parsed.toString(), json };
 }
 

@@ -67,8 +67,23 @@ const PASSWORD_TEMPLATE = '{{ POSTGRES_PASSWORD | url }}';
 const PLACEHOLDERS = new Set(['', 'change_me', 'change_me_to_something_random', 'postgres://postgres:postgres@postgres:5432/postgres']);
 const SECRET_NAME = /(^SECRET_KEY|PASSWORD|SECRET|TOKEN|API_KEY)$/;
 const URL_NAME = /_URL$/;
-/** A password in the userinfo (even with an unencoded `/` in it), or in the query (`?password=`). */
-const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^@]*:[^@]+@|[?&]password=[^&]/i;
+const URL_SCHEME = /^[a-z][a-z0-9+.-]*:\/\//i;
+const PASSWORD_PARAMETER = /[?&]password=[^&]/i;
+
+/**
+ * A password in the userinfo (a `:` with something after it before the first `@`, even with an
+ * unencoded `/` in it), or in the query (`?password=`). Scanned, not matched by one regex: the
+ * regex it replaces backtracked over every `:` of a long value without an `@`.
+ */
+export function urlHasPassword(value: string): boolean {
+  const scheme = URL_SCHEME.exec(value);
+  if (scheme) {
+    const at = value.indexOf('@', scheme[0].length);
+    const colon = value.indexOf(':', scheme[0].length);
+    if (at !== -1 && colon !== -1 && colon < at - 1) return true;
+  }
+  return PASSWORD_PARAMETER.test(value);
+}
 
 export function planOverride(model: ComposeModel, options: PlanOptions = {}): OverridePlan {
   refuseOwnOutput(model);
@@ -277,6 +292,6 @@ function warnAboutBaseFile(service: ServiceModel, consumers: readonly ConsumerPl
 
 function holdsSecret(name: string, value: string): boolean {
   if (PLACEHOLDERS.has(value)) return false;
-  if (URL_NAME.test(name)) return URL_WITH_PASSWORD.test(value);
+  if (URL_NAME.test(name)) return urlHasPassword(value);
   return SECRET_NAME.test(name);
 }

@@ -7,15 +7,17 @@
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const DURATION = /^(?:\d+(?:\.\d+)?(?:ms|s|m|h|d))+$/;
-const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/g;
+/** Sticky: each part is read where the last one ended, never searched for (DURATION vouched for the text). */
+const PART = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
 
 /** Parses `1h30m` into milliseconds; returns undefined when the text is not a duration with units. */
 export function parseDuration(text: string): number | undefined {
   const trimmed = text.trim();
   if (!DURATION.test(trimmed)) return undefined;
   let total = 0;
-  for (const [, amount, unit] of trimmed.matchAll(PART)) {
-    total += Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  PART.lastIndex = 0;
+  for (let part = PART.exec(trimmed); part !== null; part = PART.exec(trimmed)) {
+    total += Number(part[1]) * UNIT_MS[part[2] as keyof typeof UNIT_MS];
   }
   return Math.round(total);
 }

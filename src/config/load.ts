@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { urlOrigin } from '../text.js';
+import { trimEndOf, urlOrigin } from '../text.js';
 import { readUtf8, readVariableFile, type ReadTextFile } from './credentials.js';
 import { DEFAULT_OUTPUT_PATHS } from './outputs.js';
 import {
@@ -242,7 +242,7 @@ function normalizeSiteUrl(text: string | undefined, allowInsecureHttp: boolean |
     problems.push('INFISICAL_SITE_URL: must not contain credentials, a query or a fragment — give only scheme, host, port and an optional path prefix');
   }
   // The SDK appends `/api/...` itself; the CLI's form carries `/api`, so drop it rather than call /api/api.
-  const path = url.pathname.replace(/\/+$/, '').replace(/\/api$/, '');
+  const path = trimEndOf(url.pathname, '/').replace(/\/api$/, '');
   return `${url.protocol}//${url.host}${path}`;
 }
 
@@ -374,7 +374,7 @@ function checkReloadSettings(command: string | undefined, url: string | undefine
 }
 
 function normalizeFolder(path: string): string {
-  const trimmed = path.replace(/\/+$/, '');
+  const trimmed = trimEndOf(path, '/');
   return trimmed === '' ? '/' : trimmed;
 }
 

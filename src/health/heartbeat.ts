@@ -16,7 +16,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { formatDuration, requestFailureReason } from '../text.js';
+import { formatDuration, requestFailureReason, trimEndOf } from '../text.js';
 import { systemClock, timeoutSignal, type Clock } from '../timers.js';
 import type { HealthReport, HealthState, HealthStatus } from './state.js';
 
@@ -68,7 +68,7 @@ export function failureUrl(settings: Pick<Config, 'heartbeatUrl' | 'heartbeatFai
   if (suffix.startsWith('?')) {
     for (const [name, value] of new URLSearchParams(suffix)) url.searchParams.set(name, value);
   } else {
-    url.pathname = url.pathname.replace(/\/+$/, '') + suffix;
+    url.pathname = trimEndOf(url.pathname, '/') + suffix;
   }
   return url.toString();
 }

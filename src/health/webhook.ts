@@ -20,7 +20,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../log.js';
-import { printable } from '../text.js';
+import { printable, trimEndOf } from '../text.js';
 
 export interface WebhookOptions {
   readonly secret: string;
@@ -102,7 +102,7 @@ export class SeenDeliveries {
 
 /** Whether a change at `changed` can affect a configured folder (same folder, a parent or a child). */
 function affects(changed: string, configured: readonly string[]): boolean {
-  const norm = (p: string) => (p.replace(/\/+$/, '') || '/');
+  const norm = (p: string) => trimEndOf(p, '/') || '/';
   const c = norm(changed);
   return configured.some((path) => {
     const p = norm(path);

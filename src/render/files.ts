@@ -1,6 +1,7 @@
 /** `files` format: one file per key holding the raw value, for `*_FILE` consumers. */
 
 import { DEFAULT_OUTPUT_PATHS } from '../config/outputs.js';
+import { trimEndOf } from '../text.js';
 import { isSafeFileName, sortedEntries } from './keys.js';
 import type { RenderedFile, SkippedKey, Snapshot } from './types.js';
 
@@ -19,7 +20,7 @@ export interface RenderedKeyFiles {
  * @param dir the sub-directory, relative, posix separators (default "keys")
  */
 export function renderKeyFiles(snapshot: Snapshot, dir: string = DEFAULT_OUTPUT_PATHS.files): RenderedKeyFiles {
-  const prefix = dir.replace(/\/+$/, '');
+  const prefix = trimEndOf(dir, '/');
   const files: RenderedFile[] = [];
   const skipped: SkippedKey[] = [];
   for (const [key, value] of sortedEntries(snapshot)) {
