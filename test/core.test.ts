@@ -1,42 +1,63 @@
 /**
- * What the restructured core promises, end to end against the fake server (issue 10):
+ * What the core promises, end to end against the fake server:
  * - a failure after the `..data` swap is a successful sync of the new revision: reload actions run,
  *   `/healthz` reports the publish error until a later pass repairs it;
  * - `check` and the restart diff take key names from the sync, never by parsing a rendered file, so
  *   they work whatever outputs are configured and cannot quote a value in an error;
- * - the manifest and its digest key are readable by the sidecar's user only.
+ * - the manifest and its digest key are readable by the sidecar's user only;
+ * - a reload owed when the sidecar died runs at the next start, and only then.
+ * Running sidecars are on a manual clock: passes, the reload debounce and cooldown run when the test moves it.
  */
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { createApp } from '../src/app.js';
+import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { EXIT_CODES } from '../src/errors.js';
+import type { HealthReport } from '../src/health/state.js';
+import type { Clock } from '../src/timers.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
+import { ManualClock } from './helpers/clock.js';
 import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { reloadReceiver } from './helpers/reload-receiver.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
 const FAST = { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '10s', SIDECAR_REFRESH_JITTER: '0', SIDECAR_RELOAD_DEBOUNCE: '50ms', SIDECAR_RELOAD_COOLDOWN: '50ms' };
+const RELOAD_DEBOUNCE_MS = 50;
+const RELOAD_COOLDOWN_MS = 50;
 
-function appFor(env: Record<string, string>) {
+function appFor(env: Record<string, string>, clock?: Clock) {
   const { log, logs } = testLogger();
-  const app = createApp(loadConfig(env), log, { reloadConfig: () => loadConfig(env) });
+  const app = createApp(loadConfig(env), log, { reloadConfig: () => loadConfig(env), ...(clock ? { clock } : {}) });
   onTestFinished(() => app.stop());
   return { app, logs };
 }
 
+/** Resolves once the refresh loop has recorded a pass after the one that ended at `since`; it schedules its next wake-up in the same tick. */
+async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
+  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
+  return app.health.report();
+}
+
+/** Moves the clock to the pass the loop sleeps until and waits until that pass is recorded. */
+async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
+  const { lastAttemptAt, nextRefreshAt } = app.health.report();
+  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
+  return passAfter(clock, app, lastAttemptAt);
+}
+
 describe('a failure after the ..data swap', () => {
   it('counts as a sync of the new revision: reload runs, /healthz is degraded with the error until a pass repairs it', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
     const receiver = await reloadReceiver();
     const configFile = path.join(makeTempDir(), 'sidecar.json');
     writeFileSync(configFile, JSON.stringify({ outputs: [{ format: 'env', path: 'secrets.env' }] }));
-    const { app, logs } = appFor(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_CONFIG_FILE: configFile, SIDECAR_RELOAD_URL: receiver.url, SIDECAR_WATCH: 'false' }));
+    const { app, logs } = appFor(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_CONFIG_FILE: configFile, SIDECAR_RELOAD_URL: receiver.url, SIDECAR_WATCH: 'false' }), clock);
     await app.start();
-    await waitFor(() => app.health.report().revision === 1, 'first sync');
+    expect(await passAfter(clock, app, null)).toMatchObject({ revision: 1 });
 
     // A directory sits where the next configuration's new output goes; the same pass rotates a value.
     mkdirSync(path.join(dir, 'secrets.json'));
@@ -44,24 +65,26 @@ describe('a failure after the ..data swap', () => {
     writeFileSync(configFile, JSON.stringify({ outputs: [{ format: 'env', path: 'secrets.env' }, { format: 'json', path: 'secrets.json' }] }));
     app.reconfigure(loadConfig(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_CONFIG_FILE: configFile })));
 
-    const degraded = await waitFor(() => {
-      const report = app.health.report();
-      return report.revision === 2 ? report : undefined;
-    }, 'revision 2');
-    // Not renamed over: an entry the writer did not make is left alone and named (issue 11 item 7).
+    // The pass the change triggers (one minimum gap after the first: at the interval here).
+    const degraded = await nextPass(clock, app);
+    expect(degraded.revision).toBe(2);
+    // Not renamed over: an entry the writer did not make is left alone and named.
     expect(degraded).toMatchObject({ status: 'degraded', healthy: true, lastError: { code: 'SIDECAR_OUTPUT_FOREIGN_ENTRIES' } });
     expect(degraded.lastError?.message).toMatch(/secrets\.json \(a directory\)/);
     expect(readFileSync(path.join(dir, 'secrets.env'), 'utf8')).toContain('rotated-secret-key-value-0123456789');
+    await clock.advance(RELOAD_DEBOUNCE_MS);
     await waitFor(() => receiver.calls.length === 1, 'the reload for revision 2');
     expect(receiver.calls[0]).toMatchObject({ revision: 2, changedKeys: ['SECRET_KEY'] });
     expect(logs.lines().some((line) => line.msg === 'new secrets are live, but a step after the swap failed; retrying at the next refresh')).toBe(true);
 
     // The operator removes the directory: the next pass publishes the link, same revision, no reload.
     rmSync(path.join(dir, 'secrets.json'), { recursive: true });
-    await waitFor(() => app.health.report().status === 'ok', 'repaired');
-    expect(app.health.report().revision).toBe(2);
+    const scheduledBefore = clock.scheduled.length;
+    expect(await nextPass(clock, app)).toMatchObject({ status: 'ok', revision: 2 });
     expect(JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8'))).toMatchObject({ SECRET_KEY: 'rotated-secret-key-value-0123456789' });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // longer than debounce + cooldown
+    // No reload was even scheduled (its debounce would be the only timer that short), and none runs.
+    expect(clock.scheduled.slice(scheduledBefore).filter((delay) => delay <= RELOAD_DEBOUNCE_MS + RELOAD_COOLDOWN_MS)).toEqual([]);
+    await clock.advance(RELOAD_DEBOUNCE_MS + RELOAD_COOLDOWN_MS);
     expect(receiver.calls).toHaveLength(1);
   });
 });
@@ -86,17 +109,20 @@ describe('key names come from the sync, never from a rendered file', () => {
   });
 
   it('after a restart, only the keys that changed while the sidecar was down are reported and reloaded, with an env output only', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
     const receiver = await reloadReceiver();
     const env = glitchtipEnv(fake, dir, { ...FAST, SIDECAR_OUTPUTS: 'env', SIDECAR_RELOAD_URL: receiver.url });
-    const first = appFor(env);
+    const first = appFor(env, clock);
     expect(await first.app.once()).toMatchObject({ ok: true, revision: 1 });
     await first.app.stop();
 
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', 'changed-while-down');
-    const second = appFor(env);
+    const second = appFor(env, clock);
     await second.app.start();
+    expect(await passAfter(clock, second.app, null)).toMatchObject({ revision: 2 });
+    await clock.advance(RELOAD_DEBOUNCE_MS);
     await waitFor(() => receiver.calls.length === 1, 'a reload for the change made while down');
     // DATABASE_URL is derived from POSTGRES_PASSWORD, so it changed too; nothing else did.
     expect(receiver.calls[0]).toMatchObject({ revision: 2, changedKeys: ['DATABASE_URL', 'POSTGRES_PASSWORD'] });
@@ -131,7 +157,7 @@ describe('key names come from the sync, never from a rendered file', () => {
   });
 });
 
-describe('lint findings in check (issue 17)', () => {
+describe('lint findings in check', () => {
   it('check against the fake prints the finding for an EMAIL_URL with an unescaped / in its password, naming the key and rule, never the value', async () => {
     const fake = await startFake();
     const value = 'smtp://glitchtip%40app:pa/ss-7e1f0c@smtp.example.test:2525';
@@ -145,34 +171,43 @@ describe('lint findings in check (issue 17)', () => {
   });
 });
 
-describe('a reload owed when the sidecar died (review of issue 10)', () => {
+describe('a reload owed when the sidecar died', () => {
   it('runs at the next start when the ledger is behind the volume, and not when there is no ledger (an older version left the volume)', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
     const receiver = await reloadReceiver();
     const env = glitchtipEnv(fake, dir, { ...FAST, SIDECAR_RELOAD_URL: receiver.url, SIDECAR_WATCH: 'false' });
-    const first = appFor(env);
+    const ledger = () => readFileSync(path.join(dir, '..reloaded'), 'utf8');
+    const first = appFor(env, clock);
     await first.app.start();
-    await waitFor(() => first.app.health.report().revision === 1, 'first sync');
+    expect(await passAfter(clock, first.app, null)).toMatchObject({ revision: 1 });
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-before-the-crash-0123456789');
+    expect(await nextPass(clock, first.app)).toMatchObject({ revision: 2 });
+    await clock.advance(RELOAD_DEBOUNCE_MS);
     await waitFor(() => receiver.calls.length === 1, 'the reload for revision 2');
     await first.app.stop();
-    expect(readFileSync(path.join(dir, '..reloaded'), 'utf8')).toBe('2\n');
+    await waitFor(() => ledger() === '2\n', 'the ledger at revision 2');
 
     // As if SIGKILL had hit between writing revision 2 and running its reload.
     writeFileSync(path.join(dir, '..reloaded'), '1\n');
-    const second = appFor(env);
+    const second = appFor(env, clock);
     await second.app.start();
+    await passAfter(clock, second.app, null);
+    await clock.advance(RELOAD_DEBOUNCE_MS);
     await waitFor(() => receiver.calls.length === 2, 'the owed reload');
     expect(receiver.calls[1]).toMatchObject({ revision: 2 });
     await second.app.stop();
 
     rmSync(path.join(dir, '..reloaded'));
-    const third = appFor(env);
+    const third = appFor(env, clock);
+    const scheduledBefore = clock.scheduled.length;
     await third.app.start();
-    await waitFor(() => third.app.health.report().status === 'ok', 'third start synced');
-    await new Promise((resolve) => setTimeout(resolve, 300)); // longer than debounce + cooldown
+    expect(await passAfter(clock, third.app, null)).toMatchObject({ status: 'ok', revision: 2 });
+    // Nothing owed: no reload is even scheduled (its debounce would be the only timer that short), and none runs.
+    expect(clock.scheduled.slice(scheduledBefore).filter((delay) => delay <= RELOAD_DEBOUNCE_MS + RELOAD_COOLDOWN_MS)).toEqual([]);
+    await clock.advance(RELOAD_DEBOUNCE_MS + RELOAD_COOLDOWN_MS);
     expect(receiver.calls).toHaveLength(2);
-    expect(readFileSync(path.join(dir, '..reloaded'), 'utf8')).toBe('2\n');
+    await waitFor(() => ledger() === '2\n', 'the ledger started at the revision on the volume');
   });
 });

@@ -1,6 +1,8 @@
 /**
  * Rotation reaches the app: reload actions, webhook push, self-healing files, rotated credentials,
  * config hot reload, and the Docker API restart path against a fake Engine API on a unix socket.
+ * The sidecars run on a manual clock: a pass, a reload debounce or a triggered refresh happens when
+ * the test moves the clock to it, so "no reload" and "no extra pass" are checked exactly.
  */
 import { appendFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -9,9 +11,11 @@ import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
+import type { HealthReport } from '../src/health/state.js';
 import { dockerRestartAction } from '../src/reload/docker.js';
 import { signWebhook } from './fake-infisical/webhook.js';
 import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
+import { ManualClock } from './helpers/clock.js';
 import { reloadReceiver } from './helpers/reload-receiver.js';
 import { FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -19,29 +23,58 @@ import { waitFor } from './helpers/wait.js';
 
 /** FAST, with room for the reload actions' debounce and cooldown inside the staleness bound. */
 const FAST_RELOADS = { ...FAST, SIDECAR_MAX_STALENESS: '10s', SIDECAR_RELOAD_DEBOUNCE: '100ms', SIDECAR_RELOAD_COOLDOWN: '200ms' };
+const RELOAD_DEBOUNCE_MS = 100;
 const LIST = '/api/v3/secrets/raw';
 /** The refresh loop's minimum gap between triggered passes (src/sync/loop.ts). */
 const MIN_TRIGGER_GAP_MS = 1_000;
+/** The file watcher's debounce (src/sync/watch.ts): its longest wait after an event. */
+const WATCH_DEBOUNCE_MS = 200;
 
-async function startApp(env: Record<string, string>) {
+async function startApp(env: Record<string, string>, clock: ManualClock) {
   const { log, logs } = testLogger();
-  const app = createApp(loadConfig(env), log, { reloadConfig: () => loadConfig(env) });
+  const app = createApp(loadConfig(env), log, { reloadConfig: () => loadConfig(env), clock });
   await app.start();
   onTestFinished(() => app.stop());
-  await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'the first sync');
+  expect(await passAfter(clock, app, null)).toMatchObject({ status: 'ok' });
   return { app, logs };
 }
 
-/** Waits until the app has finished one more pass than when called (the interval is 1 s here). */
-async function nextPass(app: App): Promise<void> {
-  const lastAttemptAt = async () => (await app.server.inject('/healthz')).json().lastAttemptAt as string | null;
-  const before = await lastAttemptAt();
-  await waitFor(async () => (await lastAttemptAt()) !== before, 'one more pass');
+/** Resolves once the refresh loop has recorded a pass after the one that ended at `since`; it schedules its next wake-up in the same tick. */
+async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
+  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
+  return app.health.report();
+}
+
+/** Moves the clock to the pass the loop sleeps until (nothing triggered) and waits until that pass is recorded. */
+async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
+  const { lastAttemptAt, nextRefreshAt } = app.health.report();
+  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
+  return passAfter(clock, app, lastAttemptAt);
+}
+
+/** Whether the loop still sleeps until its next interval: a trigger would have cancelled that timer for an earlier one. */
+function sleepsUntilNextRefresh(clock: ManualClock, app: App): boolean {
+  return clock.pending().includes(Date.parse(app.health.report().nextRefreshAt!) - clock.now());
+}
+
+/**
+ * Waits until `done()` holds, moving the clock to the earliest timer whenever one no longer than
+ * `maxDelayMs` is pending: for what real file events start (the watcher's debounce on the clock,
+ * then the refresh it triggers).
+ */
+async function driveUntil(clock: ManualClock, done: () => boolean | Promise<boolean>, what: string, maxDelayMs: number): Promise<void> {
+  await waitFor(async () => {
+    if (await done()) return true;
+    const next = clock.pending()[0];
+    if (next !== undefined && next <= maxDelayMs) await clock.advance(next);
+    return done();
+  }, what);
 }
 
 describe('reload actions', () => {
   it('run exactly once per change, after the files are written, and not for the first fill of an empty volume', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
     const receiver = await reloadReceiver();
     const marker = path.join(makeTempDir(), 'command.log');
@@ -51,166 +84,215 @@ describe('reload actions', () => {
         SIDECAR_RELOAD_URL: receiver.url,
         SIDECAR_RELOAD_COMMAND: JSON.stringify(['/bin/sh', '-c', `printf '%s %s %s\\n' "$SIDECAR_REVISION" "$SIDECAR_CHANGED_KEYS" "$(cat ${dir}/keys/SECRET_KEY)" >> ${marker}`]),
       }),
+      clock,
     );
+    // A reload is scheduled one debounce after a change: no timer that long was ever scheduled.
+    const reloadsScheduled = () => clock.scheduled.filter((delay) => delay === RELOAD_DEBOUNCE_MS).length;
     // Another pass, and still no action: the first fill of an empty volume restarts nobody.
-    await nextPass(app);
+    await nextPass(clock, app);
+    expect(reloadsScheduled()).toBe(0);
     expect(receiver.calls).toEqual([]);
 
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-1');
-    await waitFor(() => receiver.calls.length === 1, 'the reload notification for revision 2', 5_000);
+    expect(await nextPass(clock, app)).toMatchObject({ revision: 2 });
+    expect(reloadsScheduled()).toBe(1);
+    await clock.advance(RELOAD_DEBOUNCE_MS);
+    await waitFor(() => receiver.calls.length === 1, 'the reload notification for revision 2');
     expect(receiver.calls[0]).toEqual({ event: 'secrets.changed', revision: 2, changedKeys: ['SECRET_KEY'] });
     // The command saw the new value already on disk: actions run after all files are written.
     expect(readFileSync(marker, 'utf8')).toBe('2 SECRET_KEY rotated-1\n');
 
     // A pass with nothing changed runs no action.
-    await nextPass(app);
+    expect(await nextPass(clock, app)).toMatchObject({ revision: 2 });
+    expect(reloadsScheduled()).toBe(1);
     expect(receiver.calls).toHaveLength(1);
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', 'rotated-2');
-    await waitFor(() => receiver.calls.length === 2, 'the reload notification for revision 3', 5_000);
+    expect(await nextPass(clock, app)).toMatchObject({ revision: 3 });
+    expect(reloadsScheduled()).toBe(2);
+    await clock.advance(RELOAD_DEBOUNCE_MS);
+    await waitFor(() => receiver.calls.length === 2, 'the reload notification for revision 3');
     expect(receiver.calls[1]).toEqual({ event: 'secrets.changed', revision: 3, changedKeys: ['DATABASE_URL', 'POSTGRES_PASSWORD'] });
-  }, 20_000);
+  });
 
   it('run on the first sync after a restart when a secret changed while the sidecar was down', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
     const receiver = await reloadReceiver();
     const env = glitchtipEnv(fake, dir, { ...FAST_RELOADS, SIDECAR_RELOAD_URL: receiver.url });
+    const reloadsScheduled = () => clock.scheduled.filter((delay) => delay === RELOAD_DEBOUNCE_MS).length;
 
-    const first = await startApp(env);
+    const first = await startApp(env, clock);
     await first.app.stop();
     // Restart with nothing changed: no reload.
-    const second = await startApp(env);
-    await nextPass(second.app);
+    const second = await startApp(env, clock);
+    await nextPass(clock, second.app);
+    expect(reloadsScheduled()).toBe(0);
     expect(receiver.calls).toEqual([]);
     await second.app.stop();
 
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'EMAIL_URL', 'smtp://changed-while-down@example.test');
-    await startApp(env);
-    await waitFor(() => receiver.calls.length === 1, 'the reload notification after the restart', 5_000);
+    await startApp(env, clock);
+    expect(reloadsScheduled()).toBe(1);
+    await clock.advance(RELOAD_DEBOUNCE_MS);
+    await waitFor(() => receiver.calls.length === 1, 'the reload notification after the restart');
     expect(receiver.calls[0]).toMatchObject({ revision: 2, changedKeys: ['EMAIL_URL'] });
-  }, 20_000);
+  });
 });
 
 describe('webhook push', () => {
   const SECRET = 'webhook-signing-secret';
 
-  it('refreshes at once on a valid signature, refuses bad ones, ignores other environments', async () => {
-    const fake = await startFake();
+  it('refreshes one minimum gap after the last pass on a valid signature, refuses bad ones, ignores other environments', async () => {
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
-    const { app } = await startApp(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_WEBHOOK_SECRET: SECRET }));
+    const { app } = await startApp(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_WEBHOOK_SECRET: SECRET }), clock);
+    const firstPassAt = clock.now();
     const url = `http://127.0.0.1:${(app.server.server.address() as AddressInfo).port}/webhook`;
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'pushed');
     fake.clearRequests();
 
     const post = (body: string, signature?: string) =>
       fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(signature ? { 'x-infisical-signature': signature } : {}) }, body });
-    const event = (overrides: Record<string, unknown> = {}, timestamp = Date.now()) => ({
+    const event = (overrides: Record<string, unknown> = {}) => ({
       event: 'secrets.modified',
       project: { workspaceId: DEMO_PROJECT_ID, projectId: DEMO_PROJECT_ID, projectName: 'glitchtip', environment: DEMO_ENVIRONMENT, secretPath: DEMO_APPLICATION_PATH, ...overrides },
-      timestamp,
     });
 
     // Refused: no signature, wrong key, tampered body, stale timestamp.
-    const valid = signWebhook(SECRET, event());
+    const valid = signWebhook(SECRET, event(), clock.now());
     expect((await post(valid.body)).status).toBe(401);
-    expect((await post(valid.body, signWebhook('wrong', event()).signature)).status).toBe(401);
+    expect((await post(valid.body, signWebhook('wrong', event(), clock.now()).signature)).status).toBe(401);
     expect((await post(valid.body.replace('prod', 'dev'), valid.signature)).status).toBe(401);
-    const old = signWebhook(SECRET, event({}, Date.now() - 10 * 60_000), Date.now() - 10 * 60_000);
+    const old = signWebhook(SECRET, event(), clock.now() - 10 * 60_000);
     expect((await post(old.body, old.signature)).status).toBe(401);
     // Acknowledged but ignored: another environment or folder.
-    const dev = signWebhook(SECRET, event({ environment: 'dev' }));
+    const dev = signWebhook(SECRET, event({ environment: 'dev' }), clock.now());
     expect(await (await post(dev.body, dev.signature)).json()).toEqual({ triggered: false, reason: 'other environment' });
-    const other = signWebhook(SECRET, event({ secretPath: '/other/app' }));
+    const other = signWebhook(SECRET, event({ secretPath: '/other/app' }), clock.now());
     expect(await (await post(other.body, other.signature)).json()).toEqual({ triggered: false, reason: 'other folder' });
-    // Nothing to wait for: a triggered pass would have started within the minimum gap after the first.
-    await new Promise((resolve) => setTimeout(resolve, MIN_TRIGGER_GAP_MS + 200));
+    // None of them triggered a pass: the loop still sleeps until its 1 h interval, and a pass they
+    // could have triggered would have come within the minimum gap.
+    expect(sleepsUntilNextRefresh(clock, app)).toBe(true);
+    await clock.advance(MIN_TRIGGER_GAP_MS);
+    expect(sleepsUntilNextRefresh(clock, app)).toBe(true);
     expect(fake.requests.filter((r) => r.path.startsWith('/api/v3/secrets'))).toHaveLength(0);
     expect(readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8')).not.toBe('pushed');
 
-    // Accepted: the new value appears without waiting for the 1 h interval.
-    const sent = Date.now();
+    // Accepted: the pass runs at once (the minimum gap is over), not at the 1 h interval.
+    const { lastAttemptAt } = app.health.report();
     const response = await fake.sendWebhook(url, SECRET, { environment: DEMO_ENVIRONMENT, secretPath: DEMO_APPLICATION_PATH, projectId: DEMO_PROJECT_ID });
     expect(response.status).toBe(202);
-    await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'pushed', 'the pushed value in keys/SECRET_KEY', 3_000);
-    expect(Date.now() - sent).toBeLessThan(2_500);
-  }, 20_000);
+    expect(sleepsUntilNextRefresh(clock, app)).toBe(false);
+    await clock.whenPending((dueIn) => dueIn === 0);
+    await clock.advance(0);
+    const pushed = await passAfter(clock, app, lastAttemptAt);
+    expect(pushed).toMatchObject({ status: 'ok', revision: 2 });
+    expect(readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8')).toBe('pushed');
+    expect(fake.requests.filter((r) => r.path === LIST).map((r) => r.at - firstPassAt)).toEqual([MIN_TRIGGER_GAP_MS, MIN_TRIGGER_GAP_MS]);
+  });
 
   it('coalesces a burst of webhooks that arrives during a pass into exactly one more pass', async () => {
-    const fake = await startFake();
-    const { app } = await startApp(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_REQUEST_TIMEOUT: '10s', SIDECAR_WEBHOOK_SECRET: SECRET }));
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
+    const { app } = await startApp(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_REQUEST_TIMEOUT: '10s', SIDECAR_WEBHOOK_SECRET: SECRET }), clock);
     const url = `http://127.0.0.1:${(app.server.server.address() as AddressInfo).port}/webhook`;
     const push = () => fake.sendWebhook(url, SECRET, { environment: DEMO_ENVIRONMENT, secretPath: DEMO_DATABASE_PATH, projectId: DEMO_PROJECT_ID });
     const lists = () => fake.requests.filter((r) => r.path === LIST);
     fake.clearRequests();
 
-    // One webhook starts a pass, held in flight by a slow answer to both of its list requests.
+    // One webhook starts a pass (one minimum gap after the first), held in flight by a 2 s answer to both of its list requests.
     fake.faults.add({ route: 'list', kind: 'latency', ms: 2_000, times: 2 });
+    const first = app.health.report();
     expect((await push()).status).toBe(202);
-    await waitFor(() => lists().length === 2, "the triggered pass's list requests");
+    await clock.advance(MIN_TRIGGER_GAP_MS);
+    await fake.whenRequests((requests) => requests.filter((r) => r.path === LIST).length === 2);
 
-    // The burst lands while that pass is still waiting for its answers.
+    // The burst lands while that pass is still waiting for its answers (the clock stands still).
     const burst = await Promise.all(Array.from({ length: 30 }, push));
     expect(burst.every((delivery) => delivery.status === 202)).toBe(true);
     expect(lists().map((r) => r.status), 'the burst arrived while the first pass was in flight').toEqual([0, 0]);
 
-    // Thirty triggers during one pass make one more pass, not thirty.
-    await waitFor(() => lists().length === 4 && lists().every((r) => r.status === 200), 'the one pass for the whole burst', 8_000);
-    const lastAnswered = Math.max(...lists().map((r) => r.at + r.ms));
-    // A trigger left over would start a pass one minimum gap after the last one: none may come.
-    await new Promise((resolve) => setTimeout(resolve, lastAnswered + MIN_TRIGGER_GAP_MS + 500 - Date.now()));
+    // Thirty triggers during one pass make one more pass, one minimum gap after it, not thirty.
+    await clock.advance(2_000);
+    const triggered = await passAfter(clock, app, first.lastAttemptAt);
+    expect(lists().map((r) => r.status)).toEqual([200, 200]);
+    expect(sleepsUntilNextRefresh(clock, app)).toBe(false); // the burst's pass is due first
+    await clock.advance(MIN_TRIGGER_GAP_MS);
+    await passAfter(clock, app, triggered.lastAttemptAt);
+    expect(lists().map((r) => [r.at - Date.parse(first.lastAttemptAt!), r.status])).toEqual([
+      [1_000, 200],
+      [1_000, 200],
+      [4_000, 200],
+      [4_000, 200],
+    ]);
+    // No trigger is left over: the loop sleeps until its interval, and no pass comes within the minimum gap.
+    expect(sleepsUntilNextRefresh(clock, app)).toBe(true);
+    await clock.advance(MIN_TRIGGER_GAP_MS + 500);
+    expect(sleepsUntilNextRefresh(clock, app)).toBe(true);
     expect(lists()).toHaveLength(4);
-  }, 20_000);
+  });
 });
 
 describe('self-healing', () => {
   it('restores a deleted or edited output file without bumping the revision', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
-    const { app, logs } = await startApp(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h' }));
+    const { app, logs } = await startApp(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h' }), clock);
     const original = readFileSync(path.join(dir, 'secrets.env'), 'utf8');
 
     rmSync(path.join(dir, 'secrets.env'));
-    await waitFor(() => existsSync(path.join(dir, 'secrets.env')) && readFileSync(path.join(dir, 'secrets.env'), 'utf8') === original, 'secrets.env restored', 5_000);
+    await driveUntil(clock, () => existsSync(path.join(dir, 'secrets.env')) && readFileSync(path.join(dir, 'secrets.env'), 'utf8') === original, 'secrets.env restored', WATCH_DEBOUNCE_MS);
     appendFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'tampered');
-    await waitFor(() => !readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8').endsWith('tampered'), 'keys/SECRET_KEY restored', 5_000);
+    await driveUntil(clock, () => !readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8').endsWith('tampered'), 'keys/SECRET_KEY restored', WATCH_DEBOUNCE_MS);
 
-    expect((await app.server.inject('/healthz')).json().revision).toBe(1);
+    expect(app.health.report().revision).toBe(1);
+    expect(sleepsUntilNextRefresh(clock, app)).toBe(true); // restored by the watcher, not by a pass
     expect(logs.text()).toContain('restored from the last good set');
-  }, 20_000);
+  });
 
   it('logs in again with a rotated client secret file', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const secretFile = path.join(makeTempDir(), 'client-secret');
     writeFileSync(secretFile, 'first-secret\n');
     fake.addIdentity(DEMO_CLIENT_ID, 'first-secret');
     const env = glitchtipEnv(fake, makeTempDir(), { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h' });
     delete env.INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET;
-    const { app } = await startApp({ ...env, INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: secretFile });
+    const { app } = await startApp({ ...env, INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET_FILE: secretFile }, clock);
 
     // The operator creates a new client secret, revokes the old one, and updates the file.
     fake.addIdentity(DEMO_CLIENT_ID, 'second-secret');
     fake.expireTokens();
     fake.clearRequests();
+    const { lastAttemptAt } = app.health.report();
     writeFileSync(secretFile, 'second-secret\n');
-    await waitFor(() => fake.requests.some((r) => r.path.includes('universal-auth/login') && r.status === 200), 'a login with the new client secret', 5_000);
-    await waitFor(async () => (await app.server.inject('/healthz')).json().lastAttemptAt !== null && app.client.stats.logins === 2, 'a pass after the second login', 5_000);
+    // The watcher's debounce, then the refresh it triggers (at most one minimum gap away).
+    await driveUntil(clock, () => app.health.report().lastAttemptAt !== lastAttemptAt, 'a pass after the credential file changed', MIN_TRIGGER_GAP_MS);
+    expect(fake.requests.filter((r) => r.path.includes('universal-auth/login')).map((r) => r.status)).toEqual([200]);
+    expect(app.client.stats.logins).toBe(2);
+    expect(app.health.report()).toMatchObject({ status: 'ok', lastError: null });
     expect((await app.server.inject('/healthz')).statusCode).toBe(200);
-  }, 20_000);
+  });
 
   it('applies a valid config file change and rejects an invalid one, keeping the old config', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
     const configFile = path.join(makeTempDir(), 'sidecar.json');
     writeFileSync(configFile, JSON.stringify({ outputs: [{ format: 'env', path: 'glitchtip.env' }] }));
-    const { logs } = await startApp(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_CONFIG_FILE: configFile }));
+    const { logs } = await startApp(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', SIDECAR_CONFIG_FILE: configFile }), clock);
     expect(existsSync(path.join(dir, 'glitchtip.env'))).toBe(true);
 
     writeFileSync(configFile, '{ "outputs": [ broken');
-    await waitFor(() => logs.text().includes('config file changed but is invalid; keeping the previous config'), 'the invalid config reported', 5_000);
+    await driveUntil(clock, () => logs.text().includes('config file changed but is invalid; keeping the previous config'), 'the invalid config reported', WATCH_DEBOUNCE_MS);
     writeFileSync(configFile, JSON.stringify({ outputs: [{ format: 'json', path: 'glitchtip.json' }] }));
-    await waitFor(() => existsSync(path.join(dir, 'glitchtip.json')), 'the output of the new config', 5_000);
+    // The watcher's debounce, then the refresh the new config triggers (at most one minimum gap away).
+    await driveUntil(clock, () => existsSync(path.join(dir, 'glitchtip.json')), 'the output of the new config', MIN_TRIGGER_GAP_MS);
     expect(existsSync(path.join(dir, 'glitchtip.env'))).toBe(false);
-  }, 20_000);
+  });
 });
 
 describe('Docker API restart', () => {

@@ -1,22 +1,59 @@
 /**
- * The whole main job against the fake Infisical server over real HTTP, into real temp directories.
+ * The whole main job against the fake Infisical server over real HTTP, into real temp directories:
+ * what `once`, `check` and `run` write, keep and exit with. Where a test waits (a backoff, a
+ * retry-after, the once deadline, the refresh interval, staleness) the sidecar and the fake run on a
+ * manual clock the test moves, and the wait is asserted exactly on it.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../src/app.js';
+import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { EXIT_CODES } from '../src/errors.js';
+import type { HealthReport } from '../src/health/state.js';
+import type { Clock } from '../src/timers.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
+import { ManualClock } from './helpers/clock.js';
 import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
-import { waitFor } from './helpers/wait.js';
 
-async function appFor(env: Record<string, string>) {
+const LIST = '/api/v3/secrets/raw';
+const isList = (r: { path: string }) => r.path === LIST;
+
+async function appFor(env: Record<string, string>, clock?: Clock) {
   const { log, logs } = testLogger();
-  const app = createApp(loadConfig(env), log);
+  const app = createApp(loadConfig(env), log, clock ? { clock } : {});
   return { app, logs };
+}
+
+/**
+ * `app.once()` on `clock`: after each failed pass (the backoff is then scheduled, in the same tick),
+ * moves the clock to its earliest timer: the end of the backoff, or the deadline when that is first.
+ */
+async function onceOnClock(clock: ManualClock, app: App) {
+  const running = app.once();
+  let done = false;
+  void running.finally(() => (done = true));
+  const failuresBefore = app.health.report().consecutiveFailures;
+  for (let failure = 1; ; failure++) {
+    await Promise.race([running, clock.whenPending(() => app.health.report().consecutiveFailures >= failuresBefore + failure)]);
+    if (done) return running;
+    await clock.advance(clock.pending()[0]!);
+  }
+}
+
+/** Resolves once the refresh loop has recorded a pass after the one that ended at `since`; it schedules its next wake-up in the same tick. */
+async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
+  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
+  return app.health.report();
+}
+
+/** Moves the clock to the pass the loop sleeps until and waits until that pass is recorded. */
+async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
+  const { lastAttemptAt, nextRefreshAt } = app.health.report();
+  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
+  return passAfter(clock, app, lastAttemptAt);
 }
 
 /** A snapshot of every file under the output dir (following the links), to prove nothing changed. */
@@ -79,17 +116,22 @@ describe('first sync', () => {
 
 describe('refresh failures keep the last good files', () => {
   it('writes nothing when one folder fails while the other succeeds', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
-    const { app, logs } = await appFor(glitchtipEnv(fake, dir, { SIDECAR_ONCE_DEADLINE: '1s' }));
+    const { app, logs } = await appFor(glitchtipEnv(fake, dir, { SIDECAR_ONCE_DEADLINE: '1s' }), clock);
     expect((await app.once()).ok).toBe(true);
     const before = readOutputs(dir);
 
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_DATABASE_PATH, 'POSTGRES_PASSWORD', 'rotated-but-must-not-appear');
     fake.faults.add({ route: 'list', path: DEMO_APPLICATION_PATH, kind: 'status', status: 500 });
-    const outcome = await app.once();
+    const start = clock.now();
+    const outcome = await onceOnClock(clock, app);
 
+    // Retried on the backoff until the deadline, and never written.
+    expect(clock.now() - start).toBe(1_000);
     expect(outcome.ok).toBe(false);
+    expect(outcome.error).toMatchObject({ code: 'SIDECAR_ONCE_DEADLINE' });
     expect(outcome.folders.map((f) => [f.path, f.ok])).toEqual([
       [DEMO_DATABASE_PATH, true],
       [DEMO_APPLICATION_PATH, false],
@@ -129,25 +171,42 @@ describe('refresh failures keep the last good files', () => {
   });
 
   it('waits for retry-after on 429 before asking again', async () => {
-    const fake = await startFake();
-    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { INFISICAL_SECRET_PATHS: DEMO_DATABASE_PATH, SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD', SIDECAR_DERIVE_DATABASE_URL: '{{ POSTGRES_PASSWORD }}' }));
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { INFISICAL_SECRET_PATHS: DEMO_DATABASE_PATH, SIDECAR_REQUIRED_KEYS: 'POSTGRES_PASSWORD', SIDECAR_DERIVE_DATABASE_URL: '{{ POSTGRES_PASSWORD }}' }), clock);
     fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 1, times: 1 });
 
-    const outcome = await app.once();
+    const outcome = await onceOnClock(clock, app);
     expect(outcome.ok).toBe(true);
-    const lists = fake.requests.filter((r) => r.path.startsWith('/api/v3/secrets/raw'));
+    // The retry-after (1 s) rules over the backoff (at most 200 ms here): asked again exactly 1 s later.
+    const lists = fake.requests.filter(isList);
     expect(lists.map((r) => r.status)).toEqual([429, 200]);
-    expect(lists[1]!.at - lists[0]!.at).toBeGreaterThanOrEqual(1_000);
+    expect(lists[1]!.at - lists[0]!.at).toBe(1_000);
     expect(app.client.stats.rateLimited).toBe(1);
   });
 
   it('turns a hanging server into a deadline error instead of hanging', async () => {
-    const fake = await startFake();
-    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REQUEST_TIMEOUT: '300ms', SIDECAR_ONCE_DEADLINE: '1s' }));
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REQUEST_TIMEOUT: '300ms', SIDECAR_ONCE_DEADLINE: '1s' }), clock);
     fake.faults.add({ route: 'list', kind: 'hang' });
-    const started = Date.now();
-    const outcome = await app.once();
-    expect(Date.now() - started).toBeLessThan(3_000);
+    const start = clock.now();
+    const running = app.once();
+    let done = false;
+    void running.finally(() => (done = true));
+    // Each pass: both list requests hang until the 300 ms request timeout, then the backoff; the
+    // clock moves only once the pass waits on timers alone.
+    for (let pass = 1; !done; pass++) {
+      await Promise.race([running, fake.whenRequests((requests) => requests.filter(isList).length === 2 * pass)]);
+      if (done) break;
+      await clock.advance(Math.min(300, start + 1_000 - clock.now()));
+      if (clock.now() === start + 1_000) break;
+      await Promise.race([running, clock.whenPending(() => app.health.report().consecutiveFailures >= pass)]);
+      if (done) break;
+      await clock.advance(Math.min(clock.pending()[0]!, start + 1_000 - clock.now()));
+    }
+    const outcome = await running;
+    expect(clock.now() - start).toBe(1_000);
     expect(outcome.error).toMatchObject({ code: 'SIDECAR_ONCE_DEADLINE', exitCode: EXIT_CODES.deadline });
     expect(outcome.error?.message).toMatch(/last error: SIDECAR_FETCH_TIMEOUT: GET http:\/\/127\.0\.0\.1:\d+\/api\/v3\/secrets\/raw \(folder \/glitchtip\/\w+\): no answer within 300 ms/);
   });
@@ -155,13 +214,21 @@ describe('refresh failures keep the last good files', () => {
 
 describe('once deadline', () => {
   it('reports the deadline even when it expires in the middle of a request', async () => {
-    const fake = await startFake();
-    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REQUEST_TIMEOUT: '10s', SIDECAR_ONCE_DEADLINE: '1s' }));
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
+    const { app } = await appFor(glitchtipEnv(fake, makeTempDir(), { SIDECAR_REQUEST_TIMEOUT: '10s', SIDECAR_ONCE_DEADLINE: '1s' }), clock);
     fake.faults.add({ route: 'list', kind: 'hang' });
-    const started = Date.now();
-    const outcome = await app.once();
-    expect(Date.now() - started).toBeLessThan(2_500);
+    const start = clock.now();
+    const running = app.once();
+    // Both list requests hang, with 10 s to go before their timeout; the deadline falls 1 s in.
+    await fake.whenRequests((requests) => requests.filter(isList).length === 2);
+    await clock.advance(999);
+    expect(app.health.report().lastAttemptAt).toBeNull(); // still waiting on the hung requests
+    await clock.advance(1);
+    const outcome = await running;
+    expect(clock.now() - start).toBe(1_000);
     expect(outcome.error).toMatchObject({ code: 'SIDECAR_ONCE_DEADLINE', exitCode: EXIT_CODES.deadline });
+    expect(outcome.error?.message).toBe(`no complete sync within 1s; last error: SIDECAR_FETCH_TIMEOUT: GET ${fake.url}${LIST} (folder ${DEMO_DATABASE_PATH}): cancelled before an answer arrived (deadline or shutdown)`);
   });
 });
 
@@ -199,32 +266,49 @@ describe('health', () => {
 });
 
 describe('run mode', () => {
-  it('serves /healthz, refreshes on the interval, and stops cleanly on shutdown', async () => {
-    const fake = await startFake();
+  it('serves /healthz, refreshes on the interval, is healthy up to the staleness bound and stale 1 ms after, recovers, and stops cleanly on shutdown', async () => {
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const dir = makeTempDir();
-    const { app } = await appFor(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '3s', SIDECAR_REFRESH_JITTER: '0' }));
+    const { app } = await appFor(glitchtipEnv(fake, dir, { SIDECAR_REFRESH_INTERVAL: '1s', SIDECAR_MAX_STALENESS: '3s', SIDECAR_REFRESH_JITTER: '0' }), clock);
     await app.start();
     try {
-      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'the first sync');
+      const first = await passAfter(clock, app, null);
+      expect((await app.server.inject('/healthz')).statusCode).toBe(200);
+      expect(first.nextRefreshAt).toBe(new Date(clock.now() + 1_000).toISOString());
       fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', 'rotated-in-run');
-      await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === 'rotated-in-run', 'the rotated value in keys/SECRET_KEY', 3_000);
-      // The files are swapped in before /healthz records the pass.
-      await waitFor(async () => (await app.server.inject('/healthz')).json().revision === 2, '/healthz at revision 2', 1_000);
-      const report = (await app.server.inject('/healthz')).json();
-      expect(report).toMatchObject({ status: 'ok', revision: 2, changedKeys: ['SECRET_KEY'] });
+      // The next pass, one interval later, writes it; the files are swapped in before /healthz records the pass.
+      const rotated = await nextPass(clock, app);
+      expect(Date.parse(rotated.lastAttemptAt!) - Date.parse(first.lastAttemptAt!)).toBe(1_000);
+      expect(readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8')).toBe('rotated-in-run');
+      expect((await app.server.inject('/healthz')).json()).toMatchObject({ status: 'ok', revision: 2, changedKeys: ['SECRET_KEY'] });
 
-      // Infisical goes away: files stay, health goes stale after the bound, and recovers after.
+      // Infisical goes away: files stay; /healthz is 200 up to lastSuccessAt + SIDECAR_MAX_STALENESS and 503 after it.
       const before = readOutputs(dir);
       fake.faults.add({ kind: 'status', status: 503 });
-      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 503, 'stale past SIDECAR_MAX_STALENESS', 6_000);
+      const bound = Date.parse(rotated.lastSuccessAt!) + 3_000;
+      const seen: [number, number, string][] = [];
+      for (const checkpoint of [bound, bound + 1]) {
+        while (Date.parse(app.health.report().nextRefreshAt!) <= checkpoint) {
+          expect((await nextPass(clock, app)).lastError).toMatchObject({ code: 'SIDECAR_FETCH_UNAVAILABLE' });
+        }
+        await clock.advance(checkpoint - clock.now());
+        const response = await app.server.inject('/healthz');
+        seen.push([clock.now() - bound, response.statusCode, response.json().status]);
+      }
+      expect(seen).toEqual([
+        [0, 200, 'degraded'],
+        [1, 503, 'stale'],
+      ]);
       expect((await app.server.inject('/healthz')).json()).toMatchObject({ status: 'stale', lastError: { code: 'SIDECAR_FETCH_UNAVAILABLE' } });
       expect(readOutputs(dir)).toEqual(before);
       fake.faults.clear();
-      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'healthy again', 3_000);
+      expect(await nextPass(clock, app)).toMatchObject({ status: 'ok', revision: 2 });
+      expect((await app.server.inject('/healthz')).statusCode).toBe(200);
     } finally {
       await app.stop();
     }
-  }, 20_000);
+  });
 });
 
 describe('once and check through the CLI', () => {
@@ -240,9 +324,22 @@ describe('once and check through the CLI', () => {
     expect((await runCommand(['once'], { ...env, SIDECAR_REFRESH_INTERVAL: 'soon' })).code).toBe(EXIT_CODES.config);
     expect((await runCommand(['once'], { ...env, SIDECAR_DERIVE_X: '{{ A | nope }}' })).code).toBe(EXIT_CODES.config);
     expect((await runCommand(['frobnicate'], env)).code).toBe(EXIT_CODES.usage);
+    // A 502 is retried on the backoff until the deadline (on a manual clock: each backoff is moved
+    // through once it is scheduled, the only timer shorter than the deadline).
     fake.faults.add({ route: 'list', kind: 'status', status: 502 });
-    expect((await runCommand(['once'], { ...env, SIDECAR_ONCE_DEADLINE: '1s' })).code).toBe(EXIT_CODES.deadline);
-  }, 20_000);
+    const clock = new ManualClock();
+    const start = clock.now();
+    const deadline = runCommand(['once'], { ...env, SIDECAR_ONCE_DEADLINE: '1s' }, undefined, clock);
+    let done = false;
+    void deadline.finally(() => (done = true));
+    const backoffs = () => clock.scheduled.filter((delay) => delay > 0 && delay < 1_000).length;
+    for (let backoff = 1; !done; backoff++) {
+      await Promise.race([deadline, clock.whenPending(() => backoffs() >= backoff)]);
+      if (!done) await clock.advance(clock.pending()[0]!);
+    }
+    expect((await deadline).code).toBe(EXIT_CODES.deadline);
+    expect(clock.now() - start).toBe(1_000);
+  });
 
   it('prints the config problem to stderr, naming the variable', async () => {
     const result = await runCommand(['once'], { INFISICAL_ENVIRONMENT: 'prod' });
