@@ -9,20 +9,27 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { afterAll, describe, expect, it, onTestFinished } from 'vitest';
 import { SdkFetchFenceMissingError, installSdkFetchFence, parseRetryAfter, runWithDeadline, type CallOutcome } from '../src/infisical/call-context.js';
-import { waitFor } from './helpers/wait.js';
+import { ManualClock } from './helpers/clock.js';
 
 interface LocalServer {
   /** http://127.0.0.1:PORT, no trailing slash. */
   readonly url: string;
   /** `METHOD /path` of every request that reached the server, in order. */
   readonly requests: string[];
+  /** Resolves when the `count`th request has reached the server (at once if it already has). */
+  whenRequests(count: number): Promise<void>;
 }
 
 /** A real server for one test; `answer` decides each response (or none: hang, reset). */
 async function startServer(answer: (req: IncomingMessage, res: ServerResponse) => void): Promise<LocalServer> {
   const requests: string[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
   const server = createServer((req, res) => {
     requests.push(`${req.method} ${req.url}`);
+    for (const waiter of waiters.filter((w) => w.count <= requests.length)) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
     answer(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -30,7 +37,8 @@ async function startServer(answer: (req: IncomingMessage, res: ServerResponse) =
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   });
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
+  const whenRequests = (count: number) => (requests.length >= count ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ count, resolve })));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests, whenRequests };
 }
 
 function reply(status: number, headers: Record<string, string> = {}): (req: IncomingMessage, res: ServerResponse) => void {
@@ -58,8 +66,20 @@ function fence(siteUrl: string): void {
   onTestFinished(installSdkFetchFence(siteUrl));
 }
 
-function call<T>(siteUrl: string, run: () => Promise<T>, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<CallOutcome<T>> {
-  return runWithDeadline(run, { siteUrl, timeoutMs: options.timeoutMs ?? 2_000, signal: options.signal });
+/** One fenced call. Its deadline runs on `clock`: a manual one (default) fires only when the test moves it. */
+function call<T>(siteUrl: string, run: () => Promise<T>, options: { timeoutMs?: number; signal?: AbortSignal; clock?: ManualClock } = {}): Promise<CallOutcome<T>> {
+  return runWithDeadline(run, { siteUrl, timeoutMs: options.timeoutMs ?? 2_000, signal: options.signal, clock: options.clock ?? new ManualClock() });
+}
+
+/** Whether `promise` has settled once what is ready to run has run. */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void promise.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  await new ManualClock().advance(0);
+  return done;
 }
 
 /** The failure of a call that got an HTTP answer; anything else fails the test with the outcome. */
@@ -120,26 +140,31 @@ describe('inside a call context, under the site URL', () => {
     expect(server.requests).toHaveLength(1);
   });
 
-  it('ends the call at the first 429, with retry-after as an HTTP date', async () => {
-    // HTTP dates have whole seconds: 30 s ahead reads as more than 29 s and at most 30 s.
-    const server = await startServer(reply(429, { 'retry-after': new Date(Date.now() + 30_000).toUTCString() }));
+  it("ends the call at the first 429, with retry-after as an HTTP date read on the call's clock", async () => {
+    const clock = new ManualClock(Date.parse('Wed, 21 Oct 2026 07:28:00 GMT'));
+    const server = await startServer(reply(429, { 'retry-after': 'Wed, 21 Oct 2026 07:28:30 GMT' }));
     fence(server.url);
-    const { status, retryAfterMs } = httpFailure(await call(server.url, () => retryingGet(`${server.url}/api/v3/secrets/raw`)));
+    const { status, retryAfterMs } = httpFailure(await call(server.url, () => retryingGet(`${server.url}/api/v3/secrets/raw`), { clock }));
     expect(status).toBe(429);
-    expect(retryAfterMs).toBeGreaterThan(28_000);
-    expect(retryAfterMs).toBeLessThanOrEqual(30_000);
+    expect(retryAfterMs).toBe(30_000);
     expect(server.requests).toHaveLength(1);
   });
 
-  it('turns a hanging server into SIDECAR_FETCH_TIMEOUT at the deadline, and aborts the request', async () => {
-    let requestAborted = false;
-    const server = await startServer((req) => req.on('close', () => (requestAborted = true)));
+  it('turns a hanging server into SIDECAR_FETCH_TIMEOUT exactly at the deadline, and aborts the request', async () => {
+    const clock = new ManualClock();
+    let requestAborted!: () => void;
+    const aborted = new Promise<void>((resolve) => (requestAborted = resolve));
+    const server = await startServer((req) => req.on('close', requestAborted));
     fence(server.url);
-    const started = Date.now();
-    const outcome = await call(server.url, () => retryingGet(`${server.url}/api/v3/secrets/raw`), { timeoutMs: 200 });
-    expect(Date.now() - started).toBeLessThan(1_500);
-    expect(outcome).toMatchObject({ ok: false, requests: 1, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_TIMEOUT', retryable: true, message: 'no answer within 200 ms' } } });
-    await waitFor(() => requestAborted, 'the server to see the request aborted');
+    const pending = call(server.url, () => retryingGet(`${server.url}/api/v3/secrets/raw`), { timeoutMs: 200, clock });
+    await server.whenRequests(1);
+    expect(clock.pending()).toEqual([200]);
+    await clock.advance(199);
+    expect(await settled(pending)).toBe(false);
+    await clock.advance(1);
+    expect(await pending).toMatchObject({ ok: false, requests: 1, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_TIMEOUT', retryable: true, message: 'no answer within 200 ms' } } });
+    await aborted; // the server saw the request end
+    expect(clock.pending()).toEqual([]);
   });
 
   it('turns a cancelled parent signal into a non-retryable SIDECAR_FETCH_TIMEOUT', async () => {
@@ -147,15 +172,16 @@ describe('inside a call context, under the site URL', () => {
     fence(server.url);
     const shutdown = new AbortController();
     const pending = call(server.url, () => retryingGet(`${server.url}/api/v3/secrets/raw`), { timeoutMs: 10_000, signal: shutdown.signal });
-    await waitFor(() => server.requests.length === 1, 'the request to reach the server');
+    await server.whenRequests(1);
     shutdown.abort();
     expect(await pending).toMatchObject({ ok: false, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_TIMEOUT', retryable: false } } });
   });
 
   describe("a 404: whether Infisical's error envelope came with it", () => {
     /** The SDK reads the body and throws `[StatusCode=NNN] message` when it has a string `message`. */
-    async function sdkLikeCall(url: string): Promise<never> {
+    async function sdkLikeCall(url: string, onHeaders?: () => void): Promise<never> {
       const response = await fetch(url);
+      onHeaders?.();
       const body = await response.text();
       const message = (() => {
         try {
@@ -180,10 +206,17 @@ describe('inside a call context, under the site URL', () => {
     });
 
     it('ends at the deadline when the body never finishes', async () => {
+      const clock = new ManualClock();
       const server = await startServer((_req, res) => res.writeHead(404, { 'content-type': 'application/json' }).write('{"reqId":'));
       fence(server.url);
-      const outcome = await call(server.url, () => sdkLikeCall(`${server.url}/api/v1/auth/universal-auth/login`), { timeoutMs: 300 });
-      expect(outcome).toMatchObject({ ok: false, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_TIMEOUT' } } });
+      let headersArrived!: () => void;
+      const headers = new Promise<void>((resolve) => (headersArrived = resolve));
+      const pending = call(server.url, () => sdkLikeCall(`${server.url}/api/v1/auth/universal-auth/login`, headersArrived), { timeoutMs: 300, clock });
+      await headers; // the status line came; the body is what never finishes
+      await clock.advance(299);
+      expect(await settled(pending)).toBe(false);
+      await clock.advance(1);
+      expect(await pending).toMatchObject({ ok: false, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_TIMEOUT' } } });
     });
   });
 

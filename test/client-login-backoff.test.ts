@@ -1,36 +1,31 @@
 /**
- * A rotated client secret with a typo must not lock the machine identity out (issue 12, item 2).
+ * A rotated client secret with a typo must not lock the machine identity out.
  *
  * Infisical locks an identity's Universal Auth for 5 minutes after 3 failed logins within 30 s
  * (docs/infisical-api.md §1.1; the fake implements it). The sidecar keeps its token until Infisical
  * refuses it, spaces refused logins far below that rate, says so in /healthz, and tries a changed
- * credential file sooner without ever reaching 3 failures in the window. The fake and the client
- * share one clock, so the spacing is checked by moving time instead of waiting for it.
+ * credential file sooner without ever reaching 3 failures in the window. The fake and the sidecar
+ * share one manual clock (test/helpers/clock.ts): passes run when the test moves it, and the spacing
+ * is checked to the millisecond.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createApp, type App } from '../src/app.js';
-import { readCredentials } from '../src/config/credentials.js';
 import { loadConfig } from '../src/config/load.js';
-import { createInfisicalClient, type FolderResult } from '../src/infisical/client.js';
+import type { FolderResult } from '../src/infisical/client.js';
 import type { Credentials } from '../src/config/credentials.js';
 import type { FakeInfisical } from './fake-infisical/server.js';
-import { DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
+import { DEMO_CLIENT_ID, DEMO_DATABASE_PATH } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
-import { clientAgainst, FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
+import { ManualClock } from './helpers/clock.js';
+import { clientAgainst, FAST, glitchtipEnv, startFake, testLogger, type CapturedLogs } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
 const guard = leakGuard(2_000);
 const LOGIN = '/api/v1/auth/universal-auth/login';
 const LOCKED = 'This identity auth method is temporarily locked, please try again later';
-
-/** A clock the fake (lockout window) and the client (login spacing) share; `advance` moves both. */
-function sharedClock() {
-  let offset = 0;
-  return { now: () => Date.now() + offset, advance: (ms: number) => void (offset += ms) };
-}
 
 const loginsIn = (fake: FakeInfisical) => fake.requests.filter((r) => r.path === LOGIN);
 
@@ -47,8 +42,9 @@ async function assertNotLockedOut(fake: FakeInfisical, clientSecret: string): Pr
 }
 
 describe('a run with a client secret file', () => {
-  async function startRun(clock = sharedClock()) {
-    const fake = await startFake({ now: clock.now });
+  async function startRun() {
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     const rightSecret = guard.canary('client-secret', 'plain');
     fake.addIdentity(DEMO_CLIENT_ID, rightSecret);
     const secretFile = path.join(makeTempDir(), 'client-secret');
@@ -57,8 +53,7 @@ describe('a run with a client secret file', () => {
     delete env['INFISICAL_UNIVERSAL_AUTH_CLIENT_SECRET'];
     const config = loadConfig(env);
     const { log, logs } = testLogger();
-    const fetchClient = createInfisicalClient({ ...config, credentials: () => readCredentials(config), now: clock.now });
-    const app = createApp(config, log, { fetchClient });
+    const app = createApp(config, log, { clock });
     await app.start();
     onTestFinished(() => app.stop());
     await waitFor(async () => (await health(app)).status === 'ok', 'the first sync');
@@ -68,56 +63,85 @@ describe('a run with a client secret file', () => {
   async function health(app: App) {
     const response = await app.server.inject('/healthz');
     guard.observe(response.body);
-    return response.json() as { status: string; lastAttemptAt: string | null; lastError: { code: string; message: string; hint: string } | null };
+    return response.json() as { status: string; lastAttemptAt: string | null; nextRefreshAt: string | null; lastError: { code: string; message: string; hint: string } | null };
   }
 
-  /** Waits for `count` more passes (the interval is 1 s, a failed pass retries within 200 ms). */
-  async function passes(app: App, count: number): Promise<void> {
+  /** Waits until no pass is in flight: the loop sleeps until a next attempt still ahead on the clock. */
+  async function asleep(app: App, clock: ManualClock) {
+    return waitFor(async () => {
+      const report = await health(app);
+      return Date.parse(report.nextRefreshAt ?? '') > clock.now() ? report : undefined;
+    }, 'the refresh loop asleep');
+  }
+
+  /** Runs `count` more passes: moves the clock to each next attempt /healthz announces, and waits for the pass to end. */
+  async function passes(app: App, clock: ManualClock, count: number): Promise<void> {
     for (let i = 0; i < count; i++) {
-      const before = (await health(app)).lastAttemptAt;
-      await waitFor(async () => (await health(app)).lastAttemptAt !== before, 'one more pass');
+      const { lastAttemptAt, nextRefreshAt } = await asleep(app, clock);
+      await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
+      await waitFor(async () => (await health(app)).lastAttemptAt !== lastAttemptAt, 'one more pass');
     }
   }
 
+  /**
+   * Writes the credential file and moves the clock through the watcher's debounce (200 ms) until the
+   * watcher says the file changed. The output watcher debounces on 200 ms too (the first write's
+   * events), so a 200 ms timer may be that one: then the next is waited for. Returns with the loop asleep.
+   */
+  async function changeCredentialFile(app: App, clock: ManualClock, logs: CapturedLogs, file: string, content: string): Promise<void> {
+    const changes = () => logs.lines().filter((line) => line.msg === 'credential file changed; the next login uses it').length;
+    const seen = changes();
+    writeFileSync(file, content);
+    while (changes() === seen) {
+      await clock.whenPending((dueIn) => dueIn === 200);
+      await clock.advance(200);
+    }
+    await asleep(app, clock);
+  }
+
   it('keeps the running token when the client secret file changes: a typo stops nothing while the token works', async () => {
-    const { fake, app, logs, secretFile } = await startRun();
+    const { fake, app, logs, clock, secretFile } = await startRun();
     fake.clearRequests();
-    writeFileSync(secretFile, 'typo-in-the-rotated-secret\n');
-    await waitFor(() => logs.text().includes('credential file changed'), 'the watcher saw the change');
-    await passes(app, 3);
+    await changeCredentialFile(app, clock, logs, secretFile, 'typo-in-the-rotated-secret\n');
+    await passes(app, clock, 3);
 
     expect(loginsIn(fake), 'logins after the file changed').toEqual([]);
     expect(await health(app)).toMatchObject({ status: 'ok', lastError: null });
-  }, 20_000);
+  });
 
   it('after the token is refused, a refused login waits (no lockout), /healthz says until when, and a fixed file logs in at once', async () => {
-    const { fake, app, logs, rightSecret, secretFile } = await startRun();
-    writeFileSync(secretFile, 'typo-in-the-rotated-secret\n');
-    await waitFor(() => logs.text().includes('credential file changed'), 'the watcher saw the change');
+    const { fake, app, logs, clock, rightSecret, secretFile } = await startRun();
+    await changeCredentialFile(app, clock, logs, secretFile, 'typo-in-the-rotated-secret\n');
     fake.clearRequests();
     fake.expireTokens();
 
-    await waitFor(async () => (await health(app)).lastError?.code === 'SIDECAR_AUTH_INVALID_CREDENTIALS', 'the refused login reported');
-    await passes(app, 4);
+    await passes(app, clock, 1);
+    expect((await health(app)).lastError?.code).toBe('SIDECAR_AUTH_INVALID_CREDENTIALS');
+    const refusedAt = clock.now();
+    await passes(app, clock, 4);
     expect(loginsIn(fake).map((r) => r.status), 'login answers while the file is wrong').toEqual([401]);
     const { lastError } = await health(app);
     expect(lastError?.message).toMatch(/universal-auth\/login: 401 Invalid credentials/);
-    expect(lastError?.message).toMatch(/logins are backing off .*: next attempt at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \(in (59s|1m)\)/);
+    const nextLogin = new Date(refusedAt + 60_000).toISOString().replace(/\./g, '\\.');
+    const inSeconds = Math.round((refusedAt + 60_000 - clock.now()) / 1_000);
+    expect(lastError?.message).toMatch(new RegExp(`logins are backing off .*: next attempt at ${nextLogin} \\(in ${inSeconds < 60 ? `${inSeconds}s` : '1m'}\\)`));
 
-    writeFileSync(secretFile, `${rightSecret}\n`);
-    await waitFor(async () => (await health(app)).status === 'ok', 'recovered with the fixed file at once', 5_000);
+    await changeCredentialFile(app, clock, logs, secretFile, `${rightSecret}\n`);
+    await passes(app, clock, 1); // the next pass, not the backoff's minute later
+    expect(clock.now() - refusedAt).toBeLessThan(60_000);
+    expect((await health(app)).status).toBe('ok');
     expect(loginsIn(fake).map((r) => r.status)).toEqual([401, 200]);
     await assertNotLockedOut(fake, rightSecret);
-  }, 20_000);
+  });
 });
 
 describe('the spacing of refused logins', () => {
-  async function clientWith(clock: ReturnType<typeof sharedClock>) {
-    const fake = await startFake({ now: clock.now });
+  async function clientWith(clock: ManualClock) {
+    const fake = await startFake({ clock });
     const rightSecret = guard.canary('client-secret', 'plain');
     fake.addIdentity(DEMO_CLIENT_ID, rightSecret);
     let credentials: Credentials = { clientId: DEMO_CLIENT_ID, clientSecret: 'typo-1' };
-    const client = clientAgainst(fake, () => credentials, clock.now);
+    const client = clientAgainst(fake, () => credentials, clock);
     /** One fetch; returns the error message, or 'ok'. */
     const fetchOnce = async () => {
       const [result] = (await client.fetchFolders([DEMO_DATABASE_PATH])) as [FolderResult];
@@ -133,24 +157,24 @@ describe('the spacing of refused logins', () => {
   }
 
   it('waits 1 min, 2 min, 4 min, then 5 min between refused logins, sending nothing in between', async () => {
-    const clock = sharedClock();
+    const clock = new ManualClock();
     const { fake, fetchOnce } = await clientWith(clock);
     const loginAttempts = () => loginsIn(fake).length;
 
     expect(await fetchOnce()).toMatch(/401 Invalid credentials$/);
     for (const waitMs of [60_000, 120_000, 240_000, 300_000, 300_000]) {
       const attempts = loginAttempts();
-      clock.advance(waitMs - 1_000);
+      await clock.advance(waitMs - 1_000);
       expect(await fetchOnce()).toMatch(/logins are backing off/);
       expect(loginAttempts(), `no login ${waitMs / 1000 - 1} s after a refusal`).toBe(attempts);
-      clock.advance(1_000);
+      await clock.advance(1_000);
       expect(await fetchOnce()).toMatch(/401 Invalid credentials$/);
       expect(loginAttempts()).toBe(attempts + 1);
     }
   });
 
   it('tries a changed credential file sooner, but never lets 3 refused logins fall within the lockout window', async () => {
-    const clock = sharedClock();
+    const clock = new ManualClock();
     const { fake, rightSecret, fetchOnce, setSecret } = await clientWith(clock);
 
     expect(await fetchOnce()).toMatch(/401 Invalid credentials$/); // refused: 1 in the window
@@ -158,10 +182,10 @@ describe('the spacing of refused logins', () => {
     expect(await fetchOnce()).toMatch(/401 Invalid credentials$/); // tried at once: 2 in the window
     setSecret('typo-3');
     expect(await fetchOnce(), 'a third try within the window').toMatch(/logins are backing off .*\(in 40s\)/);
-    clock.advance(39_000);
+    await clock.advance(39_000);
     expect(await fetchOnce()).toMatch(/logins are backing off/);
     expect(loginsIn(fake)).toHaveLength(2);
-    clock.advance(1_000); // the first refusal has left the window (30 s, plus a margin)
+    await clock.advance(1_000); // the first refusal has left the window (30 s, plus a margin)
     expect(await fetchOnce()).toMatch(/401 Invalid credentials$/);
     expect(loginsIn(fake)).toHaveLength(3);
 

@@ -2,6 +2,7 @@
  * Fidelity tests for the fake Infisical server: each test pins one behaviour from
  * docs/infisical-api.md (§1–4, §7, §8), several through the real @infisical/sdk. The last block
  * drives both server generations (§8) and checks how the sidecar's client classifies each answer.
+ * Time-dependent faults (latency, a client's deadline) run on a manual clock (test/helpers/clock.ts).
  */
 import { createHash, createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -25,6 +26,8 @@ import type { ServerGeneration } from './fake-infisical/generation.js';
 import { startFakeInfisical } from './fake-infisical/server.js';
 import type { FakeInfisical, FakeInfisicalOptions } from './fake-infisical/server.js';
 import { signWebhook } from './fake-infisical/webhook.js';
+import { timeoutSignal } from '../src/timers.js';
+import { ManualClock } from './helpers/clock.js';
 
 const REQ_ID = /^req-[A-Za-z0-9]{14}$/;
 
@@ -468,27 +471,34 @@ describe('fake Infisical', () => {
     });
 
     it('latency delays, then the normal answer', async () => {
-      const token = await login(fake);
-      fake.faults.add({ kind: 'latency', ms: 150, times: 1 });
-      const t0 = performance.now();
-      expect((await list(fake, token, 'v3', {})).status).toBe(200);
-      expect(performance.now() - t0).toBeGreaterThanOrEqual(140);
-      expect(fake.requests.at(-1)?.ms).toBeGreaterThanOrEqual(140);
+      const clock = new ManualClock();
+      const slow = await startFakeInfisical({ clock });
+      onTestFinished(() => slow.close());
+      const token = await login(slow);
+      slow.faults.add({ kind: 'latency', ms: 150, times: 1 });
+      let answered = false;
+      const answer = list(slow, token, 'v3', {}).finally(() => (answered = true));
+      await clock.whenPending((dueIn) => dueIn === 150);
+      await clock.advance(149);
+      expect(answered, 'no answer 1 ms before the latency has passed').toBe(false);
+      await clock.advance(1);
+      expect((await answer).status).toBe(200);
+      expect(slow.requests.at(-1)?.ms).toBe(150);
     });
 
-    it('hang: the client times out, and close() still returns quickly', async () => {
-      const hung = await startFakeInfisical();
+    it('hang: no answer until the client gives up, and close() ends the hung requests instead of waiting for them', async () => {
+      const clock = new ManualClock();
+      const hung = await startFakeInfisical({ clock });
       hung.faults.add({ kind: 'hang' });
-      const err = await fetch(`${hung.url}/api/v3/secrets/raw`, { signal: AbortSignal.timeout(200) }).catch((e: unknown) => e);
-      expect((err as Error).name).toBe('TimeoutError');
-      // A second hung request still open when we close.
+      const timedOut = fetch(`${hung.url}/api/v3/secrets/raw`, { signal: timeoutSignal(clock, 200) }).catch((e: unknown) => e);
+      await hung.whenRequests((requests) => requests.length === 1);
+      await clock.advance(200); // the client's deadline: the server never answered
+      expect(((await timedOut) as Error).name).toBe('TimeoutError');
+      // A second hung request, with no deadline of its own, still open when we close.
       const pending = fetch(`${hung.url}/api/v3/secrets/raw`).catch((e: unknown) => e);
-      await new Promise((r) => setTimeout(r, 50));
-      expect(hung.requests).toHaveLength(2);
-      expect(hung.requests[0]?.status).toBe(0);
-      const t0 = performance.now();
-      await hung.close();
-      expect(performance.now() - t0).toBeLessThan(1000);
+      await hung.whenRequests((requests) => requests.length === 2);
+      expect(hung.requests.map((r) => r.status)).toEqual([0, 0]);
+      await hung.close(); // would wait forever for the open request if it did not destroy its socket
       expect(await pending).toBeInstanceOf(Error);
     });
 
@@ -795,8 +805,9 @@ describe.each(SERVER_GENERATIONS)('server generation %s', (generation) => {
   }
 
   describe("the sidecar's client classifies each answer", () => {
+    /** The client's request deadline runs on a manual clock nobody moves: only the fake's answers decide. */
     function clientFor(fake: FakeInfisical, credentials: Credentials = { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET }) {
-      return clientAgainst(fake, () => credentials);
+      return clientAgainst(fake, () => credentials, new ManualClock());
     }
     const failureOf = (result: FolderResult | undefined) => {
       if (result === undefined || result.ok) throw new Error(`expected a failed folder, got ${JSON.stringify(result?.ok)}`);

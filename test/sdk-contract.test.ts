@@ -9,7 +9,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { installSdkFetchFence, runWithDeadline } from '../src/infisical/call-context.js';
 import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
 import { startFakeInfisical, type FakeInfisical } from './fake-infisical/server.js';
-import { waitFor } from './helpers/wait.js';
+import { ManualClock } from './helpers/clock.js';
 
 const LOGIN_PATH = '/api/v1/auth/universal-auth/login';
 const LIST_PATH = '/api/v3/secrets/raw';
@@ -22,6 +22,11 @@ beforeAll(async () => {
 afterAll(() => fake.close());
 beforeEach(() => fake.reset());
 
+/** Fenced-call options whose deadline runs on a manual clock nobody moves: only an answer (or its absence) ends a call. */
+function fenced(): { siteUrl: string; timeoutMs: number; clock: ManualClock } {
+  return { siteUrl: fake.url, timeoutMs: 5_000, clock: new ManualClock() };
+}
+
 function listFolder(sdk: InfisicalSDK, secretPath: string) {
   return sdk.secrets().listSecrets({ projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath });
 }
@@ -30,16 +35,28 @@ async function loggedIn(): Promise<InfisicalSDK> {
   return new InfisicalSDK({ siteUrl: fake.url }).auth().universalAuth.login(credentials);
 }
 
-/** Records `METHOD origin/path` of every fetch the SDK makes, on top of whatever `globalThis.fetch` is now. */
-function recordFetches(): { readonly seen: string[]; restore(): void } {
+/**
+ * Records `METHOD origin/path` of every fetch the SDK makes, on top of whatever `globalThis.fetch` is
+ * now; `whenSeen(n)` resolves at the fetch that makes `n` (an event, not a poll).
+ */
+function recordFetches(): { readonly seen: string[]; whenSeen(count: number): Promise<void>; restore(): void } {
   const underneath = globalThis.fetch;
   const seen: string[] = [];
+  const waiters: { count: number; resolve: () => void }[] = [];
   globalThis.fetch = (input, init) => {
     const url = new URL(input instanceof Request ? input.url : input);
     seen.push(`${init?.method ?? 'GET'} ${url.origin}${url.pathname}`);
+    for (const waiter of waiters.filter((w) => seen.length >= w.count)) {
+      waiters.splice(waiters.indexOf(waiter), 1);
+      waiter.resolve();
+    }
     return underneath(input, init);
   };
-  return { seen, restore: () => void (globalThis.fetch = underneath) };
+  return {
+    seen,
+    whenSeen: (count) => (seen.length >= count ? Promise.resolve() : new Promise<void>((resolve) => waiters.push({ count, resolve }))),
+    restore: () => void (globalThis.fetch = underneath),
+  };
 }
 
 /** What reached the fake on one path, as `METHOD status` (status 0: no answer was sent). */
@@ -74,7 +91,7 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
     try {
       const sdk = await loggedIn();
       fake.faults.add({ route: 'list', kind: 'status', status: 403, body: { statusCode: 403, message: 'You do not have permission', error: 'PermissionDenied' } });
-      const outcome = await runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), { siteUrl: fake.url, timeoutMs: 5_000 });
+      const outcome = await runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), fenced());
       expect(outcome, format).toEqual({ ok: false, requests: 1, failure: { kind: 'http', status: 403, serverMessage: 'You do not have permission', retryAfterMs: undefined } });
     } finally {
       removeFence();
@@ -97,14 +114,14 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
   it('still reads the body of a 404 the fence copied, so the server message survives the envelope check', async () => {
     const removeFence = installSdkFetchFence(fake.url);
     try {
-      const unknownRoute = await runWithDeadline(() => new InfisicalSDK({ siteUrl: `${fake.url}/wrong` }).auth().universalAuth.login(credentials), { siteUrl: fake.url, timeoutMs: 5_000 });
+      const unknownRoute = await runWithDeadline(() => new InfisicalSDK({ siteUrl: `${fake.url}/wrong` }).auth().universalAuth.login(credentials), fenced());
       expect(unknownRoute).toEqual({
         ok: false,
         requests: 1,
         failure: { kind: 'http', status: 404, serverMessage: `Route POST:/wrong${LOGIN_PATH} not found`, retryAfterMs: undefined, infisicalEnvelope: false },
       });
       fake.faults.add({ route: 'login', kind: 'status', status: 404 });
-      const infisical404 = await runWithDeadline(() => loggedIn(), { siteUrl: fake.url, timeoutMs: 5_000 });
+      const infisical404 = await runWithDeadline(() => loggedIn(), fenced());
       expect(infisical404).toMatchObject({ ok: false, failure: { kind: 'http', status: 404, serverMessage: 'Not Found', infisicalEnvelope: true } });
     } finally {
       removeFence();
@@ -145,18 +162,14 @@ describe('the fence around the real SDK', () => {
       attempts.seen.length = 0;
       fake.faults.add({ route: 'login', kind: 'reset' });
       fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 60 });
-      const options = { siteUrl: fake.url, timeoutMs: 5_000 };
-      const started = Date.now();
-      const [login, list] = await Promise.all([
-        runWithDeadline(() => loggedIn(), options),
-        runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), options),
-      ]);
-      expect(Date.now() - started, 'both calls end at their first answer, not after the SDK’s sleeps').toBeLessThan(800);
+      const [login, list] = await Promise.all([runWithDeadline(() => loggedIn(), fenced()), runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), fenced())]);
+      // The SDK retries each call after a sleep of about 1 s: both calls ended before either retry.
+      expect(attempts.seen, 'both calls end at their first answer, not after the SDK’s sleeps').toHaveLength(2);
       expect(login).toMatchObject({ ok: false, requests: 1, failure: { kind: 'transport', error: { code: 'SIDECAR_FETCH_UNAVAILABLE' } } });
       expect(list).toEqual({ ok: false, requests: 1, failure: { kind: 'http', status: 429, serverMessage: undefined, retryAfterMs: 60_000 } });
 
-      // The SDK's own retries come after about 1 s; the fence keeps them off the network.
-      await waitFor(() => attempts.seen.length >= 4, 'the SDK’s first retry of each call');
+      // The SDK's own retries come after its sleeps; the fence keeps them off the network.
+      await attempts.whenSeen(4);
       expect(attempts.seen.sort()).toEqual([`GET ${fake.url}${LIST_PATH}`, `GET ${fake.url}${LIST_PATH}`, `POST ${fake.url}${LOGIN_PATH}`, `POST ${fake.url}${LOGIN_PATH}`]);
       expect(requestsTo(LOGIN_PATH)).toEqual(['POST 0']);
       expect(requestsTo(LIST_PATH)).toEqual(['GET 429']);

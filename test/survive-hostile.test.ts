@@ -1,5 +1,5 @@
 /**
- * Issue 5 §4 at the whole-program level: hostile secrets travel from the fake Infisical server over
+ * Hostile input at the whole-program level: hostile secrets travel from the fake Infisical server over
  * HTTP through the real client, merge, render and writer, and each ends in a defined outcome, in the
  * files *and* in the logs. (The pure render functions have their own ≥30-case table and
  * property tests in test/render*.test.ts; this file does not repeat them.)
@@ -8,25 +8,29 @@
  *    the env/dotenv files (`not-an-env-name`, `contains-nul`) or of keys/ (`unsafe-file-name`) with
  *    one warning per key and output, naming the key (control characters escaped) and never the value;
  *  - a key defined in two folders: the later folder in INFISICAL_SECRET_PATHS wins, with a warning;
- *  - 10,000 secrets in one folder; values of 1 MiB.
+ *  - values of 1 MiB (10,000 secrets in one folder: test/system/survive-hostile.test.ts).
+ *
+ * Every sidecar here runs on a manual clock (test/helpers/clock.ts) that nobody moves: its request and
+ * `once` deadlines cannot cut a big payload short however slow the machine is, so only what the
+ * sidecar does with the input decides the outcome.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
+import { ManualClock } from './helpers/clock.js';
 import { scenario } from './helpers/scenario.js';
 import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
 
 /** Checks, after the last test, everything this file's sidecars printed or served. */
 const guard = leakGuard(10_000);
 const HOSTILE_PATH = '/glitchtip/hostile';
-const BULK_PATH = '/glitchtip/bulk';
 const BASE_PATHS = `${DEMO_DATABASE_PATH},${DEMO_APPLICATION_PATH}`;
-/** FAST, with room for big payloads on a loaded CI machine. */
-const ROOMY = { ...FAST, SIDECAR_REQUEST_TIMEOUT: '10s', SIDECAR_ONCE_DEADLINE: '60s' };
+/** `once` through the CLI, on a clock of its own that stands still (see the header). */
+const once = (env: Record<string, string>) => runCommand(['once'], env, undefined, new ManualClock());
 
 type Kept = 'kept' | 'not-an-env-name' | 'contains-nul' | 'unsafe-file-name';
 interface KeyCase {
@@ -85,7 +89,6 @@ function sourcedHashes(shell: string, file: string, keys: readonly string[]): st
     .map((line) => line.split(' ')[0]!);
 }
 
-// Sequential: the 10,000-file write saturates libuv's thread pool, which would starve the others' deadlines.
 describe('hostile input, end to end', () => {
   it(`${KEY_CASES.length} hostile keys and two hostile values: defined outcome in every file and in the logs`, async ({ onTestFinished }) => {
     const s = scenario(onTestFinished);
@@ -105,7 +108,7 @@ describe('hostile input, end to end', () => {
     values.set(DOLLAR_VALUE_KEY, dollarValue);
 
     const dir = s.tempDir();
-    const result = await runCommand(['once'], glitchtipEnv(fake, dir, { ...ROOMY, INFISICAL_SECRET_PATHS: `${BASE_PATHS},${HOSTILE_PATH}` }));
+    const result = await once(glitchtipEnv(fake, dir, { ...FAST, INFISICAL_SECRET_PATHS: `${BASE_PATHS},${HOSTILE_PATH}` }));
     expect(result.code).toBe(0);
 
     // secrets.json: every key, byte-exact (JSON.parse keeps __proto__ as an own property).
@@ -171,7 +174,7 @@ describe('hostile input, end to end', () => {
       [`${DEMO_APPLICATION_PATH},${DEMO_DATABASE_PATH}`, DEMO_DATABASE_PATH, DEMO_APPLICATION_PATH, fromDatabase],
     ] as const) {
       const dir = s.tempDir();
-      const result = await runCommand(['once'], glitchtipEnv(fake, dir, { ...ROOMY, INFISICAL_SECRET_PATHS: paths }));
+      const result = await once(glitchtipEnv(fake, dir, { ...FAST, INFISICAL_SECRET_PATHS: paths }));
       expect(result.code).toBe(0);
       expect(readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8')).toBe(value);
       expect((JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as Record<string, string>).SECRET_KEY).toBe(value);
@@ -181,43 +184,6 @@ describe('hostile input, end to end', () => {
       expect(warnings[0]).toMatchObject({ level: 'warn', key: 'SECRET_KEY', from: loser, winner });
     }
   });
-
-  it('10,000 secrets in one folder: every one byte-exact in json, keys/ and the sourced env file; the unchanged second pass writes nothing', async ({ onTestFinished }) => {
-    const s = scenario(onTestFinished);
-    const fake = await s.fake();
-    guard.seed(fake);
-    const values = new Map<string, string>();
-    for (let i = 0; i < 10_000; i++) {
-      const key = `BULK_${String(i).padStart(5, '0')}`;
-      // Mostly short random values, every 97th one awkward (quotes, newline, $, backslash).
-      const value = i % 97 === 0 ? `it's "v${i}"\n$HOME \\ \`x\`` : randomBytes(12).toString('base64url');
-      values.set(key, value);
-      fake.setSecret(DEMO_ENVIRONMENT, BULK_PATH, key, value);
-    }
-    const dir = s.tempDir();
-    const env = glitchtipEnv(fake, dir, { ...ROOMY, INFISICAL_SECRET_PATHS: `${BASE_PATHS},${BULK_PATH}` });
-    const { app, logs } = s.app(env);
-    let started = Date.now();
-    const first = await app.once();
-    const firstMs = Date.now() - started;
-    expect(first).toMatchObject({ ok: true, revision: 1, keyCount: 10_005 });
-    started = Date.now();
-    const second = await app.once();
-    const secondMs = Date.now() - started;
-    expect(second).toMatchObject({ ok: true, changed: false, revision: 1 });
-
-    const json = JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as Record<string, string>;
-    expect(Object.keys(json)).toHaveLength(10_005);
-    for (const [key, value] of values) if (json[key] !== value) expect.fail(`secrets.json ${key}`);
-    expect(readdirSync(path.join(dir, 'keys'))).toHaveLength(10_005);
-    for (const [key, value] of values) if (readFileSync(path.join(dir, 'keys', key), 'utf8') !== value) expect.fail(`keys/${key}`);
-    // dash sources all 10,005 assignments; compare every bulk value through one printf.
-    const script = `. "$1"; for k in $(seq -f 'BULK_%05g' 0 9999); do eval "printf '%s\\0' \\"\\$$k\\""; done`;
-    const sourced = spawnSync('dash', ['-c', script, 'dash', path.join(dir, 'secrets.env')], { maxBuffer: 64 << 20 });
-    expect(sourced.status, sourced.stderr.toString()).toBe(0);
-    expect(sourced.stdout.toString('utf8').split('\0').slice(0, -1)).toEqual([...values.values()]);
-    console.info(`[survive] 10,000 secrets: first pass ${firstMs} ms (${first.filesWritten} files, ${first.bytesWritten} bytes), unchanged pass ${secondMs} ms`);
-  }, 60_000);
 
   it('1 MiB values: byte-exact in keys/, json and the env file for dash and bash; the environment limit is the consumer’s', async ({ onTestFinished }) => {
     const s = scenario(onTestFinished);
@@ -236,22 +202,16 @@ describe('hostile input, end to end', () => {
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'EMAIL_URL', ` ${big} `);
 
     const dir = s.tempDir();
-    const started = Date.now();
-    const result = await runCommand(['once'], glitchtipEnv(fake, dir, ROOMY));
-    const syncMs = Date.now() - started;
+    const result = await once(glitchtipEnv(fake, dir, FAST));
     expect(result.code).toBe(0);
     // Buffer.equals, not toEqual: vitest compares a 1 MiB Buffer element by element (seconds).
     expect(readFileSync(path.join(dir, 'keys', 'SECRET_KEY')).equals(Buffer.from(big))).toBe(true);
     expect(readFileSync(path.join(dir, 'keys', 'EMAIL_URL')).equals(Buffer.from(` ${big} `))).toBe(true);
     const json = JSON.parse(readFileSync(path.join(dir, 'secrets.json'), 'utf8')) as Record<string, string>;
     expect(json.SECRET_KEY === big && json.EMAIL_URL === ` ${big} `).toBe(true);
-    const timings: string[] = [`once ${syncMs} ms`];
     for (const shell of ['dash', 'bash']) {
-      const t = Date.now();
       expect(sourcedHashes(shell, path.join(dir, 'secrets.env'), ['SECRET_KEY', 'EMAIL_URL']), shell).toEqual([sha256(big), sha256(` ${big} `)]);
-      timings.push(`${shell} ${Date.now() - t} ms`);
     }
-    console.info(`[survive] 1 MiB values: ${timings.join(', ')}`);
     // Documented outcome: Linux caps one environment string at 128 KiB (MAX_ARG_STRLEN), so exporting
     // a 1 MiB value (`set -a; . secrets.env; exec app`) fails in the consumer with E2BIG. Such values
     // belong in keys/<KEY> (the *_FILE form) or secrets.json.

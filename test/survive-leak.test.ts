@@ -1,5 +1,5 @@
 /**
- * Issue 5 §5: the leak guard, as other processes on the host see the sidecar.
+ * The leak guard, as other processes on the host see the sidecar.
  *
  * The real CLI (`node --import tsx src/main.ts run`) runs as its own process, with the client id,
  * client secret and webhook secret given as `_FILE` paths. While it syncs, rotates, fails and
@@ -10,23 +10,76 @@
  * No canary value, client secret, webhook secret or access token may appear in any of them.
  * (The in-process paths are covered by test/leak.test.ts and the leak checks closing every
  * survive-*.test.ts file.)
+ *
+ * The CLI is a real process on the wall clock: the test waits on what it answers (/healthz), never
+ * for time to pass, and signs its webhook calls with the time the CLI itself last reported.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config/load.js';
 import { DEMO_APPLICATION_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
 import { canaries, forms, leakGuard } from './helpers/canaries.js';
 import { freePort, scenario } from './helpers/scenario.js';
-import { waitFor } from './helpers/wait.js';
 
 /** Checks, after the last test, everything this file's sidecars printed or served. */
 const guard = leakGuard(10_000);
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PATIENCE_MS = 15_000; // includes a cold `tsx` start on a loaded CI machine
+
+type LogLine = Record<string, unknown>;
+
+/**
+ * The JSON log lines a child prints, as its stdout brings them. `when(test)` resolves with the first
+ * line, already printed or to come, that passes `test` (given the line and its index); it rejects if
+ * the child exits first. Waits on what the child says, never on how long it takes to say it.
+ */
+function logEvents(child: ChildProcessByStdio<null, Readable, Readable>, stderr: () => string) {
+  const seen: LogLine[] = [];
+  const waiters = new Set<{ test: (line: LogLine, index: number) => boolean; resolve: (line: LogLine) => void; reject: (error: Error) => void }>();
+  let buffer = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    buffer += chunk.toString('utf8');
+    let newline: number;
+    while ((newline = buffer.indexOf('\n')) >= 0) {
+      const text = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + 1);
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        continue;
+      }
+      seen.push(line);
+      for (const waiter of [...waiters]) {
+        if (!waiter.test(line, seen.length - 1)) continue;
+        waiters.delete(waiter);
+        waiter.resolve(line);
+      }
+    }
+  });
+  child.once('exit', (code) => {
+    for (const waiter of waiters) waiter.reject(new Error(`the CLI exited with ${code}: ${stderr().slice(-2_000)}`));
+    waiters.clear();
+  });
+  return {
+    get count() {
+      return seen.length;
+    },
+    when(test: (line: LogLine, index: number) => boolean): Promise<LogLine> {
+      const found = seen.find(test);
+      if (found) return Promise.resolve(found);
+      if (child.exitCode !== null) return Promise.reject(new Error(`the CLI exited with ${child.exitCode}: ${stderr().slice(-2_000)}`));
+      return new Promise((resolve, reject) => waiters.add({ test, resolve, reject }));
+    },
+  };
+}
+
+/** A pass that ended well: new files, or the same ones confirmed. */
+const passSucceeded = (line: LogLine) => line.msg === 'secrets written' || line.msg === 'secrets unchanged';
 
 /** The pid and every descendant (by walking /proc/<pid>/task/<tid>/children). */
 function processTree(pid: number): number[] {
@@ -119,32 +172,35 @@ describe('leaks as other processes see them', () => {
     onTestFinished(() => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
+    const logs = logEvents(child, () => stderr);
 
     const base = `http://127.0.0.1:${port}`;
-    const healthJson = async () => (await (await fetch(`${base}/healthz`)).json()) as { status: string; revision: number };
-    await waitFor(async () => {
-      if (child.exitCode !== null) expect.fail(`the CLI exited with ${child.exitCode}: ${stderr.slice(-2_000)} ${stdout.slice(-2_000)}`);
-      return (await healthJson()).status === 'ok';
-    }, 'the CLI is healthy', PATIENCE_MS, 100);
+    const healthJson = async () => (await (await fetch(`${base}/healthz`)).json()) as { status: string; revision: number; lastAttemptAt: string };
+    await logs.when((line) => line.msg === 'secrets written' && line.revision === 1);
+    expect((await healthJson()).status).toBe('ok');
 
     // Rotate a secret, fail a pass, and poke every route with hostile requests.
     const rotated = guard.canary('cli-rotated');
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', rotated);
-    await waitFor(async () => (await healthJson()).revision === 2, 'rotation reached the CLI', PATIENCE_MS, 100);
+    await logs.when((line) => line.msg === 'secrets written' && line.revision === 2);
+    expect((await healthJson()).revision).toBe(2);
+    const faultsFrom = logs.count;
     fake.faults.add({ route: 'list', kind: 'status', status: 500, times: 2 });
     fake.faults.add({ route: 'list', kind: 'malformed', times: 2 });
     fake.expireTokens();
-    await waitFor(async () => {
-      const h = (await (await fetch(`${base}/healthz`)).json()) as { lastError: unknown; status: string };
-      return fake.faults.list().length === 0 && h.status === 'ok';
-    }, 'faults consumed and healthy again', PATIENCE_MS, 100);
+    // A pass that failed on them, then one that succeeded once every fault was used up.
+    let failedAt = -1;
+    await logs.when((line, index) => index >= faultsFrom && line.msg === 'sync failed; last good files kept' && (failedAt = index) >= 0);
+    await logs.when((line, index) => index > failedAt && passSucceeded(line) && fake.faults.list().length === 0);
+    expect((await healthJson()).status).toBe('ok');
 
     // The requester's own data in request *bodies*: error answers must not echo it (Fastify's 404
     // echoes the URL by design, so the URL carries no probe; see SECURITY.md).
     const probe = `probe-${guard.tag}-in-a-request-body`;
-    const signed = (body: string, secret: string) => `t=${Date.now()};${createHmac('sha256', secret).update(body).digest('hex')}`;
-    const webhookBody = JSON.stringify({ event: 'secrets.modified', timestamp: Date.now(), project: { projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath: '/', note: probe } });
-    const signedAt = Date.now();
+    // The CLI's own clock, as its last pass reported it: well inside its 5 min webhook tolerance.
+    const signedAt = Date.parse((await healthJson()).lastAttemptAt);
+    const signed = (body: string, secret: string) => `t=${signedAt};${createHmac('sha256', secret).update(body).digest('hex')}`;
+    const webhookBody = JSON.stringify({ event: 'secrets.modified', timestamp: signedAt, project: { projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath: '/', note: probe } });
     const validBody = JSON.stringify({ event: 'secrets.modified', timestamp: signedAt, project: { projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath: '/glitchtip/application' } });
     const valid = `t=${signedAt};${createHmac('sha256', webhookSecret).update(validBody).digest('hex')}`;
     const requests: [string, RequestInit?][] = [
@@ -157,7 +213,7 @@ describe('leaks as other processes see them', () => {
       ['/healthz', { method: 'POST', body: JSON.stringify({ secret: probe }), headers: { 'content-type': 'application/json' } }],
       ['/healthz', { method: 'POST', body: `{"broken": "${probe}`, headers: { 'content-type': 'application/json' } }],
       ['/webhook', { method: 'POST', body: webhookBody, headers: { 'content-type': 'application/json', 'x-infisical-signature': signed(webhookBody, 'wrong-secret') } }],
-      ['/webhook', { method: 'POST', body: `not json ${probe}`, headers: { 'content-type': 'text/plain', 'x-infisical-signature': `t=${Date.now()};${'0'.repeat(64)}` } }],
+      ['/webhook', { method: 'POST', body: `not json ${probe}`, headers: { 'content-type': 'text/plain', 'x-infisical-signature': `t=${signedAt};${'0'.repeat(64)}` } }],
       ['/webhook', { method: 'POST', body: 'x'.repeat(200_000) + probe, headers: { 'content-type': 'application/json' } }],
     ];
     const statuses: number[] = [];
@@ -215,8 +271,6 @@ describe('leaks as other processes see them', () => {
     console.info(`[survive] /proc leak check: ${tree.length} process(es) (${tree.join(', ')}), ${environChars} environ bytes, ${diskFiles.length} files on disk scanned; HTTP: ${summary.join('; ')}`);
   }, 60_000);
 
-  // Regression test: SIDECAR_WEBHOOK_SECRET_FILE used to be refused as an unknown setting (fixed in
-  // ccbd9fc), which left the environment as the only place for the webhook secret.
   it('accepts SIDECAR_WEBHOOK_SECRET_FILE, so the webhook secret can stay out of the environment', ({ onTestFinished }) => {
     const dir = scenario(onTestFinished).tempDir('webhook-file-');
     writeFileSync(path.join(dir, 'webhook_secret'), 'from-a-file\n');

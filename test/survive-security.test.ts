@@ -6,6 +6,10 @@
  *    and exposes exactly the documented fields;
  *  - written files and directories get the configured mode, uid and gid;
  *  - a reload command gets PATH, SIDECAR_REVISION and SIDECAR_CHANGED_KEYS, and nothing else.
+ *
+ * The in-process sidecars run on a manual clock (test/helpers/clock.ts): their deadlines and refresh
+ * passes happen when the test moves it. The CLI processes run on the wall clock; the test waits for
+ * them to exit.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { lstatSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
@@ -17,8 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { DEMO_CLIENT_ID, DEMO_CLIENT_SECRET } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
+import { ManualClock } from './helpers/clock.js';
 import { health, scenario } from './helpers/scenario.js';
-import { FAST, glitchtipEnv } from './helpers/sidecar.js';
+import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
+import type { OnFinished } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
 /** Checks, after the last test, everything this file's sidecars printed or served. */
@@ -48,19 +54,18 @@ function makeCertificates(dir: string): { ca: string; key: string; cert: string 
   return { ca: path.join(dir, 'ca.pem'), key: path.join(dir, 'server.key'), cert: path.join(dir, 'server.pem') };
 }
 
-/** Runs the real CLI as its own process; resolves with the exit code and its output. */
-function runCliProcess(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** Runs the real CLI as its own process; resolves with the exit code and its output. Killed if the test ends first. */
+function runCliProcess(args: string[], env: Record<string, string>, onFinished: OnFinished): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    onFinished(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
 
@@ -87,16 +92,23 @@ describe.concurrent('security promises', () => {
       ...glitchtipEnv(fake, s.tempDir(), { ...FAST, SIDECAR_ONCE_DEADLINE: '1s', SIDECAR_LOG_LEVEL: 'info' }),
       INFISICAL_SITE_URL: `https://127.0.0.1:${port}`,
     };
-    const refused = await runCliProcess(['once'], base);
+    // Refused: `once` in-process (this process does not trust the test CA either), on a manual clock:
+    // every pass fails at the certificate, retried until the 1 s deadline the test moves the clock to.
+    const clock = new ManualClock();
+    const refusing = runCommand(['once'], base, undefined, clock);
+    await clock.whenPending((dueIn) => dueIn < 1_000); // the first pass failed: a backoff of at most 200 ms
+    await clock.advance(1_000);
+    const refused = await refusing;
     guard.observe(refused.stdout, refused.stderr);
     expect(refused.code).toBe(75);
-    expect(refused.stdout).toMatch(/SIDECAR_ONCE_DEADLINE/);
-    expect(refused.stdout).toMatch(/request failed \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|DEPTH_ZERO_SELF_SIGNED_CERT)\)/);
+    expect(refused.logs.text()).toMatch(/SIDECAR_ONCE_DEADLINE/);
+    expect(refused.logs.text()).toMatch(/request failed \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|DEPTH_ZERO_SELF_SIGNED_CERT)\)/);
     expect(fake.requests).toEqual([]); // nothing reached the server: the credentials were never sent
 
-    // A success needs no tight deadline (the refusal above is what the 1 s deadline is for): a loaded CI machine
-    // took longer than 1 s for a cold start plus a TLS login.
-    const trusted = await runCliProcess(['once'], { ...base, NODE_EXTRA_CA_CERTS: certs.ca, SIDECAR_ONCE_DEADLINE: '15s' });
+    // Trusted: the real CLI, since Node reads NODE_EXTRA_CA_CERTS at start. It succeeds at its first
+    // pass; its deadline (wall clock) only bounds a hang, and a cold start plus a TLS login on a machine
+    // ten times slower than a loaded CI runner stays far inside 15 s.
+    const trusted = await runCliProcess(['once'], { ...base, NODE_EXTRA_CA_CERTS: certs.ca, SIDECAR_ONCE_DEADLINE: '15s' }, onTestFinished);
     guard.observe(trusted.stdout, trusted.stderr);
     expect(trusted.code, trusted.stdout.slice(-1_000)).toBe(0);
     expect(fake.requests.map((r) => r.path)).toContain('/api/v1/auth/universal-auth/login');
@@ -121,7 +133,7 @@ describe.concurrent('security promises', () => {
       ['127.0.0.1', 'ECONNREFUSED'],
       ['0.0.0.0', 'connected'],
     ] as const) {
-      const { app } = s.app(glitchtipEnv(fake, s.tempDir(), { ...FAST, SIDECAR_HEALTH_HOST: host, SIDECAR_WATCH: 'false' }));
+      const { app } = s.app(glitchtipEnv(fake, s.tempDir(), { ...FAST, SIDECAR_HEALTH_HOST: host, SIDECAR_WATCH: 'false' }), {}, { clock: new ManualClock() });
       await s.start(app);
       const { port } = app.server.server.address() as { port: number };
       expect(await reach('127.0.0.1', port)).toBe('connected');
@@ -134,10 +146,12 @@ describe.concurrent('security promises', () => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
-    const { app } = s.app(glitchtipEnv(fake, s.tempDir(), FAST));
+    const clock = new ManualClock();
+    const { app } = s.app(glitchtipEnv(fake, s.tempDir(), FAST), {}, { clock });
     await s.start(app);
     await waitFor(async () => (await health(app)).body.status === 'ok', 'first sync');
     fake.faults.add({ route: 'list', kind: 'status', status: 500 });
+    await clock.advance(1_000); // the next refresh
     const failing = await waitFor(async () => {
       const h = await health(app);
       return h.body.lastError ? h : undefined;
@@ -156,8 +170,8 @@ describe.concurrent('security promises', () => {
     const fake = await s.fake();
     guard.seed(fake);
     const dir = s.tempDir();
-    // A success needs no tight deadline: FAST's 2 s was missed once on a CI machine at load 10.
-    const { app } = s.app(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_FILE_MODE: '0440', SIDECAR_FILE_UID: '65532', SIDECAR_FILE_GID: '5000', SIDECAR_ONCE_DEADLINE: '15s' }));
+    // On a manual clock nobody moves, FAST's deadlines cannot cut the pass short however slow the machine.
+    const { app } = s.app(glitchtipEnv(fake, dir, { ...FAST, SIDECAR_FILE_MODE: '0440', SIDECAR_FILE_UID: '65532', SIDECAR_FILE_GID: '5000' }), {}, { clock: new ManualClock() });
     const outcome = await app.once();
     expect(outcome.ok).toBe(true);
     const version = path.join(dir, readlinkSync(path.join(dir, '..data')));
@@ -196,8 +210,11 @@ describe.concurrent('security promises', () => {
       SIDECAR_RELOAD_DEBOUNCE: '0s',
       SIDECAR_RELOAD_COOLDOWN: '0s',
     });
-    const { app: recording } = s.app(env);
+    const clock = new ManualClock();
+    const { app: recording } = s.app(env, {}, { clock });
     await s.start(recording);
+    await clock.whenPending((dueIn) => dueIn === 0); // the first write scheduled its reload (no debounce, no cooldown)
+    await clock.advance(0);
     const dumped = await waitFor(() => readFileSync(marker, 'utf8'), 'the reload command ran');
     guard.observe(dumped);
     const names = dumped

@@ -1,11 +1,15 @@
 /**
  * The consumer wrapper, run by real shells against a directory written by the real writer:
  * exports the values, restarts the app (exit 75) when the revision changes, forwards signals.
+ *
+ * The wrapper polls with its own `sleep`; the test never sleeps. The wrapper's PATH starts with a
+ * `sleep` that notes each call in a log before it becomes the real one, so "three more polls saw the
+ * same revision" is read from that log, not from a clock.
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { AtomicDirWriter } from '../src/output/atomic-dir.js';
 import { renderShellEnv } from '../src/render/index.js';
 import { renderWithSecrets } from '../src/render/with-secrets.js';
@@ -26,30 +30,82 @@ async function writeSet(dir: string, values: Record<string, string>, writer = ne
   return writer;
 }
 
+const REAL_SLEEP = execFileSync('/bin/sh', ['-c', 'command -v sleep'], { encoding: 'utf8' }).trim();
+
+/** A directory holding a `sleep` that appends "<its pid> <parent pid> <args>" to `log`, then execs the real one. */
+function recordingSleep(): { bin: string; log: string } {
+  const bin = makeTempDir();
+  const log = path.join(bin, 'sleeps.log');
+  writeFileSync(log, '');
+  writeFileSync(path.join(bin, 'sleep'), `#!/bin/sh\necho "$$ $PPID $*" >> '${log}'\nexec '${REAL_SLEEP}' "$@"\n`, { mode: 0o755 });
+  return { bin, log };
+}
+
+interface Poll {
+  /** The poll's `sleep` process. */
+  readonly pid: number;
+  readonly args: string;
+}
+
 function startWrapper(shell: string, dir: string, command: string[], env: Record<string, string> = {}) {
-  const child = spawn(shell, [path.join(dir, 'with-secrets.sh'), ...command], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const sleeps = recordingSleep();
+  const child = spawn(shell, [path.join(dir, 'with-secrets.sh'), ...command], { env: { PATH: `${sleeps.bin}:${process.env.PATH}`, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
-  return { child, exited, stdout: () => stdout, stderr: () => stderr };
+  /** The wrapper's own sleeps (its polls, and a restart delay), in order; the app's sleeps are left out. */
+  const polls = (): Poll[] =>
+    readFileSync(sleeps.log, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(' '))
+      .filter(([, parent]) => Number(parent) === child.pid)
+      .map(([pid, , ...args]) => ({ pid: Number(pid), args: args.join(' ') }));
+  // A wrapper killed mid-test leaves its app and sleeps behind: stop every process the log names.
+  onTestFinished(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    const pids = (existsSync(sleeps.log) ? readFileSync(sleeps.log, 'utf8') : '')
+      .split('\n')
+      .filter(Boolean)
+      .flatMap((line) => line.split(' ').slice(0, 2).map(Number))
+      .filter((pid) => pid !== child.pid && pid > 1);
+    for (const pid of new Set(pids)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  });
+  /** Resolves once the wrapper has started its `count`th sleep. */
+  const whenPolls = (count: number) =>
+    waitFor(() => {
+      if (child.exitCode !== null) throw new Error(`the wrapper exited with ${child.exitCode}: ${stderr}`);
+      return polls().length >= count;
+    }, `the wrapper's sleep #${count}`);
+  return { child, exited, stdout: () => stdout, stderr: () => stderr, polls, whenPolls };
+}
+
+/**
+ * Resolves once the wrapper has checked the revision `count` more times: a poll checks after its
+ * sleep and then starts the next sleep, so `count` checks are done once `count + 1` more sleeps began.
+ */
+async function checksMore(wrapper: ReturnType<typeof startWrapper>, count: number): Promise<void> {
+  await wrapper.whenPolls(wrapper.polls().length + count + 1);
 }
 
 /** An app that prints `ready` once its TERM trap is set, then runs until stopped. */
 const appTrappingTerm = (onTerm: string) => ['sh', '-c', `trap '${onTerm}' TERM; echo ready; while :; do sleep 0.1; done`];
 
 /**
- * Waits until both ends handle signals: the app said `ready` (its trap is set), and the wrapper has
- * two children, the app and its first poll `sleep` (the poll loop begins after the wrapper's trap).
+ * Waits until both ends handle signals: the app said `ready` (its trap is set), and the wrapper began
+ * its first poll `sleep` (the poll loop begins after the wrapper's trap).
  */
 async function watching(wrapper: ReturnType<typeof startWrapper>): Promise<void> {
-  const pid = wrapper.child.pid!;
-  await waitFor(() => {
-    if (wrapper.child.exitCode !== null) throw new Error(`the wrapper exited with ${wrapper.child.exitCode}: ${wrapper.stderr()}`);
-    const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    return wrapper.stdout().includes('ready\n') && children.length >= 2;
-  }, 'the app and the wrapper handling signals');
+  await wrapper.whenPolls(1);
+  await waitFor(() => wrapper.stdout().includes('ready\n'), 'the app ready');
 }
 
 describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
@@ -71,9 +127,10 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
     });
     await watching(wrapper);
     await writer.repair({ mode: 0o440 }); // nothing damaged: no new version
-    // Three polls (0.1 s apart) see the same revision: the wrapper must still be running.
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Three more checks see the same revision: the wrapper must still be running.
+    await checksMore(wrapper, 3);
     expect(wrapper.child.exitCode).toBeNull();
+    expect(wrapper.stderr()).not.toContain('secrets changed');
 
     await writeSet(dir, { A: '2' }, writer);
     expect(await wrapper.exited).toBe(75);
@@ -125,18 +182,21 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
   it('passes SIGINT on as SIGTERM (a background job ignores INT) and stops without waiting for the next poll', async () => {
     const dir = makeTempDir();
     await writeSet(dir, { A: '1' });
-    const wrapper = startWrapper(shell, dir, appTrappingTerm('exit 42'), { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '5' });
+    const wrapper = startWrapper(shell, dir, appTrappingTerm('exit 42'), { WITH_SECRETS_RESTART: 'true', WITH_SECRETS_POLL: '600' });
     await watching(wrapper);
-    const sent = Date.now();
+    const [poll] = wrapper.polls();
     wrapper.child.kill('SIGINT');
     expect(await wrapper.exited).toBe(42);
-    expect(Date.now() - sent).toBeLessThan(2_000);
+    // The wrapper left while its poll's `sleep 600` still ran: it did not wait for the next poll.
+    expect(poll!.args).toBe('600');
+    expect(() => process.kill(poll!.pid, 0), 'the poll sleep still running').not.toThrow();
   });
 
   it("keeps keys named like the wrapper's own variables away from it: they reach the app only", async () => {
     const dir = makeTempDir();
-    // Each of these used to change the wrapper: `started` restarted the app every poll (and printed
-    // its value), `dir` hid every rotation, `WITH_SECRETS_RESTART` overrode the consumer's choice.
+    // Each of these, sourced into the wrapper, would change it: `started` would restart the app every
+    // poll (and print its value), `dir` would hide every rotation, `WITH_SECRETS_RESTART` would
+    // override the consumer's choice.
     const hostile = { started: 'hostile-started-value', dir: '/nonexistent', child: '1', now: 'x', WITH_SECRETS_RESTART: 'false', WITH_SECRETS_POLL: '3600' };
     const writer = await writeSet(dir, hostile);
     const wrapper = startWrapper(shell, dir, ['sh', '-c', `printf '%s|%s|%s\\n' "$started" "$dir" "$WITH_SECRETS_RESTART"; trap 'exit 0' TERM; echo ready; while :; do sleep 0.1; done`], {
@@ -145,9 +205,10 @@ describe.each(SHELLS)('with-secrets.sh in %s', (shell) => {
     });
     await watching(wrapper);
     expect(wrapper.stdout()).toContain('hostile-started-value|/nonexistent|false\n');
-    // Several polls with the same revision: no restart.
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // Several checks with the same revision: no restart.
+    await checksMore(wrapper, 3);
     expect(wrapper.child.exitCode).toBeNull();
+    expect(wrapper.stderr()).not.toContain('secrets changed');
 
     await writeSet(dir, { ...hostile, A: '2' }, writer);
     expect(await wrapper.exited).toBe(75);
@@ -167,7 +228,7 @@ it('finds at least one POSIX shell to test with', () => {
   expect(SHELLS.length).toBeGreaterThan(0);
 });
 
-describe('names a sourcing shell owns (review of issue 12)', () => {
+describe('names a sourcing shell owns', () => {
   it('UID, EUID, PPID, SHELLOPTS, BASHOPTS, BASH_VERSINFO and OPTIND are left out of secrets.env, so POSIX bash and dash still start the app', () => {
     const special = ['UID', 'EUID', 'PPID', 'SHELLOPTS', 'BASHOPTS', 'BASH_VERSINFO', 'OPTIND'];
     const rendered = renderShellEnv(new Map([...special.map((key) => [key, 'x'] as [string, string]), ['KEPT', 'yes']]));

@@ -79,6 +79,8 @@ interface CallContext {
   retryAfterMs: number | undefined;
   /** For a 404: whether its body is Infisical's error envelope, read from a copy of the response. */
   infisicalEnvelope: Promise<boolean> | undefined;
+  /** The call's clock, for a retry-after given as an HTTP date. */
+  readonly clock: Clock;
 }
 
 interface Fence {
@@ -152,7 +154,7 @@ async function sendOnce(originalFetch: typeof globalThis.fetch, context: CallCon
     const response = await originalFetch(input, { ...init, redirect: 'error', signal: init?.signal ? AbortSignal.any([init.signal, signal]) : signal });
     context.status = response.status;
     if (response.status === 429) {
-      context.retryAfterMs = parseRetryAfter(response.headers.get('retry-after'));
+      context.retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), context.clock.now());
       // The SDK would sleep 1–8 s and ask again, ignoring retry-after; end the call here instead.
       controller.abort(new CallSettled('rate limited'));
     }
@@ -173,8 +175,9 @@ export async function runWithDeadline<T>(call: () => Promise<T>, options: CallOp
   const sitePrefix = sitePrefixOf(options.siteUrl);
   if (!isFenced(sitePrefix)) throw new SdkFetchFenceMissingError(options.siteUrl);
   const controller = new AbortController();
-  const context: CallContext = { sitePrefix, controller, requests: 0, status: undefined, retryAfterMs: undefined, infisicalEnvelope: undefined };
-  const cancelTimer = (options.clock ?? systemClock).schedule(options.timeoutMs, () =>
+  const clock = options.clock ?? systemClock;
+  const context: CallContext = { sitePrefix, controller, requests: 0, status: undefined, retryAfterMs: undefined, infisicalEnvelope: undefined, clock };
+  const cancelTimer = clock.schedule(options.timeoutMs, () =>
     controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', `no answer within ${options.timeoutMs} ms`, { retryable: true })),
   );
   const onParentAbort = () => controller.abort(new FetchError('SIDECAR_FETCH_TIMEOUT', 'cancelled before an answer arrived (deadline or shutdown)', { retryable: false }));

@@ -17,31 +17,40 @@ export function outputDir(prefix: string): string {
   return TMPFS_SKIP_REASON === undefined ? mountTmpfs(onTestFinished, 64 * 1024) : makeTempDir(prefix);
 }
 
-export function lines(child: ChildProcessWithoutNullStreams): { next: (timeoutMs?: number) => Promise<string> } {
+/**
+ * A child's stdout, line by line. `next()` resolves with the next line as its 'data' event brings it,
+ * and rejects if the child's stdout ends (it exited) before another line came; a child that hangs
+ * without exiting is the test's timeout to name.
+ */
+export function lines(child: ChildProcessWithoutNullStreams): { next: () => Promise<string> } {
   const queue: string[] = [];
-  let wake: (() => void) | undefined;
+  const waiting: { resolve: (line: string) => void; reject: (error: Error) => void }[] = [];
   let buffer = '';
+  let ended = false;
+  const ending = () => new Error(`the child's output ended before another line (exit ${child.exitCode ?? child.signalCode})`);
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => {
     buffer += chunk;
     let newline: number;
     while ((newline = buffer.indexOf('\n')) >= 0) {
-      queue.push(buffer.slice(0, newline));
+      const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + 1);
+      const waiter = waiting.shift();
+      if (waiter) waiter.resolve(line);
+      else queue.push(line);
     }
-    wake?.();
+  });
+  // 'close' comes after the last 'data' and once the child has exited (its stdio closed).
+  child.once('close', () => {
+    ended = true;
+    for (const waiter of waiting.splice(0)) waiter.reject(ending());
   });
   return {
-    async next(timeoutMs = 10_000) {
-      const deadline = Date.now() + timeoutMs;
-      while (queue.length === 0) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`no line from child within ${timeoutMs} ms (exit ${child.exitCode})`);
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          setTimeout(resolve, 50);
-        });
-      }
-      return queue.shift()!;
+    next() {
+      const line = queue.shift();
+      if (line !== undefined) return Promise.resolve(line);
+      if (ended) return Promise.reject(ending());
+      return new Promise<string>((resolve, reject) => waiting.push({ resolve, reject }));
     },
   };
 }

@@ -106,9 +106,10 @@ export async function runCommand(argv: string[], env: Record<string, string>, sh
 
 /**
  * The sidecar's real Infisical client against the fake (fenced for the test), with the GlitchTip
- * project and the credentials `credentials()` returns at each login.
+ * project and the credentials `credentials()` returns at each login. `timing`: a `now` for the login
+ * spacing, or a Clock (a ManualClock, helpers/clock.ts) for the spacing and the request deadline.
  */
-export function clientAgainst(fake: FakeInfisical, credentials: () => Credentials, now?: () => number): InfisicalClient {
+export function clientAgainst(fake: FakeInfisical, credentials: () => Credentials, timing?: (() => number) | Clock): InfisicalClient {
   onTestFinished(installSdkFetchFence(fake.url));
   return createInfisicalClient({
     siteUrl: fake.url,
@@ -118,6 +119,6 @@ export function clientAgainst(fake: FakeInfisical, credentials: () => Credential
     expandSecretReferences: true,
     requestTimeoutMs: 2_000,
     credentials,
-    ...(now ? { now } : {}),
+    ...(typeof timing === 'function' ? { now: timing } : timing ? { clock: timing } : {}),
   });
 }
