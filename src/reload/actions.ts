@@ -4,7 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { requestFailureReason, urlOrigin } from '../text.js';
-import { timerDelay } from '../timers.js';
+import { systemClock, timeoutSignal, type Clock } from '../timers.js';
 import type { ChangeEvent, ReloadAction } from './scheduler.js';
 
 /**
@@ -14,7 +14,7 @@ import type { ChangeEvent, ReloadAction } from './scheduler.js';
  * only PATH besides: the sidecar's own credentials are not passed on. Its output is not logged,
  * because a careless script might print a secret; only the exit status is.
  */
-export function commandAction(command: string, timeoutMs: number): ReloadAction {
+export function commandAction(command: string, timeoutMs: number, clock: Clock = systemClock): ReloadAction {
   const argv = parseCommand(command);
   return {
     name: 'command',
@@ -23,7 +23,7 @@ export function commandAction(command: string, timeoutMs: number): ReloadAction 
         const child = spawn(argv[0]!, argv.slice(1), {
           stdio: 'ignore',
           env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', SIDECAR_REVISION: String(event.revision), SIDECAR_CHANGED_KEYS: event.changedKeys.join(',') },
-          signal: AbortSignal.any([signal, AbortSignal.timeout(timerDelay(timeoutMs))]),
+          signal: AbortSignal.any([signal, timeoutSignal(clock, timeoutMs)]),
           killSignal: 'SIGKILL',
         });
         child.once('error', (error) => reject(new Error(`${argv[0]}: ${(error as NodeJS.ErrnoException).code === 'ABORT_ERR' ? `timed out after ${timeoutMs} ms` : error.message}`)));
@@ -54,7 +54,7 @@ export function parseCommand(command: string): string[] {
  * error codes, never from undici's messages (which may quote the URL). A redirect is not followed:
  * it could carry the notice, over plain http, to a host the operator never named.
  */
-export function httpAction(url: string, timeoutMs: number): ReloadAction {
+export function httpAction(url: string, timeoutMs: number, clock: Clock = systemClock): ReloadAction {
   const origin = urlOrigin(url);
   return {
     name: 'http',
@@ -66,7 +66,7 @@ export function httpAction(url: string, timeoutMs: number): ReloadAction {
           headers: { 'content-type': 'application/json', 'user-agent': 'infisical-sidecar' },
           body: JSON.stringify({ event: 'secrets.changed', revision: event.revision, changedKeys: event.changedKeys }),
           redirect: 'manual',
-          signal: AbortSignal.any([signal, AbortSignal.timeout(timerDelay(timeoutMs))]),
+          signal: AbortSignal.any([signal, timeoutSignal(clock, timeoutMs)]),
         });
       } catch (error) {
         throw new Error(`POST ${origin}: ${requestFailureReason(error, timeoutMs)}`);

@@ -10,7 +10,7 @@
  */
 import http from 'node:http';
 import { hostname } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { sleep, systemClock, type Clock } from '../timers.js';
 import type { ReloadAction } from './scheduler.js';
 
 export interface DockerRestartOptions {
@@ -22,6 +22,7 @@ export interface DockerRestartOptions {
   /** Our own container id or name; Docker sets the hostname to the short id by default. */
   readonly selfId?: string;
   readonly pollMs?: number;
+  readonly clock?: Clock;
 }
 
 interface ContainerSummary {
@@ -42,6 +43,7 @@ const SERVICE_LABEL = 'com.docker.compose.service';
 export function dockerRestartAction(options: DockerRestartOptions): ReloadAction {
   const api = dockerApi(options.endpoint);
   const pollMs = options.pollMs ?? 500;
+  const clock = options.clock ?? systemClock;
   return {
     name: 'docker',
     async run(_event, signal) {
@@ -61,13 +63,13 @@ export function dockerRestartAction(options: DockerRestartOptions): ReloadAction
   };
 
   async function waitHealthy(id: string, service: string, signal: AbortSignal): Promise<void> {
-    const deadline = Date.now() + options.timeoutMs;
+    const deadline = clock.now() + options.timeoutMs;
     for (;;) {
       const state = (await api<ContainerInspect>('GET', `/containers/${id}/json`, signal)).State;
       const health = state?.Health?.Status;
       if (state?.Running && (health === undefined || health === 'healthy')) return;
-      if (Date.now() > deadline) throw new Error(`service ${service} not ${health === undefined ? 'running' : 'healthy'} ${Math.round(options.timeoutMs / 1000)}s after restart (state ${health ?? (state?.Running ? 'running' : 'stopped')})`);
-      await sleep(pollMs, undefined, { signal });
+      if (clock.now() > deadline) throw new Error(`service ${service} not ${health === undefined ? 'running' : 'healthy'} ${Math.round(options.timeoutMs / 1000)}s after restart (state ${health ?? (state?.Running ? 'running' : 'stopped')})`);
+      await sleep(clock, pollMs, signal);
     }
   }
 }

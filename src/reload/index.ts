@@ -12,10 +12,10 @@ export { ReloadScheduler, type ChangeEvent, type ReloadAction, type ReloadLedger
 
 export function createReloads(config: Config, log: Logger, onResult: (action: string, outcome: ReloadOutcome, ms: number) => void, ledger?: ReloadLedger, clock?: Clock): ReloadScheduler {
   const actions: ReloadAction[] = [];
-  if (config.reloadCommand) actions.push(commandAction(config.reloadCommand, config.reloadTimeoutMs));
-  if (config.reloadUrl) actions.push(httpAction(config.reloadUrl, config.reloadTimeoutMs));
+  if (config.reloadCommand) actions.push(commandAction(config.reloadCommand, config.reloadTimeoutMs, clock));
+  if (config.reloadUrl) actions.push(httpAction(config.reloadUrl, config.reloadTimeoutMs, clock));
   if (config.restartServices.length > 0) {
-    actions.push(dockerRestartAction({ endpoint: config.dockerHost, services: config.restartServices, timeoutMs: config.reloadTimeoutMs }));
+    actions.push(dockerRestartAction({ endpoint: config.dockerHost, services: config.restartServices, timeoutMs: config.reloadTimeoutMs, ...(clock ? { clock } : {}) }));
   }
   return new ReloadScheduler({
     actions,
