@@ -224,11 +224,12 @@ export class HealthState {
     // SIDECAR_LINT=error: a value the consumer would misread keeps the sidecar unhealthy, as a missing key does.
     if (this.lastError?.error.code === 'SIDECAR_LINT_BREAKS') return 'lint_breaks';
     // Whatever SIDECAR_MAX_STALENESS says: the cache's own age limit was checked when it was read.
-    if (this.cacheConfirmedAt !== undefined) return this.now() - this.cacheConfirmedAt > (this.options.cacheMaxAgeMs ?? Number.POSITIVE_INFINITY) ? 'stale' : 'cache';
+    if (this.cacheConfirmedAt !== undefined) return this.now() - this.cacheConfirmedAt >= (this.options.cacheMaxAgeMs ?? Number.POSITIVE_INFINITY) ? 'stale' : 'cache';
     // A role change that waits keeps the set on the volume live: healthy (`degraded`), because
     // PostgreSQL starts only once this sidecar is — failing here would deadlock the stack.
     if (age === undefined) return this.heldForRoleSync ? 'degraded' : this.lastError ? 'failing' : 'starting';
-    if (age > this.options.maxStalenessMs) return 'stale';
+    // "Younger than SIDECAR_MAX_STALENESS" is healthy: at the bound itself the files are stale.
+    if (age >= this.options.maxStalenessMs) return 'stale';
     return this.lastError ? 'degraded' : 'ok';
   }
 }
