@@ -54,11 +54,13 @@ export function secretsModifiedPayload(event: WebhookEvent & { projectId: string
   };
 }
 
-let lastDeliveryAt = 0;
+/** The last delivery's timestamp, per clock (a manual clock's time has nothing to do with another's). */
+const lastDeliveryAt = new WeakMap<Clock, number>();
 /** Each delivery is its own event with its own timestamp, as Infisical sends them: two in one millisecond would be one delivery twice (a replay). */
 function nextDeliveryTime(clock: Clock): number {
-  lastDeliveryAt = Math.max(clock.now(), lastDeliveryAt + 1);
-  return lastDeliveryAt;
+  const at = Math.max(clock.now(), (lastDeliveryAt.get(clock) ?? 0) + 1);
+  lastDeliveryAt.set(clock, at);
+  return at;
 }
 
 /**
