@@ -1,6 +1,6 @@
 /**
- * When a failed start may be answered from the last-known-good cache (issue 15): the pure policy
- * as a table, and the coordinator the sync pass uses, against a real cache file.
+ * When a failed start may be answered from the last-known-good cache: the pure policy as a table,
+ * and the coordinator the sync pass uses, against a real cache file, its waits on a manual clock.
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import { decideFallback, type FallbackDecision } from '../src/cache/policy.js';
 import { cacheScopeOf, createLastKnownGood } from '../src/cache/store.js';
 import { AuthError, FetchError, SidecarError, WriteError, type ErrorCode } from '../src/errors.js';
 import { leakGuard } from './helpers/canaries.js';
+import { ManualClock } from './helpers/clock.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 
 const guard = leakGuard(200);
@@ -73,31 +74,49 @@ describe('cache fallback coordinator', () => {
   const folders = [{ path: '/app', secrets: [{ key: 'SECRET_KEY', value: guard.canary('sk', 'plain') }] }];
 
   function setUp(fallbackAfterMs: number, loggedIn: string | undefined = clientSecret) {
-    const store = createLastKnownGood({ dir: makeTempDir('cache-'), scope, maxAgeMs: 3 * 24 * 3_600_000 });
-    return { store, fallback: createCacheFallback({ store, fallbackAfterMs, configuredClientSecret: () => clientSecret, loggedInClientSecret: () => loggedIn }) };
+    const clock = new ManualClock();
+    const store = createLastKnownGood({ dir: makeTempDir('cache-'), scope, maxAgeMs: 3 * 24 * 3_600_000, now: () => clock.now() });
+    return { clock, store, fallback: createCacheFallback({ store, fallbackAfterMs, configuredClientSecret: () => clientSecret, loggedInClientSecret: () => loggedIn, clock }) };
   }
 
   it('an outage at cold start waits out SIDECAR_CACHE_FALLBACK_AFTER, then answers from the cache', async () => {
-    const { store, fallback } = setUp(300);
-    await store.save(folders, clientSecret, Date.now());
-    const started = Date.now();
-    const answer = await fallback.instead(failures['ECONNREFUSED (nothing listens)']!);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
-    expect(answer).toMatchObject({ cache: { folders, ageMs: expect.any(Number) } });
+    const { clock, store, fallback } = setUp(300);
+    await store.save(folders, clientSecret, clock.now());
+    let answered = false;
+    const answer = fallback.instead(failures['ECONNREFUSED (nothing listens)']!).finally(() => (answered = true));
+    await clock.whenPending();
+    expect(clock.pending()).toEqual([300]);
+    await clock.advance(299);
+    expect(answered, 'no answer before SIDECAR_CACHE_FALLBACK_AFTER has passed').toBe(false);
+    await clock.advance(1);
+    expect(await answer).toMatchObject({ cache: { folders, ageMs: 300 } });
+    expect(clock.scheduled).toEqual([300]);
     fallback.served();
     expect(await fallback.instead(failures['ECONNREFUSED (nothing listens)']!)).toEqual({ cache: undefined, refusal: undefined });
+    expect(clock.scheduled, 'served: no further wait').toEqual([300]);
+  });
+
+  it('an outage later in cold start waits only for what is left of SIDECAR_CACHE_FALLBACK_AFTER', async () => {
+    const { clock, store, fallback } = setUp(300);
+    await store.save(folders, clientSecret, clock.now());
+    await clock.advance(120);
+    const answer = fallback.instead(failures['timeout']!);
+    await clock.whenPending();
+    expect(clock.pending()).toEqual([180]);
+    await clock.advance(180);
+    expect(await answer).toMatchObject({ cache: { folders, ageMs: 300 } });
   });
 
   it('a refusal never reads the cache, and deletes it', async () => {
-    const { store, fallback } = setUp(0);
-    await store.save(folders, clientSecret, Date.now());
+    const { clock, store, fallback } = setUp(0);
+    await store.save(folders, clientSecret, clock.now());
     expect(await fallback.instead(refusals['403 after a fresh login']!)).toEqual({ cache: undefined, refusal: undefined });
     expect(await store.load(clientSecret)).toMatchObject({ status: 'absent' });
   });
 
   it('a refused cache comes back as the refusal to log', async () => {
-    const { store, fallback } = setUp(0);
-    await store.save(folders, `other-${clientSecret}`, Date.now());
+    const { clock, store, fallback } = setUp(0);
+    await store.save(folders, `other-${clientSecret}`, clock.now());
     const answer = await fallback.instead(failures['503 from Infisical']!);
     expect(answer.cache).toBeUndefined();
     expect(answer.cache === undefined && answer.refusal?.code).toBe('SIDECAR_CACHE_KEY_MISMATCH');
@@ -105,16 +124,20 @@ describe('cache fallback coordinator', () => {
   });
 
   it('a wait cut short by shutdown answers nothing', async () => {
-    const { store, fallback } = setUp(60_000);
-    await store.save(folders, clientSecret, Date.now());
+    const { clock, store, fallback } = setUp(60_000);
+    await store.save(folders, clientSecret, clock.now());
     const stop = new AbortController();
-    setTimeout(() => stop.abort(), 50);
-    expect(await fallback.instead(failures['timeout']!, stop.signal)).toEqual({ cache: undefined, refusal: undefined });
+    const answer = fallback.instead(failures['timeout']!, stop.signal);
+    await clock.whenPending((dueIn) => dueIn === 60_000);
+    await clock.advance(50);
+    stop.abort();
+    expect(await answer).toEqual({ cache: undefined, refusal: undefined });
+    expect(clock.pending(), 'the wait is cancelled with it').toEqual([]);
   });
 
   it('confirmed() stores under the secret that logged in, ends cold start, and returns a write failure instead of throwing', async () => {
-    const { store, fallback } = setUp(0);
-    expect(await fallback.confirmed(folders, Date.now())).toBeUndefined();
+    const { clock, store, fallback } = setUp(0);
+    expect(await fallback.confirmed(folders, clock.now())).toBeUndefined();
     expect(await store.load(clientSecret)).toMatchObject({ status: 'loaded', folders });
     expect(await fallback.instead(failures['timeout']!)).toEqual({ cache: undefined, refusal: undefined });
 
@@ -124,7 +147,7 @@ describe('cache fallback coordinator', () => {
       configuredClientSecret: () => clientSecret,
       loggedInClientSecret: () => clientSecret,
     });
-    const error = await broken.confirmed(folders, Date.now());
+    const error = await broken.confirmed(folders, clock.now());
     expect(error?.code).toBe('SIDECAR_CACHE_UNWRITABLE');
     guard.observe(JSON.stringify(error));
   });

@@ -1,8 +1,9 @@
 /**
- * Issue 18: a push heartbeat after every successful sync, a failure ping once per state change, and
- * the URL kept secret. Real syncs against the fake Infisical server, pings to a real HTTP receiver on
- * 127.0.0.1 (helpers/heartbeat-receiver.ts); the state-change rule itself is a pure function,
- * tested without timers.
+ * A push heartbeat after every successful sync, a failure ping once per state change, and the URL
+ * kept secret. Real syncs against the fake Infisical server, pings to a real HTTP receiver on
+ * 127.0.0.1 (helpers/heartbeat-receiver.ts), the refresh loop and the heartbeat on a manual clock
+ * (each pass is one the test asks for); the state-change rule itself is a pure function, tested
+ * without timers.
  */
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { readCredentials } from '../src/config/credentials.js';
@@ -17,6 +18,7 @@ import { AtomicDirWriter } from '../src/output/atomic-dir.js';
 import { startRefreshLoop } from '../src/sync/loop.js';
 import { createSyncer, type SyncOutcome } from '../src/sync/sync-once.js';
 import { leakGuard } from './helpers/canaries.js';
+import { ManualClock } from './helpers/clock.js';
 import { heartbeatReceiver, type HeartbeatReceiver } from './helpers/heartbeat-receiver.js';
 import { FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -113,38 +115,46 @@ describe('heartbeat settings', () => {
   });
 });
 
-/** The parts `createApp` wires for `run`, with the heartbeat fed after each recorded outcome as in its diff. */
+/** The parts `createApp` wires for `run`, with the heartbeat fed after each recorded outcome as in its diff, all on one manual clock. */
 async function startSidecar(receiverUrl: string, extra: Record<string, string> = {}, fake?: FakeInfisical) {
   const infisical = fake ?? (await startFake());
   const outputDir = makeTempDir();
+  const clock = new ManualClock();
+  const now = () => clock.now();
   const config: Config = loadConfig({ ...glitchtipEnv(infisical, outputDir), ...FAST, SIDECAR_HEARTBEAT_URL: receiverUrl, ...extra });
   const { log, logs } = testLogger();
   onTestFinished(installSdkFetchFence(config.siteUrl));
-  const client = createInfisicalClient({ ...config, credentials: () => readCredentials(config) });
-  const health = new HealthState(config);
-  const heartbeat = createHeartbeat({ settings: { ...config, heartbeatUrl: receiverUrl }, health: () => health.report(), log: log.child({ component: 'heartbeat' }) });
-  const syncer = createSyncer({ settings: config, client, writer: new AtomicDirWriter(config.outputDir) });
+  const client = createInfisicalClient({ ...config, credentials: () => readCredentials(config), clock });
+  const health = new HealthState(config, now);
+  const heartbeat = createHeartbeat({ settings: { ...config, heartbeatUrl: receiverUrl }, health: () => health.report(), log: log.child({ component: 'heartbeat' }), clock });
+  const syncer = createSyncer({ settings: config, client, writer: new AtomicDirWriter(config.outputDir), now });
   const outcomes: SyncOutcome[] = [];
+  let nextAttemptAt: number | undefined;
   const stopping = new AbortController();
   const loop = startRefreshLoop({
     policy: config,
     signal: stopping.signal,
     syncOnce: (signal) => syncer.syncOnce(signal),
-    onOutcome(outcome, nextAttemptAt) {
-      health.record(outcome, nextAttemptAt);
+    onOutcome(outcome, next) {
+      health.record(outcome, next);
       heartbeat.observe(outcome.ok);
       outcomes.push(outcome);
+      nextAttemptAt = next;
     },
+    clock,
   });
   health.showHeartbeat(() => heartbeat.view());
   const server = buildHealthServer({ state: health });
-  const stop = async () => {
+  /** Stops the loop; the heartbeat is stopped on its own (`heartbeat.stop()`), or at the test's end. */
+  const stopLoop = async () => {
     stopping.abort();
     await loop.done;
-    await heartbeat.stop();
   };
   onTestFinished(async () => {
-    await stop();
+    await stopLoop();
+    const stopped = heartbeat.stop();
+    await clock.advance(3_000); // the grace `stop` gives a ping in flight
+    await stopped;
     await server.close();
   });
   const healthz = async () => {
@@ -152,7 +162,19 @@ async function startSidecar(receiverUrl: string, extra: Record<string, string> =
     guard.observe(response.body);
     return response;
   };
-  return { fake: infisical, heartbeat, outcomes, healthz, logs, stop, successes: () => outcomes.filter((o) => o.ok).length };
+  const successes = () => outcomes.filter((o) => o.ok).length;
+  await waitFor(() => outcomes.length > 0, 'the first pass');
+  /**
+   * Runs the next pass: the loop sleeps once it has recorded an outcome, until `nextAttemptAt` (the
+   * refresh interval after a success, the backoff after a failure); the clock moves there.
+   */
+  const nextPass = async () => {
+    const before = outcomes.length;
+    await clock.advance(nextAttemptAt! - clock.now());
+    await waitFor(() => outcomes.length > before, `pass ${before + 1}`);
+    return outcomes.at(-1)!;
+  };
+  return { fake: infisical, clock, heartbeat, outcomes, healthz, logs, stopLoop, nextPass, successes };
 }
 
 const pingsTo = (receiver: HeartbeatReceiver, path: string) => receiver.pings.filter((ping) => new URL(ping.target, receiver.origin).pathname === path);
@@ -161,9 +183,13 @@ describe('heartbeat pings from real syncs', () => {
   it('pings once per successful sync, with an empty body', async () => {
     const receiver = await heartbeatReceiver();
     const sidecar = await startSidecar(`${receiver.origin}/ping/abc`, { SIDECAR_HEARTBEAT_METHOD: 'POST' });
-    await waitFor(() => sidecar.successes() >= 3 && sidecar.heartbeat.counts().success.ok === sidecar.successes(), 'three syncs, each answered by a ping');
-    await sidecar.stop();
-    expect(pingsTo(receiver, '/ping/abc')).toHaveLength(sidecar.successes());
+    for (let sync = 1; sync <= 3; sync++) {
+      expect(sidecar.successes()).toBe(sync);
+      await waitFor(() => sidecar.heartbeat.counts().success.ok === sync, `the ping of sync ${sync} answered`);
+      if (sync < 3) expect((await sidecar.nextPass()).ok).toBe(true);
+    }
+    await sidecar.stopLoop();
+    expect(pingsTo(receiver, '/ping/abc')).toHaveLength(3);
     expect(receiver.pings.every((ping) => ping.method === 'POST' && ping.body === '')).toBe(true);
     expect((await sidecar.healthz()).json()).toMatchObject({ heartbeat: { target: receiver.origin, lastForm: 'success', lastOutcome: 'ok', failures: 0 } });
   });
@@ -172,43 +198,63 @@ describe('heartbeat pings from real syncs', () => {
     const receiver = await heartbeatReceiver();
     const sidecar = await startSidecar(`${receiver.origin}/ping/abc`, { SIDECAR_HEARTBEAT_FAIL_SUFFIX: '/fail' });
     const failures = () => pingsTo(receiver, '/ping/abc/fail').length;
-    await waitFor(() => sidecar.successes() >= 1, 'a first sync');
+    const status = async () => (await sidecar.healthz()).json().status as string;
+    /** Failed passes (the backoff between them) until the files are older than SIDECAR_MAX_STALENESS (2 s): the last one observes them stale. */
+    const failUntilStale = async () => {
+      const lastSuccessAt = Date.parse((await sidecar.healthz()).json().lastSuccessAt);
+      for (let pass = 0; pass < 40 && (await status()) !== 'stale'; pass++) {
+        expect((await sidecar.nextPass()).ok).toBe(false);
+        const age = sidecar.clock.now() - lastSuccessAt;
+        expect(await status(), `at ${age} ms`).toBe(age > 2_000 ? 'stale' : 'degraded');
+        if (age <= 2_000) expect(failures(), 'no failure ping while the files are fresh').toBe(failuresBefore);
+      }
+    };
+    await waitFor(() => sidecar.heartbeat.counts().success.ok === 1, 'the first ping answered');
 
+    let failuresBefore = 0;
     sidecar.fake.faults.add({ route: 'any', kind: 'status', status: 503 });
-    await waitFor(async () => (await sidecar.healthz()).json().status === 'stale' && failures() === 1, 'stale, and one failure ping');
-    const failedSoFar = sidecar.outcomes.length;
-    await waitFor(() => sidecar.outcomes.length >= failedSoFar + 3, 'three more failed attempts while stale');
+    await failUntilStale();
+    await waitFor(() => sidecar.heartbeat.counts().failure.ok === 1, 'one failure ping, answered');
+    expect(failures()).toBe(1);
+    for (let more = 0; more < 3; more++) expect((await sidecar.nextPass()).ok, 'three more failed attempts while stale').toBe(false);
     expect(failures()).toBe(1);
 
     sidecar.fake.faults.clear();
-    const successesBefore = pingsTo(receiver, '/ping/abc').length;
-    await waitFor(() => pingsTo(receiver, '/ping/abc').length > successesBefore, 'the recovery ping');
+    expect((await sidecar.nextPass()).ok).toBe(true);
+    await waitFor(() => sidecar.heartbeat.counts().success.ok === 2, 'the recovery ping, answered');
+    expect(pingsTo(receiver, '/ping/abc')).toHaveLength(2);
     expect(failures()).toBe(1);
 
+    failuresBefore = 1;
     sidecar.fake.faults.add({ route: 'any', kind: 'status', status: 503 });
+    await failUntilStale();
     await waitFor(() => failures() === 2, 'a second failure ping after the new failure');
   });
 
-  it('a hanging receiver delays neither the syncs nor /healthz, and holds at most one ping', async () => {
+  it('a hanging receiver delays neither the syncs nor /healthz, holds at most one ping, and is cut by stop() after its 3 s grace', async () => {
     const receiver = await heartbeatReceiver();
     receiver.answer('hang');
     const sidecar = await startSidecar(`${receiver.origin}/ping/abc`, { SIDECAR_HEARTBEAT_TIMEOUT: '1m' });
     await waitFor(() => receiver.waiting() === 1, 'a ping left hanging');
-    const started = Date.now();
-    const before = sidecar.successes();
-    // FAST refreshes every second: three more syncs in well under the ping's one-minute deadline.
-    await waitFor(() => sidecar.successes() >= before + 3, 'three more syncs while the ping hangs', 8_000);
-    const answeredAt = Date.now();
+    // Three more syncs, each at its refresh time: the clock never moved for the ping.
+    const started = sidecar.clock.now();
+    for (let sync = 0; sync < 3; sync++) expect((await sidecar.nextPass()).ok).toBe(true);
+    expect(sidecar.clock.now() - started).toBe(3_000);
     const response = await sidecar.healthz();
-    expect(Date.now() - answeredAt).toBeLessThan(500);
     expect(response.statusCode).toBe(200);
-    expect(Date.now() - started).toBeLessThan(8_000);
     expect(receiver.waiting()).toBe(1);
-    expect(sidecar.heartbeat.counts().success.skipped).toBeGreaterThanOrEqual(3);
-    const stopStarted = Date.now();
-    await sidecar.stop();
+    expect(sidecar.heartbeat.counts().success.skipped).toBe(3);
+
     // stop() lets a ping in flight finish for up to 3 s (an init container's only ping), then aborts it.
-    expect(Date.now() - stopStarted, 'stop aborts the hanging ping after its grace').toBeLessThan(4_500);
+    await sidecar.stopLoop();
+    let stopped = false;
+    const stopping = sidecar.heartbeat.stop().then(() => (stopped = true));
+    await sidecar.clock.advance(2_999);
+    expect(stopped, 'still waiting for the ping 2,999 ms into the stop').toBe(false);
+    await sidecar.clock.advance(1);
+    await stopping;
+    expect(sidecar.clock.now() - started).toBe(6_000);
+    await waitFor(() => receiver.waiting() === 0, 'the hanging ping is given up');
   });
 
   it('does not follow a redirect to another host, and counts it as a failed ping', async () => {
@@ -216,7 +262,9 @@ describe('heartbeat pings from real syncs', () => {
     const receiver = await heartbeatReceiver();
     receiver.answer({ redirectTo: `${elsewhere.origin}/stolen` });
     const sidecar = await startSidecar(`${receiver.origin}/ping/abc`);
-    await waitFor(() => sidecar.heartbeat.counts().success.failed >= 2, 'two redirected pings');
+    await waitFor(() => sidecar.heartbeat.counts().success.failed === 1, 'the first ping, redirected');
+    await sidecar.nextPass();
+    await waitFor(() => sidecar.heartbeat.counts().success.failed === 2, 'two redirected pings');
     expect(elsewhere.pings).toEqual([]);
     expect((await sidecar.healthz()).json().heartbeat).toMatchObject({ lastOutcome: 'failed', lastError: 'HTTP 302: redirect not followed' });
   });
@@ -230,10 +278,12 @@ describe('heartbeat pings from real syncs', () => {
     const query = guard.canary('hb-query', 'plain');
     const url = `http://${user}:${password}@${receiver.origin.slice('http://'.length)}/ping/${token}?key=${query}`;
     const sidecar = await startSidecar(url, { SIDECAR_HEARTBEAT_FAIL_SUFFIX: '/fail' });
-    await waitFor(() => sidecar.heartbeat.counts().success.failed >= 1, 'a failed ping (500), which is logged');
+    await waitFor(() => sidecar.heartbeat.counts().success.failed === 1, 'a failed ping (500), which is logged');
     receiver.answer({ status: 200 });
-    await waitFor(() => sidecar.heartbeat.counts().success.ok >= 1, 'an answered ping');
+    await sidecar.nextPass();
+    await waitFor(() => sidecar.heartbeat.counts().success.ok === 1, 'an answered ping');
     sidecar.fake.faults.add({ route: 'any', kind: 'status', status: 503 });
+    for (let pass = 0; pass < 40 && (await sidecar.healthz()).json().status !== 'stale'; pass++) await sidecar.nextPass();
     await waitFor(() => sidecar.heartbeat.counts().failure.ok === 1, 'the failure ping');
 
     // The receiver got everything: the token in the path and query, the userinfo as basic authentication.

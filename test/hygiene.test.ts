@@ -10,8 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { REAL_TIME_ALLOWED, REAL_TIME_APIS, type RealTimeApi } from './real-time-allowed.js';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
-/** Not the fast tier: the system tier, the Docker e2e, and the programs system tests run. */
-const OTHER_TIERS = ['test/system/', 'test/e2e/', 'test/tools/'];
+/** Not the fast tier: the system tier and the Docker e2e. (Programs under test/tools/ are scanned: fast tests run some.) */
+const OTHER_TIERS = ['test/system/', 'test/e2e/'];
 const SELF = ['test/hygiene.test.ts', 'test/real-time-allowed.ts'];
 
 function fastTierFiles(dir = 'test'): string[] {

@@ -2,22 +2,26 @@
  * GET /metrics: every sidecar metric is served (own registry, process metrics included), the
  * counters follow what really happened against the fake Infisical server (syncs, 429s, re-logins,
  * writes, reload actions, webhook calls), state gauges agree with /healthz, no label or sample
- * carries a secret, and docs/operations.md documents exactly the metrics the code defines.
+ * carries a secret, and docs/operations.md documents exactly the metrics the code defines. The
+ * sidecar runs on a manual clock: each refresh is a pass the test asks for, and durations are exact.
  */
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { createApp } from '../src/app.js';
+import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { ERROR_CATALOGUE, SidecarError } from '../src/errors.js';
 import { deferMetrics } from '../src/health/deferred-metrics.js';
 import { METRIC_NAMES, createMetrics } from '../src/health/metrics.js';
-import { HealthState } from '../src/health/state.js';
+import { HealthState, type HealthReport } from '../src/health/state.js';
+import { WEBHOOK_REFUSAL_REASONS } from '../src/health/webhook.js';
 import type { InfisicalClient } from '../src/infisical/client.js';
 import type { SyncOutcome } from '../src/sync/sync-once.js';
+import { sleep } from '../src/timers.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
-import { glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
+import { glitchtipEnv, startFake, testLogger, type CapturedLogs } from './helpers/sidecar.js';
 import { leakGuard } from './helpers/canaries.js';
+import { ManualClock } from './helpers/clock.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -50,9 +54,25 @@ function value(samples: readonly Sample[], name: string, labels: Record<string, 
 /** The leak check over everything this file's sidecars logged and served, after the last test. */
 const guard = leakGuard(1_000);
 
+/** The one line logOutcome leaves for every pass (with its `next`). */
+const PASS_LINES = new Set(['secrets written', 'secrets unchanged', 'sync failed; last good files kept']);
+
+/** Passes the refresh loop has finished (and then gone to sleep: it schedules its next pass as it records one). */
+const passes = (logs: CapturedLogs) => logs.lines().filter((line) => PASS_LINES.has(line.msg as string)).length;
+
+/** Moves the clock to the next pass the loop has scheduled, and returns the health report once that pass is recorded. */
+async function nextPass(app: App, clock: ManualClock, logs: CapturedLogs): Promise<HealthReport> {
+  const before = passes(logs);
+  const { nextRefreshAt } = (await app.server.inject('/healthz')).json() as HealthReport;
+  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
+  await waitFor(() => passes(logs) > before, `pass ${before + 1}`);
+  return (await app.server.inject('/healthz')).json() as HealthReport;
+}
+
 describe('GET /metrics', () => {
   it('counts syncs, 429s, re-logins, writes, reloads and webhooks, agrees with /healthz, and carries no secret', async () => {
-    const fake = await startFake();
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
     guard.seed(fake);
     const webhookSecret = guard.canary('webhook', 'plain');
     const env = glitchtipEnv(fake, makeTempDir(), {
@@ -66,8 +86,8 @@ describe('GET /metrics', () => {
       SIDECAR_WEBHOOK_SECRET: webhookSecret,
       SIDECAR_WATCH: 'false',
     });
-    const { log } = testLogger('debug');
-    const app = createApp(loadConfig(env), log);
+    const { log, logs } = testLogger('debug');
+    const app = createApp(loadConfig(env), log, { clock });
     await app.start();
     const scrape = async () => {
       const response = await app.server.inject('/metrics');
@@ -75,29 +95,38 @@ describe('GET /metrics', () => {
       guard.observe(response.body);
       return { body: response.body, headers: response.headers, samples: parse(response.body) };
     };
+    const reloads = async () => value((await scrape()).samples, 'infisical_sidecar_reload_actions_total', { action: 'command', outcome: 'success' }) ?? 0;
     try {
-      await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'the first sync', 8_000);
-      await waitFor(async () => (value((await scrape()).samples, 'infisical_sidecar_reload_actions_total', { action: 'command', outcome: 'success' }) ?? 0) >= 1, 'the reload command after the first write', 5_000);
+      await waitFor(() => passes(logs) === 1, 'the first sync');
+      expect((await app.server.inject('/healthz')).statusCode).toBe(200);
+      // The reload after the first write: no debounce, no cooldown, so it is due now.
+      await clock.whenPending((dueIn) => dueIn === 0);
+      await clock.advance(0);
+      await waitFor(async () => (await reloads()) >= 1, 'the reload command after the first write');
 
       // A 429 on one folder: the pass fails with the rate-limit code and is counted.
       fake.faults.add({ route: 'list', path: DEMO_DATABASE_PATH, kind: 'rateLimit', retryAfterSeconds: 1, times: 1 });
-      await waitFor(async () => (value((await scrape()).samples, 'infisical_sidecar_syncs_total', { outcome: 'failure', code: 'SIDECAR_FETCH_RATE_LIMITED' }) ?? 0) >= 1, 'a pass failed by the 429', 8_000);
+      expect((await nextPass(app, clock, logs)).lastError?.code).toBe('SIDECAR_FETCH_RATE_LIMITED');
+      expect(value((await scrape()).samples, 'infisical_sidecar_syncs_total', { outcome: 'failure', code: 'SIDECAR_FETCH_RATE_LIMITED' })).toBe(1);
 
       // Every token expires: the next fetch is refused once, the client logs in again.
       fake.expireTokens();
-      await waitFor(async () => (value((await scrape()).samples, 'infisical_sidecar_infisical_relogins_total') ?? 0) >= 1, 'a re-login', 8_000);
+      expect((await nextPass(app, clock, logs)).status).toBe('ok');
+      expect(value((await scrape()).samples, 'infisical_sidecar_infisical_relogins_total')).toBeGreaterThanOrEqual(1);
 
       // A rotation writes revision 2 and runs the reload command again.
       fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', guard.canary('rotated'));
-      await waitFor(async () => (await app.server.inject('/healthz')).json().revision >= 2, 'the rotation written as revision 2', 8_000);
+      expect((await nextPass(app, clock, logs)).revision, 'the rotation written as revision 2').toBe(2);
+      await clock.whenPending((dueIn) => dueIn === 0);
+      await clock.advance(0);
+      await waitFor(async () => (await reloads()) >= 2, 'the reload command after the rotation');
 
       // One signed webhook (202) and one forged (401).
       const port = (app.server.server.address() as AddressInfo).port;
       const delivery = await fake.sendWebhook(`http://127.0.0.1:${port}/webhook`, webhookSecret, { environment: DEMO_ENVIRONMENT, secretPath: DEMO_APPLICATION_PATH });
       expect(delivery.status).toBe(202);
-      const forged = await app.server.inject({ method: 'POST', url: '/webhook', headers: { 'content-type': 'application/json', 'x-infisical-signature': `t=${Date.now()};${'0'.repeat(64)}` }, payload: '{}' });
+      const forged = await app.server.inject({ method: 'POST', url: '/webhook', headers: { 'content-type': 'application/json', 'x-infisical-signature': `t=${clock.now()};${'0'.repeat(64)}` }, payload: '{}' });
       expect(forged.statusCode).toBe(401);
-      await waitFor(async () => (value((await scrape()).samples, 'infisical_sidecar_reload_actions_total', { action: 'command', outcome: 'success' }) ?? 0) >= 2, 'the reload command after the rotation', 5_000);
 
       const { body, headers, samples } = await scrape();
       const health = (await app.server.inject('/healthz')).json();
@@ -126,8 +155,8 @@ describe('GET /metrics', () => {
       for (const path of [DEMO_DATABASE_PATH, DEMO_APPLICATION_PATH]) {
         expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_count', { path, outcome: 'success' }), path).toBeGreaterThanOrEqual(2);
         expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_bucket', { path, outcome: 'success', le: '+Inf' }), path).toBeGreaterThanOrEqual(2);
-        expect(value(samples, 'infisical_sidecar_folder_last_success_timestamp_seconds', { path })).toBeGreaterThan(Date.now() / 1000 - 10);
-        expect(value(samples, 'infisical_sidecar_folder_last_success_age_seconds', { path })).toBeLessThan(10);
+        expect(value(samples, 'infisical_sidecar_folder_last_success_timestamp_seconds', { path })).toBe(Date.parse(health.lastSuccessAt) / 1000);
+        expect(value(samples, 'infisical_sidecar_folder_last_success_age_seconds', { path })).toBe((clock.now() - Date.parse(health.lastSuccessAt)) / 1000);
         expect(value(samples, 'infisical_sidecar_folder_secrets', { path })).toBe(health.folders.find((f: { path: string }) => f.path === path).secretCount);
       }
       expect(value(samples, 'infisical_sidecar_sync_duration_seconds_count', { outcome: 'failure' })).toBeGreaterThanOrEqual(1);
@@ -139,8 +168,8 @@ describe('GET /metrics', () => {
       expect(value(samples, 'infisical_sidecar_status', { status: health.status })).toBe(1);
       expect(value(samples, 'infisical_sidecar_status')).toBe(1);
       expect(value(samples, 'infisical_sidecar_max_staleness_seconds')).toBe(10);
-      expect(value(samples, 'infisical_sidecar_last_success_age_seconds')).toBeLessThan(10);
-      expect(value(samples, 'infisical_sidecar_next_refresh_timestamp_seconds')).toBeGreaterThan(Date.now() / 1000 - 5);
+      expect(value(samples, 'infisical_sidecar_last_success_age_seconds')).toBe((clock.now() - Date.parse(health.lastSuccessAt)) / 1000);
+      expect(value(samples, 'infisical_sidecar_next_refresh_timestamp_seconds')).toBe(Date.parse(health.nextRefreshAt) / 1000);
 
       // Labels: only folder paths, catalogue codes and fixed words; never a value.
       const allowed: Record<string, (v: string) => boolean> = {
@@ -151,6 +180,7 @@ describe('GET /metrics', () => {
         status: (v) => /^\d{3}$/.test(v) || ['ok', 'degraded', 'cache', 'starting', 'failing', 'stale', 'missing_keys', 'lint_breaks'].includes(v),
         le: (v) => v === '+Inf' || Number.isFinite(Number(v)),
         severity: (v) => v === 'breaks' || v === 'advice',
+        reason: (v) => (WEBHOOK_REFUSAL_REASONS as readonly string[]).includes(v),
       };
       const ours = samples.filter((s) => s.name.startsWith('infisical_sidecar_'));
       expect(ours.length).toBeGreaterThan(50);
@@ -167,7 +197,7 @@ describe('GET /metrics', () => {
     } finally {
       await app.stop();
     }
-  }, 30_000);
+  });
 
   it('before any sync: status starting, unhealthy, timestamps 0 and ages +Inf, so `age > bound` alerts fire', async () => {
     const health = new HealthState({ maxStalenessMs: 60_000, secretPaths: ['/a', '/b'] });
@@ -222,6 +252,7 @@ describe('GET /metrics', () => {
   });
 
   it('times each folder fetch without changing what the client returns', async () => {
+    const clock = new ManualClock();
     const calls: string[][] = [];
     const client: InfisicalClient = {
       stats: { requests: 0, logins: 0, relogins: 0, rateLimited: 0 },
@@ -229,22 +260,25 @@ describe('GET /metrics', () => {
       loggedInClientSecret: () => undefined,
       async fetchFolders(paths) {
         calls.push([...paths]);
-        await new Promise((resolve) => setTimeout(resolve, paths[0] === '/slow' ? 60 : 1));
+        await sleep(clock, paths[0] === '/slow' ? 60 : 1);
         return paths.map((path) => (path === '/bad' ? { path, ok: false, error: new SidecarError('SIDECAR_FETCH_UNAVAILABLE', 'down', { retryable: true }) } : { path, ok: true, secrets: [{ key: 'K', value: 'v' }] }));
       },
     };
     const health = new HealthState({ maxStalenessMs: 60_000, secretPaths: [] });
     // Deferred (src/health/deferred-metrics.ts): the fetches are timed before prom-client loads, and replayed into it.
-    const deferred = deferMetrics({ health: () => health.report(), clientStats: () => client.stats, defaultMetrics: false });
+    const deferred = deferMetrics({ health: () => health.report(), clientStats: () => client.stats, defaultMetrics: false }, { clock });
     const timed = deferred.instrumentClient(client);
-    const results = await timed.fetchFolders(['/slow', '/bad', '/fast']);
+    const fetching = timed.fetchFolders(['/slow', '/bad', '/fast']);
+    await clock.advance(60);
+    const results = await fetching;
     expect(results.map((r) => [r.path, r.ok])).toEqual([['/slow', true], ['/bad', false], ['/fast', true]]);
     expect(calls.sort()).toEqual([['/bad'], ['/fast'], ['/slow']]);
     expect(timed.stats).toBe(client.stats);
     const metrics = await deferred.load();
     const samples = parse(await metrics.registry.metrics());
     expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_count', { path: '/bad', outcome: 'failure' })).toBe(1);
-    expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_sum', { path: '/slow', outcome: 'success' })).toBeGreaterThanOrEqual(0.05);
+    expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_sum', { path: '/slow', outcome: 'success' })).toBe(0.06);
+    expect(value(samples, 'infisical_sidecar_fetch_duration_seconds_sum', { path: '/fast', outcome: 'success' })).toBe(0.001);
   });
 });
 

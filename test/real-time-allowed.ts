@@ -43,6 +43,31 @@ export const REAL_TIME_ALLOWED: readonly RealTimeUse[] = [
     reason: "waitFor's hang guard (see its setTimeout entry)",
   },
   {
+    file: 'test/tools/lease-holder.mjs',
+    api: 'setTimeout',
+    reason: "a lease in another process on a frozen clock: its polls fire on Node's timers, but no lease can expire, so only release and standby hand it over however slow the machine; the 5 ms inside only widens the window a second holder would be caught in",
+  },
+  {
+    file: 'test/tools/lease-holder.mjs',
+    api: 'setInterval',
+    reason: 'keeps the holder process alive while it holds the lease (an empty interval; nothing is timed)',
+  },
+  {
+    file: 'test/tools/reader.mjs',
+    api: 'setTimeout',
+    reason: 'run only by test/system/survive-torn.test.ts: the reader paces its reads between rewrites',
+  },
+  {
+    file: 'test/tools/reader.mjs',
+    api: 'setImmediate',
+    reason: 'run only by test/system/survive-torn.test.ts: yields between reads when unpaced',
+  },
+  {
+    file: 'test/tools/reader.mjs',
+    api: 'performance.now',
+    reason: 'run only by test/system/survive-torn.test.ts: reports how long a missing file stayed missing, never asserted',
+  },
+  {
     file: 'test/fake-infisical/store.ts',
     api: 'new Date()',
     reason: "the createdAt/updatedAt a real server writes into a secret version: data the client shows, never a time anything waits on or compares",

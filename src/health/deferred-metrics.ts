@@ -13,6 +13,7 @@ import { SidecarError } from '../errors.js';
 import type { FolderResult, InfisicalClient } from '../infisical/client.js';
 import type { ReloadOutcome } from '../reload/scheduler.js';
 import type { SyncOutcome } from '../sync/sync-once.js';
+import type { Clock } from '../timers.js';
 import type { MetricsSources, SidecarMetrics } from './metrics.js';
 
 export interface DeferredMetrics {
@@ -26,7 +27,10 @@ export interface DeferredMetrics {
   register(app: FastifyInstance): void;
 }
 
-export function deferMetrics(sources: Omit<MetricsSources, 'maxConnections'>): DeferredMetrics {
+/** `clock`: what folder fetches are timed on; default `performance.now` (a test passes a manual clock to time them exactly). */
+export function deferMetrics(sources: Omit<MetricsSources, 'maxConnections'>, options: { readonly clock?: Clock } = {}): DeferredMetrics {
+  const { clock } = options;
+  const elapsedNow = clock ? () => clock.now() : () => performance.now();
   let loaded: SidecarMetrics | undefined;
   let loading: Promise<SidecarMetrics> | undefined;
   let queue: ((metrics: SidecarMetrics) => void)[] = [];
@@ -63,10 +67,10 @@ export function deferMetrics(sources: Omit<MetricsSources, 'maxConnections'>): D
       fetchFolders: (paths, signal) =>
         Promise.all(
           paths.map(async (path): Promise<FolderResult> => {
-            const started = performance.now();
+            const started = elapsedNow();
             const [result] = await client.fetchFolders([path], signal);
             const outcome: FolderResult = result ?? { path, ok: false, error: missingResult(path) };
-            const seconds = (performance.now() - started) / 1000;
+            const seconds = (elapsedNow() - started) / 1000;
             record((metrics) => metrics.recordFetch(path, outcome.ok, seconds));
             return outcome;
           }),
