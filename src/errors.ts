@@ -148,6 +148,11 @@ export const ERROR_CATALOGUE = {
     meaning: 'The output directory is missing, read-only, full, or owned by another user.',
     hint: 'Mount a writable volume at SIDECAR_OUTPUT_DIR owned by the sidecar user (tmpfs volume with uid=65532), with room for the secrets.',
   },
+  SIDECAR_OUTPUT_FULL: {
+    exit: 'write',
+    meaning: 'The new set does not fit on the output volume next to the live one (a tmpfs `size=` too small for the values, times the output formats, times two while the swap is pending). Nothing of it was written; the live set is kept and served.',
+    hint: "Raise the tmpfs size of the output volume (`size=` in the override's glitchtip-secrets volume; remove the volume after changing it), or drop output formats the consumers do not read (SIDECAR_OUTPUTS).",
+  },
   SIDECAR_ONCE_DEADLINE: {
     exit: 'deadline',
     meaning: '`once` did not complete a sync before SIDECAR_ONCE_DEADLINE; the last error is in the message.',

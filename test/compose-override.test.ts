@@ -101,6 +101,12 @@ describe('the layouts of test/fixtures/compose', () => {
     expect(Object.keys(override.secrets)).toEqual(['infisical_client_id', 'infisical_client_secret']);
   });
 
+  it('turns core dumps off for the sidecar: its memory holds every secret it serves', () => {
+    for (const layout of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {
+      expect(generate(fixture(layout)).override.services.secrets.ulimits, layout).toEqual({ core: 0 });
+    }
+  });
+
   it('sets SIDECAR_CONSUMER: glitchtip on the sidecar, in every layout', () => {
     for (const name of ['seed', 'glitchtip-5', 'glitchtip-6', 'glitchtip-6-all-in-one']) {
       expect(generate(fixture(name)).override.services.secrets.environment.SIDECAR_CONSUMER).toBe('glitchtip');

@@ -188,6 +188,9 @@ function sidecar(plan: OverridePlan, cache: boolean, roleSync: boolean): string 
     init: true
     read_only: true
     restart: unless-stopped
+    # No core dumps: the process's memory holds every secret it serves.
+    ulimits:
+      core: 0
     # 5000 is the group of GlitchTip's \`app\` user: the files (0440) and directories (0750) are readable by it.
     # No port is published: Docker's healthcheck reads /healthz inside the container, and other containers on the
     # project's network (a monitor) as http://${SIDECAR_SERVICE}:8080/healthz; the host and the outside do not reach it.

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { chown, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, symlink, unlink } from 'node:fs/promises';
+import { chown, lstat, mkdir, open, readdir, readFile, readlink, rename, rm, stat, statfs, symlink, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { WriteError, type SidecarError } from '../errors.js';
 import type { RenderedFile } from '../render/index.js';
@@ -233,6 +233,7 @@ export class AtomicDirWriter implements SetWriter {
     const versionDir = path.join(this.dir, version);
 
     if (!previous) await this.assertNamesFree(next); // step 1, before anything is written
+    await this.assertRoomFor(files, manifest); // step 1, before anything is written
     let bytesWritten: number;
     try {
       bytesWritten = await this.prepareVersion(versionDir, files, options, manifest, signal); // step 1
@@ -257,6 +258,29 @@ export class AtomicDirWriter implements SetWriter {
   private async assertNamesFree(next: Map<string, Buffer>): Promise<void> {
     const conflicts = await this.foreignEntries(topLevelNames(next));
     if (conflicts.size > 0) throw foreignEntriesError(this.dir, conflicts, 'nothing was written');
+  }
+
+  /**
+   * Step 1 on a volume with a size (a tmpfs with `size=`): the new version must fit beside the live
+   * one, which stays until the swap. Checked before the first byte, so a set that cannot fit is
+   * refused with what it needs and what the volume has, not half-written into ENOSPC. A volume that
+   * reports no size (statfs unsupported, or an unlimited tmpfs) is written as before; ENOSPC then
+   * still names the volume as full.
+   */
+  private async assertRoomFor(files: readonly RenderedFile[], manifest: Buffer | undefined): Promise<void> {
+    const volume = await statfs(this.dir).catch(() => undefined);
+    if (volume === undefined || volume.blocks === 0 || volume.bsize <= 0) return;
+    const blocks = (bytes: number) => Math.ceil(bytes / volume.bsize);
+    const directories = new Set(files.map((file) => path.posix.dirname(file.path)).filter((dir) => dir !== '.')).size + 1;
+    const neededBlocks = files.reduce((sum, file) => sum + blocks(file.content.length), 0) + blocks(manifest?.length ?? 0);
+    const neededInodes = files.length + directories + (manifest ? 1 : 0);
+    const inodesShort = volume.files > 0 && neededInodes > volume.ffree;
+    if (neededBlocks <= volume.bavail && !inodesShort) return;
+    const kib = (count: number) => `${Math.ceil((count * volume.bsize) / 1024)} KiB`;
+    throw new WriteError(
+      'SIDECAR_OUTPUT_FULL',
+      `${this.dir}: the new set needs ${kib(neededBlocks)} and ${neededInodes} inodes next to the live one; the volume has ${kib(volume.bavail)} of ${kib(volume.blocks)} and ${volume.ffree} inodes free. Nothing was written; the live set is kept`,
+    );
   }
 
   /** Each of `names` held by an entry this writer did not make, with what is there. */
@@ -610,7 +634,8 @@ function writeError(error: unknown, where: string): WriteError {
   if (error instanceof WriteError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
   const syscall = (error as NodeJS.ErrnoException).syscall ?? 'write';
-  return new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `${syscall} ${where}: ${code}${code === 'ENOSPC' ? ' (volume full)' : ''}`, { cause: error });
+  if (code === 'ENOSPC') return new WriteError('SIDECAR_OUTPUT_FULL', `${syscall} ${where}: ENOSPC (volume full); nothing of the new set is left, the live set is kept`, { cause: error });
+  return new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `${syscall} ${where}: ${code}`, { cause: error });
 }
 
 /**

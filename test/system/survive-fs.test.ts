@@ -1,10 +1,11 @@
 /**
- * The output volume misbehaving. A real, small tmpfs (the production medium) filled to
- * ENOSPC (bytes, then inodes) in the middle of a write, and remounted read-only under a running
- * sidecar; a read-only, missing or non-directory output path at start. The promises: the old set
- * stays whole and readable, the error says what and where (`SIDECAR_OUTPUT_UNWRITABLE` with the
- * errno), nothing half-written is left behind, and the sidecar recovers by itself once the volume is
- * fixed. Start-up failures exit 73 before anything listens.
+ * The output volume misbehaving. A real, small tmpfs (the production medium) too full for the next
+ * set (bytes, then inodes; a 1 MiB value on the production-sized 4 MiB volume), and remounted
+ * read-only under a running sidecar; a read-only, missing or non-directory output path at start. The
+ * promises: the old set stays whole and readable, the error says what and where
+ * (`SIDECAR_OUTPUT_FULL` with what the set needs and what the volume has, `SIDECAR_OUTPUT_UNWRITABLE`
+ * with the errno), nothing half-written is left behind, and the sidecar recovers by itself once the
+ * volume is fixed. Start-up failures exit 73 before anything listens.
  */
 import { mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -30,7 +31,7 @@ const freeBytes = (dir: string) => {
 const freeInodes = (dir: string) => statfsSync(dir).ffree;
 
 describe.concurrent('a full volume', () => {
-  withTmpfs(`tmpfs filled to ENOSPC mid-write: old set intact, clear error, partial version removed, recovery when space returns${skipNote}`, async ({ onTestFinished, expect }) => {
+  withTmpfs(`tmpfs too full for the next set: refused before a byte is written with what it needs and what is free, old set intact, recovery when space returns${skipNote}`, async ({ onTestFinished, expect }) => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
@@ -53,13 +54,13 @@ describe.concurrent('a full volume', () => {
       return h.body.consecutiveFailures >= 2 ? h : undefined;
     }, 'two failed writes', PATIENCE_MS);
     expect(full.statusCode).toBe(200); // still fresh: degraded, the consumer keeps running
-    expect(full.body.lastError).toMatchObject({ code: 'SIDECAR_OUTPUT_UNWRITABLE' });
-    expect(full.body.lastError?.message).toMatch(new RegExp(`${dir}/\\.\\.rev-\\d{6}-[\\w-]+: ENOSPC \\(volume full\\)`));
-    expect(full.body.lastError?.hint).toMatch(/room for the secrets/);
+    expect(full.body.lastError).toMatchObject({ code: 'SIDECAR_OUTPUT_FULL' });
+    expect(full.body.lastError?.message).toMatch(new RegExp(`^${dir}: the new set needs \\d+ KiB and \\d+ inodes next to the live one; the volume has \\d+ KiB of \\d+ KiB`));
+    expect(full.body.lastError?.hint).toMatch(/Raise the tmpfs size/);
     expect(outputFiles(dir)).toEqual(baseline);
-    expect(versionDirs(dir)).toEqual(versionsBefore); // the partial version was removed…
-    expect(freeBytes(dir)).toBeGreaterThanOrEqual(freeWhenFull - 8 * 1024); // …and its space given back
-    const failure = logs.lines().find((line) => line.code === 'SIDECAR_OUTPUT_UNWRITABLE')!;
+    expect(versionDirs(dir)).toEqual(versionsBefore); // no version was started…
+    expect(freeBytes(dir)).toBe(freeWhenFull); // …and no byte written
+    const failure = logs.lines().find((line) => line.code === 'SIDECAR_OUTPUT_FULL')!;
     expect(failure.msg).toBe('sync failed; last good files kept');
 
     rmSync(filler);
@@ -71,9 +72,9 @@ describe.concurrent('a full volume', () => {
     expect(versionDirs(dir)).toHaveLength(2); // the new version and the one before it, nothing else
   });
 
-  // Regression test: `fs.promises.mkdir(…, { recursive: true })` reports ENOSPC as ENOENT on Node 20,
-  // so an inode-starved volume used to read as "directory missing" (fixed in ccbd9fc).
-  withTmpfs(`tmpfs out of inodes mid-write: same promises, recovery after remounting with more inodes${skipNote}`, async ({ onTestFinished, expect }) => {
+  // The check before the write counts inodes too. (The write still makes directories one level at a
+  // time: `mkdir(…, { recursive: true })` reports ENOSPC as ENOENT on Node 20.)
+  withTmpfs(`tmpfs out of inodes for the next set: same promises, recovery after remounting with more inodes${skipNote}`, async ({ onTestFinished, expect }) => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();
     guard.seed(fake);
@@ -95,14 +96,14 @@ describe.concurrent('a full volume', () => {
       const h = await health(app);
       return h.body.lastError ? h : undefined;
     }, 'a failed write', PATIENCE_MS);
-    expect(full.body.lastError).toMatchObject({ code: 'SIDECAR_OUTPUT_UNWRITABLE' });
+    expect(full.body.lastError).toMatchObject({ code: 'SIDECAR_OUTPUT_FULL' });
     expect(outputFiles(dir)).toEqual(baseline);
     expect(versionDirs(dir)).toEqual(versionsBefore);
     const message = full.body.lastError?.message;
 
     remount(dir, 'nr_inodes=4096');
     await waitFor(() => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8') === rotated, 'recovery with more inodes', PATIENCE_MS);
-    expect(message, message).toMatch(/ENOSPC \(volume full\)/);
+    expect(message, message).toMatch(/needs \d+ KiB and \d+ inodes .* and [0-4] inodes free/);
   });
 
   withTmpfs(`volume remounted read-only under a running sidecar: files still served, EROFS named, stale at the bound, recovery on rw${skipNote}`, async ({ onTestFinished, expect }) => {
@@ -172,6 +173,26 @@ describe.concurrent('an unusable output directory at start: exit 73, before serv
       }
     }
     expect(fake.requests).toEqual([]);
+  });
+
+  withTmpfs(`a 1 MiB value on the production-sized 4 MiB tmpfs in all four formats: once exits 73 with SIDECAR_OUTPUT_FULL naming the need, nothing written; in the files format alone it fits${skipNote}`, async ({ onTestFinished, expect }) => {
+    const s = scenario(onTestFinished);
+    const fake = await s.fake();
+    guard.seed(fake);
+    fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'EMAIL_URL', `${guard.canary('mib', 'plain')}${'m'.repeat(1024 * 1024)}`);
+    const dir = mountTmpfs(onTestFinished, 4096);
+    const free = freeBytes(dir);
+    const all = await runCommand(['once'], glitchtipEnv(fake, dir, { ...FAST, SIDECAR_OUTPUTS: 'env,dotenv,json,files' }));
+    expect(all.code).toBe(EXIT_CODES.write);
+    const exiting = all.logs.lines().find((line) => line.msg === 'exiting') as { code: string; err: string };
+    expect(exiting.code).toBe('SIDECAR_OUTPUT_FULL');
+    expect(exiting.err).toMatch(/the new set needs (\d+) KiB .* the volume has (\d+) KiB of 4096 KiB/);
+    expect(freeBytes(dir), 'no byte of the set; at most the lease and probe bookkeeping').toBeGreaterThanOrEqual(free - 8 * 1024);
+    expect(versionDirs(dir)).toEqual([]);
+
+    const filesOnly = await runCommand(['once'], glitchtipEnv(fake, dir, { ...FAST, SIDECAR_OUTPUTS: 'files' }));
+    expect(filesOnly.code).toBe(0);
+    expect(readFileSync(path.join(dir, 'keys', 'EMAIL_URL')).length).toBeGreaterThan(1024 * 1024);
   });
 
   withTmpfs(`volume already full at start: exit 73 naming ENOSPC${skipNote}`, async ({ onTestFinished, expect }) => {
