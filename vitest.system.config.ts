@@ -11,5 +11,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 20_000,
     maxWorkers: 2,
+    // The helpers' default clock is the real one here (test/helpers/clock.ts, tierClock).
+    env: { SIDECAR_TEST_TIME: 'real' },
   },
 });

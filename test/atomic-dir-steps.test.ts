@@ -83,7 +83,7 @@ describe('a failure in step 1 (prepare) or step 2 (commit) keeps the old set and
       const { dir, writer } = await writtenOnce();
       const live = readlinkSync(path.join(dir, '..data'));
       faults.plan = plan;
-      await expect(writer.write(v2, MODE)).rejects.toMatchObject({ code: 'SIDECAR_OUTPUT_UNWRITABLE', message: expect.stringContaining(plan.code) });
+      await expect(writer.write(v2, MODE)).rejects.toMatchObject({ code: plan.code === 'ENOSPC' ? 'SIDECAR_OUTPUT_FULL' : 'SIDECAR_OUTPUT_UNWRITABLE', message: expect.stringContaining(plan.code) });
       faults.plan = undefined;
 
       expect(readSet(dir)).toEqual({ env: "A='1'\n", key: '1' });
@@ -136,8 +136,9 @@ describe('a failure in step 3 (publish) keeps the new set live and is reported, 
 
       const result = await writer.write(v2, MODE);
       faults.plan = undefined;
-      expect(result).toMatchObject({ changed: true, revision: 2, publishError: { code: 'SIDECAR_OUTPUT_UNWRITABLE' } });
+      expect(result).toMatchObject({ changed: true, revision: 2, publishError: { code: plan.code === 'ENOSPC' ? 'SIDECAR_OUTPUT_FULL' : 'SIDECAR_OUTPUT_UNWRITABLE' } });
       expect(result.publishError?.message).toContain(plan.code);
+      if (plan.code === 'ENOSPC') expect(result.publishError?.message).toContain('the new set is live');
       expect(readSet(dir)).toEqual({ env: "A='2'\n", key: '2' });
       expect(readlinkSync(path.join(dir, '..data'))).toMatch(/^\.\.rev-000002-/);
 

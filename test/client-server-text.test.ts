@@ -15,6 +15,7 @@ import { shown } from '../src/infisical/server-text.js';
 import type { FakeInfisical } from './fake-infisical/server.js';
 import { DEMO_CLIENT_ID } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
+import { ManualClock } from './helpers/clock.js';
 import { FAST, glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
@@ -65,7 +66,8 @@ describe('a server message with escape sequences that echoes a credential', () =
   describe('run', () => {
     async function startRun(env: Record<string, string>) {
       const { log, logs } = testLogger();
-      const app = createApp(loadConfig(env), log);
+      // A clock nobody moves: the first pass (at start) is the one under test; no deadline can cut it short.
+      const app = createApp(loadConfig(env), log, { clock: new ManualClock() });
       await app.start();
       onTestFinished(() => app.stop());
       return { app, logs };

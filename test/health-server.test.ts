@@ -8,7 +8,6 @@
  * The cuts that are Node's own server timeouts (slow clients, the healthcheck outlasting them, the
  * sidecar under `ulimit -n 128`) run on the real clock in test/system/health-server.test.ts.
  */
-import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { createApp } from '../src/app.js';
@@ -71,29 +70,6 @@ function holdingClient(port: number, head: string): HoldingClient {
   void closed.then(() => openClients.delete(destroy));
   return { closed, isClosed: () => isClosed, received: () => received, destroy };
 }
-
-describe('health port keep-alive', () => {
-  it('a client that never pauses gets Connection: close on its 1,000th answer, and never a 503 for it', async () => {
-    const { port } = await startSidecar({});
-    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, 'healthy');
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    onTestFinished(() => agent.destroy());
-    const get = () =>
-      new Promise<{ status: number; connection: string | undefined; socket: object }>((resolve, reject) => {
-        const request = http.get({ host: '127.0.0.1', port, path: '/healthz', agent }, (response) => {
-          response.resume();
-          response.on('end', () => resolve({ status: response.statusCode!, connection: response.headers.connection, socket: request.socket! }));
-        });
-        request.on('error', reject);
-      });
-    const answers = [];
-    for (let i = 0; i < 1_002; i++) answers.push(await get());
-    expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
-    expect(answers[998]!.connection).toBe('keep-alive');
-    expect(answers[999]!.connection).toBe('close');
-    expect(answers[1_000]!.socket).not.toBe(answers[999]!.socket);
-  }, 30_000);
-});
 
 describe('health port connection cap', () => {
   it('closes a connection beyond SIDECAR_HEALTH_MAX_CONNECTIONS as it is accepted, unanswered; the healthcheck tries again and gets a freed slot', async () => {

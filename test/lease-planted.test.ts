@@ -3,7 +3,7 @@
  * number there can be is refused at once with the file named and the fix, and `once` keeps its
  * deadline; every retry of the lease loop waits.
  */
-import { utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, lutimesSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { OutputLease } from '../src/output/lease.js';
@@ -32,6 +32,20 @@ describe('a planted lease file', () => {
     expect(JSON.stringify(failure ?? result.stderr)).toContain(HIGHEST);
     expect(`${result.stderr}\n${result.logs.text()}`).toContain('remove it');
     expect(fake.requests, 'nothing was fetched for a directory it cannot hold').toEqual([]);
+  });
+
+  it('a dangling symbolic link under a lease name is judged as an unreadable lease, never followed: once takes over after it and writes', async () => {
+    const clock = new ManualClock();
+    const fake = await startFake({ clock });
+    const dir = makeTempDir('lease-planted-');
+    const link = path.join(dir, '..lease-000009');
+    symlinkSync('/nonexistent/lease', link);
+    const old = new Date(clock.now() - 3_600_000);
+    lutimesSync(link, old, old);
+    const result = await runCommand(['once'], glitchtipEnv(fake, dir, { ...FAST, SIDECAR_WATCH: 'false' }), undefined, clock);
+    expect(result.code, result.logs.text()).toBe(0);
+    expect(existsSync(path.join(dir, 'secrets.env'))).toBe(true);
+    expect(existsSync(link), 'the expired link is cleaned up like any lower lease').toBe(false);
   });
 
   it('one below the highest number, expired: taken over as usual', async () => {

@@ -69,7 +69,8 @@ function runCliProcess(args: string[], env: Record<string, string>, onFinished: 
   });
 }
 
-describe.concurrent('security promises', () => {
+// One test at a time: several start real CLI processes, and concurrent tests share each one's time budget.
+describe('security promises', () => {
   it.skipIf(!HAS_OPENSSL)('TLS: an unknown CA is refused; the same server is trusted once its CA is in NODE_EXTRA_CA_CERTS', async ({ onTestFinished, expect }) => {
     const s = scenario(onTestFinished);
     const fake = await s.fake();

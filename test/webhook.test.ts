@@ -85,7 +85,7 @@ describe('webhook replay protection', () => {
 });
 
 describe('refused webhook requests cost little and say little', () => {
-  it('2,000 unsigned requests to the running sidecar: each 401 before its body is read, counted by reason, one warning a minute', async ({ onTestFinished }) => {
+  it('200 unsigned requests to the running sidecar: each 401 before its body is read, counted by reason, one warning a minute', async ({ onTestFinished }) => {
     const s = scenario(onTestFinished);
     const clock = new ManualClock();
     const fake = await s.fake({ clock });
@@ -93,7 +93,7 @@ describe('refused webhook requests cost little and say little', () => {
     await s.start(app);
     const post = (headers: Record<string, string>, payload: string) => app.server.inject({ method: 'POST', url: '/webhook', headers: { 'content-type': 'application/json', ...headers }, payload });
 
-    for (let i = 0; i < 2_000; i++) expect((await post({}, '{}')).statusCode).toBe(401);
+    for (let i = 0; i < 200; i++) expect((await post({}, '{}')).statusCode).toBe(401);
     // A body far past the 64 KiB limit is not even read: the header alone refuses it (401, not 413).
     expect((await post({}, 'x'.repeat(1024 * 1024))).statusCode).toBe(401);
     expect((await post({ 'x-infisical-signature': 'nonsense' }, '{}')).json()).toEqual({ error: 'invalid signature', reason: 'malformed x-infisical-signature' });
@@ -106,10 +106,10 @@ describe('refused webhook requests cost little and say little', () => {
     expect(warnings()).toHaveLength(1);
     await clock.advance(60_000);
     expect((await post({}, '{}')).statusCode).toBe(401);
-    expect(warnings().map((line) => line.refusedSinceLastWarning)).toEqual([0, 2_003]);
+    expect(warnings().map((line) => line.refusedSinceLastWarning)).toEqual([0, 203]);
 
     const metrics = (await app.metrics.load()).registry;
     const refused = (await metrics.getSingleMetric('infisical_sidecar_webhook_refused_total')!.get()).values.map((v) => [v.labels.reason, v.value]);
-    expect(Object.fromEntries(refused)).toMatchObject({ missing_signature: 2_002, malformed_signature: 1, stale_timestamp: 1, bad_signature: 1 });
+    expect(Object.fromEntries(refused)).toMatchObject({ missing_signature: 202, malformed_signature: 1, stale_timestamp: 1, bad_signature: 1 });
   });
 });

@@ -336,7 +336,7 @@ export class AtomicDirWriter implements SetWriter {
       try {
         await part();
       } catch (error) {
-        failures.push(writeError(error, where));
+        failures.push(writeError(error, where, 'published'));
       }
     };
     const wanted = topLevelNames(files);
@@ -630,11 +630,15 @@ export function stopsTheWriter(error: SidecarError | undefined): boolean {
  * Not retryable: `once` (an init container) exits 73 at once rather than waiting out its deadline
  * on a full or read-only volume. `run` retries every failure anyway, and recovers when space returns.
  */
-function writeError(error: unknown, where: string): WriteError {
+function writeError(error: unknown, where: string, step: 'prepared' | 'published' = 'prepared'): WriteError {
   if (error instanceof WriteError) return error;
   const code = (error as NodeJS.ErrnoException).code ?? 'unknown';
   const syscall = (error as NodeJS.ErrnoException).syscall ?? 'write';
-  if (code === 'ENOSPC') return new WriteError('SIDECAR_OUTPUT_FULL', `${syscall} ${where}: ENOSPC (volume full); nothing of the new set is left, the live set is kept`, { cause: error });
+  if (code === 'ENOSPC') {
+    // Before the swap nothing of the new set stays; after it (a top-level link) the new set is live.
+    const outcome = step === 'prepared' ? 'nothing of the new set is left, the live set is kept' : 'the new set is live; this name keeps its old link until space returns';
+    return new WriteError('SIDECAR_OUTPUT_FULL', `${syscall} ${where}: ENOSPC (volume full); ${outcome}`, { cause: error });
+  }
   return new WriteError('SIDECAR_OUTPUT_UNWRITABLE', `${syscall} ${where}: ${code}`, { cause: error });
 }
 

@@ -24,7 +24,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { link, open, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import { link, lstat, open, readdir, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { WriteError } from '../errors.js';
@@ -233,7 +233,9 @@ export class OutputLease implements WriteFence {
    * reading it back is not a takeover).
    */
   private async highest(own?: number): Promise<Observed | undefined> {
-    for (;;) {
+    for (let vanished = 0; ; vanished++) {
+      // Files that keep vanishing between readdir and lstat (a co-tenant churning names): look again, after a pause.
+      if (vanished >= MAX_QUICK_RETRIES) await sleep(this.clock, MAX_POLL_MS / 10);
       const entries = await readdir(this.dir).catch((error: unknown) => {
         throw leaseError(error, this.dir);
       });
@@ -243,7 +245,9 @@ export class OutputLease implements WriteFence {
       if (epochs.length === 0) return undefined;
       const epoch = Math.max(...epochs);
       try {
-        const renewedAt = (await stat(this.file(epoch))).mtimeMs;
+        // lstat: a link planted under a lease name is judged by itself (unreadable, so by its own time
+        // and this sidecar's TTL); following it, a dangling one read as "released" forever.
+        const renewedAt = (await lstat(this.file(epoch))).mtimeMs;
         return { epoch, holder: epoch === own ? this.holder : await readHolder(this.file(epoch)), renewedAt };
       } catch (error) {
         // Released between readdir and stat: look again.

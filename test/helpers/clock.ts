@@ -11,12 +11,22 @@
  *   await clock.advance(1_000);                            // … which now runs
  */
 import type { Clock, ScheduleOptions } from '../../src/timers.js';
-import { timerDelay } from '../../src/timers.js';
+import { systemClock, timerDelay } from '../../src/timers.js';
 
 interface Timer {
   readonly at: number;
   readonly seq: number;
   readonly fn: () => void;
+}
+
+/**
+ * The clock a test helper gives the sidecar when the test names none: in the fast tier a fresh
+ * ManualClock nobody moves (a deadline, a retry or staleness happens only when a test advances a
+ * clock it holds), in the system tier the real one (vitest.system.config.ts sets
+ * SIDECAR_TEST_TIME=real: real PostgreSQL, processes and soaks run on wall time).
+ */
+export function tierClock(): Clock {
+  return process.env.SIDECAR_TEST_TIME === 'real' ? systemClock : new ManualClock();
 }
 
 /** 2026-01-01T00:00:00Z: every manual clock starts here unless told otherwise. */

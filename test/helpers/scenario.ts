@@ -18,6 +18,7 @@ import type { Config } from '../../src/config/schema.js';
 import type { HealthReport } from '../../src/health/state.js';
 import type { FakeInfisical, FakeInfisicalOptions } from '../fake-infisical/server.js';
 import { recordOutput } from './canaries.js';
+import { tierClock } from './clock.js';
 import { startFake, testLogger, type CapturedLogs } from './sidecar.js';
 import { makeTempDir, type OnFinished } from './temp-dir.js';
 
@@ -27,7 +28,8 @@ export interface Scenario {
   tempDir(prefix?: string): string;
   /**
    * Builds the app from an environment (through the real config loader); `override` patches the
-   * Config; `options.clock` (a ManualClock, test/helpers/clock.ts) puts all its timing under the test's control.
+   * Config; its timing runs on `options.clock`, by default `tierClock()` (helpers/clock.ts): a
+   * ManualClock nobody moves in the fast tier, the real clock in the system tier.
    */
   app(env: Record<string, string>, override?: Partial<Config>, options?: AppOptions): { app: App; logs: CapturedLogs; config: Config };
   /** `app.start()`, with `app.stop()` at the end of the test. */
@@ -41,7 +43,7 @@ export function scenario(onFinished: OnFinished): Scenario {
     app(env, override = {}, options = {}) {
       const { log, logs } = testLogger('debug');
       const config = { ...loadConfig(env), ...override } as Config;
-      return { app: createApp(config, log, options), logs, config };
+      return { app: createApp(config, log, { clock: tierClock(), ...options }), logs, config };
     },
     async start(app) {
       await app.start();

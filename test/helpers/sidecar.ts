@@ -6,6 +6,7 @@
 import { Writable } from 'node:stream';
 import { onTestFinished } from 'vitest';
 import { runCli } from '../../src/cli.js';
+import { tierClock } from './clock.js';
 import type { Clock } from '../../src/timers.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { startFakeInfisical, type FakeInfisical, type FakeInfisicalOptions } from '../fake-infisical/server.js';
@@ -82,8 +83,13 @@ export function testLogger(level = 'debug'): { log: Logger; logs: CapturedLogs }
   return { log: createLogger(level, logs.stream as never), logs };
 }
 
-/** Runs the CLI in-process; resolves with the exit code and everything it printed. `clock`: a ManualClock (helpers/clock.ts) for all its timing. */
-export async function runCommand(argv: string[], env: Record<string, string>, shutdown: Promise<void> = new Promise(() => undefined), clock?: Clock) {
+/**
+ * Runs the CLI in-process; resolves with the exit code and everything it printed. All its timing
+ * (request deadlines, `once`'s deadline and retries, staleness) runs on `clock`, by default
+ * `tierClock()` (helpers/clock.ts): in the fast tier a ManualClock nobody moves, so a deadline or a
+ * retry happens only when the test advances a clock it passed, never because the machine was slow.
+ */
+export async function runCommand(argv: string[], env: Record<string, string>, shutdown: Promise<void> = new Promise(() => undefined), clock: Clock = tierClock()) {
   const logs = captureLogs();
   const stdout: string[] = [];
   const stderr: string[] = [];
@@ -99,7 +105,7 @@ export async function runCommand(argv: string[], env: Record<string, string>, sh
     },
     shutdown,
     logDestination: logs.stream as never,
-    ...(clock ? { clock } : {}),
+    clock,
   });
   return { code, stdout: stdout.join('\n'), stderr: stderr.join('\n'), logs };
 }

@@ -15,6 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -205,4 +206,28 @@ describe('descriptors for the sync', () => {
     expect(output).not.toMatch(/EMFILE|too many open files/i);
     expect(child.exitCode, `the sidecar is still running: ${output.slice(-1_000)}`).toBeNull();
   }, 40_000);
+});
+
+describe('health port keep-alive', () => {
+  // Real sockets and Node's own maxRequestsPerSocket: 1,002 requests in a row, CPU-bound under load.
+  it('a client that never pauses gets Connection: close on its 1,000th answer, and never a 503 for it', async () => {
+    const { port } = await startSidecar({});
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200, 'healthy');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    onTestFinished(() => agent.destroy());
+    const get = () =>
+      new Promise<{ status: number; connection: string | undefined; socket: object }>((resolve, reject) => {
+        const request = http.get({ host: '127.0.0.1', port, path: '/healthz', agent }, (response) => {
+          response.resume();
+          response.on('end', () => resolve({ status: response.statusCode!, connection: response.headers.connection, socket: request.socket! }));
+        });
+        request.on('error', reject);
+      });
+    const answers = [];
+    for (let i = 0; i < 1_002; i++) answers.push(await get());
+    expect(answers.filter((answer) => answer.status !== 200)).toEqual([]);
+    expect(answers[998]!.connection).toBe('keep-alive');
+    expect(answers[999]!.connection).toBe('close');
+    expect(answers[1_000]!.socket).not.toBe(answers[999]!.socket);
+  }, 30_000);
 });
