@@ -11,13 +11,13 @@
 import { mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { createApp, type App } from '../src/app.js';
+import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { EXIT_CODES } from '../src/errors.js';
-import type { HealthReport } from '../src/health/state.js';
 import type { Clock } from '../src/timers.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { ManualClock } from './helpers/clock.js';
+import { nextPass, passAfter } from './helpers/passes.js';
 import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { reloadReceiver } from './helpers/reload-receiver.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -32,19 +32,6 @@ function appFor(env: Record<string, string>, clock?: Clock) {
   const app = createApp(loadConfig(env), log, { reloadConfig: () => loadConfig(env), ...(clock ? { clock } : {}) });
   onTestFinished(() => app.stop());
   return { app, logs };
-}
-
-/** Resolves once the refresh loop has recorded a pass after the one that ended at `since`; it schedules its next wake-up in the same tick. */
-async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
-  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
-  return app.health.report();
-}
-
-/** Moves the clock to the pass the loop sleeps until and waits until that pass is recorded. */
-async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
-  const { lastAttemptAt, nextRefreshAt } = app.health.report();
-  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
-  return passAfter(clock, app, lastAttemptAt);
 }
 
 describe('a failure after the ..data swap', () => {

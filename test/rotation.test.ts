@@ -11,11 +11,11 @@ import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
-import type { HealthReport } from '../src/health/state.js';
 import { dockerRestartAction } from '../src/reload/docker.js';
 import { signWebhook } from './fake-infisical/webhook.js';
 import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
 import { ManualClock } from './helpers/clock.js';
+import { nextPass, passAfter } from './helpers/passes.js';
 import { reloadReceiver } from './helpers/reload-receiver.js';
 import { FAST, glitchtipEnv, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -37,19 +37,6 @@ async function startApp(env: Record<string, string>, clock: ManualClock) {
   onTestFinished(() => app.stop());
   expect(await passAfter(clock, app, null)).toMatchObject({ status: 'ok' });
   return { app, logs };
-}
-
-/** Resolves once the refresh loop has recorded a pass after the one that ended at `since`; it schedules its next wake-up in the same tick. */
-async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
-  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
-  return app.health.report();
-}
-
-/** Moves the clock to the pass the loop sleeps until (nothing triggered) and waits until that pass is recorded. */
-async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
-  const { lastAttemptAt, nextRefreshAt } = app.health.report();
-  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
-  return passAfter(clock, app, lastAttemptAt);
 }
 
 /** Whether the loop still sleeps until its next interval: a trigger would have cancelled that timer for an earlier one. */

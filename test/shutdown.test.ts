@@ -7,16 +7,16 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { createApp, type App } from '../src/app.js';
+import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { EXIT_CODES } from '../src/errors.js';
-import type { HealthReport } from '../src/health/state.js';
 import { AtomicDirWriter } from '../src/output/atomic-dir.js';
 import { ReloadScheduler, type ChangeEvent } from '../src/reload/scheduler.js';
 import type { Clock } from '../src/timers.js';
 import { DEMO_APPLICATION_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
 import { CLOCK_START, ManualClock } from './helpers/clock.js';
+import { nextPass, passAfter } from './helpers/passes.js';
 import { reloadReceiver } from './helpers/reload-receiver.js';
 import { FAST, glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
@@ -48,19 +48,6 @@ function recordingAction(clock: Clock, ms = 0) {
         }),
     },
   };
-}
-
-/** Resolves once the refresh loop has recorded a pass after the one that ended at `since`; it schedules its next wake-up in the same tick. */
-async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
-  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
-  return app.health.report();
-}
-
-/** Moves the clock to the pass the loop sleeps until and waits until that pass is recorded. */
-async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
-  const { lastAttemptAt, nextRefreshAt } = app.health.report();
-  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
-  return passAfter(clock, app, lastAttemptAt);
 }
 
 /** Whether `promise` has settled, after what is already queued has run. */

@@ -8,16 +8,15 @@
  */
 import { readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, expect, it, vi } from 'vitest';
-import type { App } from '../src/app.js';
+import { describe, it, vi } from 'vitest';
 import type { SidecarError } from '../src/errors.js';
 import { EXIT_CODES } from '../src/errors.js';
-import type { HealthReport } from '../src/health/state.js';
 import type { RetryPolicy } from '../src/sync/retry.js';
 import type { FakeInfisical, RequestLogEntry } from './fake-infisical/server.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { leakGuard } from './helpers/canaries.js';
 import { ManualClock } from './helpers/clock.js';
+import { nextPass, passAfter } from './helpers/passes.js';
 import { freePort, health, logLines, outputFiles, scenario } from './helpers/scenario.js';
 import { FAST, glitchtipEnv, runCommand } from './helpers/sidecar.js';
 import { waitFor } from './helpers/wait.js';
@@ -52,23 +51,6 @@ const isList = (r: { path: string }) => r.path === LIST;
 const unreachable = (port: number) => ({ url: `http://127.0.0.1:${port}` }) as FakeInfisical;
 const secretKeyFile = (dir: string) => readFileSync(path.join(dir, 'keys', 'SECRET_KEY'), 'utf8');
 const at = (iso: string | null) => Date.parse(iso!);
-
-/**
- * Resolves once the refresh loop has recorded a pass after the one that ended at `since` (its
- * `lastAttemptAt`). The loop schedules its next wake-up in the same tick as it records a pass, so
- * this is checked at each timer the clock is given: an event, not a poll.
- */
-async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
-  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
-  return app.health.report();
-}
-
-/** Moves the clock to the pass the loop sleeps until (nothing triggered) and waits until that pass is recorded. */
-async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
-  const { lastAttemptAt, nextRefreshAt } = app.health.report();
-  await clock.advance(at(nextRefreshAt) - clock.now());
-  return passAfter(clock, app, lastAttemptAt);
-}
 
 /** The list requests, grouped by the clock time they arrived at (one group per pass). */
 function listsByTime(requests: readonly RequestLogEntry[], from = Number.NEGATIVE_INFINITY): Map<number, number[]> {

@@ -11,10 +11,10 @@ import { describe, expect, it } from 'vitest';
 import { createApp, type App } from '../src/app.js';
 import { loadConfig } from '../src/config/load.js';
 import { EXIT_CODES } from '../src/errors.js';
-import type { HealthReport } from '../src/health/state.js';
 import type { Clock } from '../src/timers.js';
 import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT } from './fake-infisical/seed.js';
 import { ManualClock } from './helpers/clock.js';
+import { nextPass, passAfter } from './helpers/passes.js';
 import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 
@@ -41,19 +41,6 @@ async function onceOnClock(clock: ManualClock, app: App) {
     if (done) return running;
     await clock.advance(clock.pending()[0]!);
   }
-}
-
-/** Resolves once the refresh loop has recorded a pass after the one that ended at `since`; it schedules its next wake-up in the same tick. */
-async function passAfter(clock: ManualClock, app: App, since: string | null): Promise<HealthReport> {
-  await clock.whenPending(() => app.health.report().lastAttemptAt !== since);
-  return app.health.report();
-}
-
-/** Moves the clock to the pass the loop sleeps until and waits until that pass is recorded. */
-async function nextPass(clock: ManualClock, app: App): Promise<HealthReport> {
-  const { lastAttemptAt, nextRefreshAt } = app.health.report();
-  await clock.advance(Date.parse(nextRefreshAt!) - clock.now());
-  return passAfter(clock, app, lastAttemptAt);
 }
 
 /** A snapshot of every file under the output dir (following the links), to prove nothing changed. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # e2e step (issue 14): `docker build` works on a fresh clone both ways, and both ways give the same image.
-#   test/e2e/build-both.sh          # run by test/e2e/run.sh; needs dockerd and the stand-ins (stand-ins.sh)
+#   test/e2e/build-both.sh          # scenario 15-fresh-clone-build; needs dockerd and the stand-ins (stand-ins.sh)
 #
 # 1. `git clone` of the repository into a temp directory (so only committed files take part).
 # 2. Offline: the host's node_modules (its `npm ci` of the same lock file) in the clone, then

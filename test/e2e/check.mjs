@@ -1,4 +1,4 @@
-// Byte-exact checks for the Docker e2e (run.sh), on the host with plain node (no dependencies).
+// Byte-exact checks for the Docker e2e (test/e2e/scenarios), on the host with plain node (no dependencies).
 //
 //   node check.mjs flat SEED.json                      → {KEY: value} of every folder (later folder wins)
 //   node check.mjs env EXPECTED.json ENVIRON VOLDIR [BASE.json SERVICE]
@@ -11,7 +11,7 @@
 //   node check.mjs healthz FIELD < body.json           → prints one field of a /healthz body
 //   node check.mjs procs EXPECTED.json WANT OUT < DUMP → finds the app among a container's processes (DUMP:
 //                                                        "PID PPID CMDLINE-B64 ENVIRON-B64" per line, see
-//                                                        run.sh): PID 1 whose argv is WANT (the wrapper exec'd
+//                                                        lib.sh): PID 1 whose argv is WANT (the wrapper exec'd
 //                                                        it), or PID 1's child with argv WANT while PID 1 is
 //                                                        `/bin/sh …/with-secrets.sh WANT` (restart mode);
 //                                                        writes its environ to OUT, prints "MODE PID PID1-ARGV";

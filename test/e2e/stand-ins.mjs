@@ -8,7 +8,7 @@
  * change is time: the wrappers poll the revision every E2E_WITH_SECRETS_POLL seconds (production: 5) and the
  * override's restart delays are divided by TIME_SCALE (production 0/20/40 s → 0/4/8 s), so a rotation's
  * socket-free restarts fit in a short test. PostgreSQL runs with log_statement=all (the override's command with
- * `-c log_statement=all` appended), for the test to read what reaches its log. run.sh sets the E2E_* values in .env.
+ * `-c log_statement=all` appended), for the test to read what reaches its log. The runner and lib.sh set the E2E_* values in .env.
  *
  *   docker compose -f base.yml -f override.yml config --format json | node stand-ins.mjs > stand-ins.yml
  */

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Test only (run.sh, POSTGRES_PASSWORD rotation): a database client that, every PROBE_PERIOD_MS (200), reads the
+# Test only (scenarios/07-role-sync-rotation.sh): a database client that, every PROBE_PERIOD_MS (200), reads the
 # current keys/DATABASE_URL from the secrets volume and opens a new connection with it (`select 1`), as a
 # GlitchTip process starting at that instant would. Each attempt runs in the background, so a slow login on a
 # busy host overlaps the next one rather than stretching the period. One line per attempt, no value ever printed:
