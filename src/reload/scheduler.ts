@@ -71,6 +71,8 @@ export class ReloadScheduler {
   /** Aborted when the stop grace runs out: cancels the action in progress. */
   private readonly stopping = new AbortController();
   private readonly clock: Clock;
+  /** The ledger writes in flight, chained. */
+  private recording: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: ReloadSchedulerOptions) {
     this.clock = options.clock ?? systemClock;
@@ -117,8 +119,12 @@ export class ReloadScheduler {
   }
 
   private told(revision: number): void {
-    if (!this.enabled) return; // no actions, nothing is ever owed
-    this.options.ledger?.write(revision).catch((error: Error) => this.options.log.warn({ err: error.message }, 'could not record the reloaded revision'));
+    if (!this.enabled || this.options.ledger === undefined) return; // no actions, nothing is ever owed
+    const ledger = this.options.ledger;
+    // In order, and awaited by stop(): `once` must not exit with the record of its reload still in flight.
+    this.recording = this.recording
+      .then(() => ledger.write(revision))
+      .catch((error: Error) => this.options.log.warn({ err: error.message }, 'could not record the reloaded revision'));
   }
 
   /** Records a change; the actions run once the burst is over and the cooldown has passed. */
@@ -138,7 +144,7 @@ export class ReloadScheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     this.cancelTimer();
-    if (this.running === undefined && this.pending === undefined) return;
+    if (this.running === undefined && this.pending === undefined) return this.recording;
     const graceMs = this.options.stopGraceMs ?? RELOAD_STOP_GRACE_MS;
     const cancelGrace = this.clock.schedule(graceMs, () => this.stopping.abort());
     try {
@@ -152,6 +158,7 @@ export class ReloadScheduler {
     } finally {
       cancelGrace();
     }
+    await this.recording;
   }
 
   private schedule(): void {
