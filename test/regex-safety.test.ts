@@ -3,7 +3,7 @@
  * checker that finds polynomial as well as exponential backtracking), so a hostile secret value,
  * key, server answer or Compose file cannot make one hold the event loop. A regex built at run time
  * (`new RegExp`) cannot be checked this way and is refused. A structural check, not a timing one:
- * test/system/lint-pathological.test.ts measures the health port while lint meets such values.
+ * (A black-box probe of /healthz during a pass over 1 MiB values is still to come: see git show 9432824.)
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
