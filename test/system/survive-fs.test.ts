@@ -122,8 +122,9 @@ describe.concurrent('a full volume', () => {
     fake.setSecret(DEMO_ENVIRONMENT, DEMO_APPLICATION_PATH, 'SECRET_KEY', rotated);
     const stale = await waitFor(async () => {
       const h = await health(app);
-      return h.body.status === 'stale' ? h : undefined;
-    }, 'stale while read-only', PATIENCE_MS);
+      // Stale comes with time alone; wait for it together with the failed write it is about.
+      return h.body.status === 'stale' && h.body.lastError ? h : undefined;
+    }, 'stale while read-only, after a failed write', PATIENCE_MS);
     expect(stale.statusCode).toBe(503);
     expect(stale.body.lastError).toMatchObject({ code: 'SIDECAR_OUTPUT_UNWRITABLE' });
     expect(stale.body.lastError?.message).toMatch(/EROFS/);
