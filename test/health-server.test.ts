@@ -10,31 +10,17 @@
  */
 import net, { type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { createApp } from '../src/app.js';
-import { loadConfig } from '../src/config/load.js';
 import { ERROR_CATALOGUE } from '../src/errors.js';
 import { healthcheck, healthcheckHost } from '../src/healthcheck.js';
 import { leakGuard } from './helpers/canaries.js';
-import { ManualClock } from './helpers/clock.js';
-import { glitchtipEnv, runCommand, startFake, testLogger } from './helpers/sidecar.js';
+import { startSidecar as startHealthPort } from './helpers/health-port.js';
+import { glitchtipEnv, runCommand, startFake } from './helpers/sidecar.js';
 import { makeTempDir } from './helpers/temp-dir.js';
 import { waitFor } from './helpers/wait.js';
 
 const guard = leakGuard(2_000);
 
-/** A sidecar in this process with the given health-port settings, after its first sync; on a manual clock nobody moves, so no refresh comes. */
-async function startSidecar(extra: Record<string, string>) {
-  const fake = await startFake();
-  guard.seed(fake);
-  const env = glitchtipEnv(fake, makeTempDir(), { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', ...extra });
-  const { log } = testLogger();
-  const app = createApp(loadConfig(env), log, { clock: new ManualClock() });
-  await app.start();
-  onTestFinished(() => app.stop());
-  await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'the first sync');
-  const port = (app.server.server.address() as AddressInfo).port;
-  return { app, port, env: { ...env, SIDECAR_HEALTH_PORT: String(port) } };
-}
+const startSidecar = (extra: Record<string, string>) => startHealthPort(extra, (fake) => guard.seed(fake));
 
 /** Every client still open, destroyed after each test. */
 const openClients = new Set<() => void>();

@@ -16,35 +16,22 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
-import { createApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config/load.js';
 import { healthcheck } from '../../src/healthcheck.js';
 import { DEMO_APPLICATION_PATH, DEMO_ENVIRONMENT } from '../fake-infisical/seed.js';
 import { leakGuard } from '../helpers/canaries.js';
-import { glitchtipEnv, startFake, testLogger } from '../helpers/sidecar.js';
+import { startSidecar as startHealthPort } from '../helpers/health-port.js';
+import { glitchtipEnv, startFake } from '../helpers/sidecar.js';
 import { makeTempDir } from '../helpers/temp-dir.js';
 import { waitFor } from '../helpers/wait.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const guard = leakGuard(2_000);
 
-/** A sidecar in this process with the given health-port settings, after its first sync. */
-async function startSidecar(extra: Record<string, string>) {
-  const fake = await startFake();
-  guard.seed(fake);
-  const env = glitchtipEnv(fake, makeTempDir(), { SIDECAR_REFRESH_INTERVAL: '1h', SIDECAR_MAX_STALENESS: '2h', ...extra });
-  const { log } = testLogger();
-  const app = createApp(loadConfig(env), log);
-  await app.start();
-  onTestFinished(() => app.stop());
-  await waitFor(async () => (await app.server.inject('/healthz')).statusCode === 200, 'the first sync');
-  const port = (app.server.server.address() as AddressInfo).port;
-  return { app, port, env: { ...env, SIDECAR_HEALTH_PORT: String(port) } };
-}
+const startSidecar = (extra: Record<string, string>) => startHealthPort(extra, (fake) => guard.seed(fake));
 
 /** Every slow client still open, destroyed after each test. */
 const openClients = new Set<() => void>();
