@@ -5,35 +5,23 @@
  * against; when an upgrade breaks one of these, the failure message says what to re-check.
  */
 import { InfisicalSDK } from '@infisical/sdk';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { installSdkFetchFence, runWithDeadline } from '../src/infisical/call-context.js';
-import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from './fake-infisical/seed.js';
-import { startFakeInfisical, type FakeInfisical } from './fake-infisical/server.js';
+import { DEMO_APPLICATION_PATH } from './fake-infisical/seed.js';
 import { ManualClock } from './helpers/clock.js';
+import { CREDENTIALS, LIST_PATH, LOGIN_PATH, sdkAgainstFileFake } from './helpers/sdk.js';
 
-const LOGIN_PATH = '/api/v1/auth/universal-auth/login';
-const LIST_PATH = '/api/v3/secrets/raw';
-const credentials = { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET };
+const contract = sdkAgainstFileFake();
+const { loggedIn, listFolder, requestsTo } = contract;
 
-let fake: FakeInfisical;
-beforeAll(async () => {
-  fake = await startFakeInfisical();
-});
-afterAll(() => fake.close());
-beforeEach(() => fake.reset());
+
 
 /** Fenced-call options whose deadline runs on a manual clock nobody moves: only an answer (or its absence) ends a call. */
 function fenced(): { siteUrl: string; timeoutMs: number; clock: ManualClock } {
-  return { siteUrl: fake.url, timeoutMs: 5_000, clock: new ManualClock() };
+  return { siteUrl: contract.fake.url, timeoutMs: 5_000, clock: new ManualClock() };
 }
 
-function listFolder(sdk: InfisicalSDK, secretPath: string) {
-  return sdk.secrets().listSecrets({ projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath });
-}
 
-async function loggedIn(): Promise<InfisicalSDK> {
-  return new InfisicalSDK({ siteUrl: fake.url }).auth().universalAuth.login(credentials);
-}
 
 /**
  * Records `METHOD origin/path` of every fetch the SDK makes, on top of whatever `globalThis.fetch` is
@@ -59,17 +47,13 @@ function recordFetches(): { readonly seen: string[]; whenSeen(count: number): Pr
   };
 }
 
-/** What reached the fake on one path, as `METHOD status` (status 0: no answer was sent). */
-function requestsTo(path: string): string[] {
-  return fake.requests.filter((request) => request.path === path).map((request) => `${request.method} ${request.status}`);
-}
 
 describe('@infisical/sdk, as the fetch fence relies on it', () => {
   it('looks up globalThis.fetch at each request (not a reference taken at import or construction), one request per login and per list', async () => {
-    const sdk = new InfisicalSDK({ siteUrl: fake.url });
+    const sdk = new InfisicalSDK({ siteUrl: contract.fake.url });
     const fetches = recordFetches();
     try {
-      await sdk.auth().universalAuth.login(credentials);
+      await sdk.auth().universalAuth.login(CREDENTIALS);
       await listFolder(sdk, DEMO_APPLICATION_PATH);
     } finally {
       fetches.restore();
@@ -78,19 +62,19 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
       fetches.seen,
       'The SDK no longer sends each request through globalThis.fetch at call time, or no longer one request per call: ' +
         'the fence in src/infisical/call-context.ts cannot see or bound its requests; re-verify it before upgrading.',
-    ).toEqual([`POST ${fake.url}${LOGIN_PATH}`, `GET ${fake.url}${LIST_PATH}`]);
+    ).toEqual([`POST ${contract.fake.url}${LOGIN_PATH}`, `GET ${contract.fake.url}${LIST_PATH}`]);
   });
 
   it('keeps the HTTP status and the server message in its error text as `[StatusCode=NNN] message`', async () => {
-    const refused = new InfisicalSDK({ siteUrl: fake.url }).auth().universalAuth.login({ ...credentials, clientSecret: 'wrong' });
+    const refused = new InfisicalSDK({ siteUrl: contract.fake.url }).auth().universalAuth.login({ ...CREDENTIALS, clientSecret: 'wrong' });
     const format = 'The SDK changed its error text: serverMessageOf in src/infisical/call-context.ts no longer finds the server message.';
     await expect(refused, format).rejects.toThrow(/\[StatusCode=401\] Invalid credentials$/);
 
     // The same error read through the fence, as src/infisical/client.ts reads it.
-    const removeFence = installSdkFetchFence(fake.url);
+    const removeFence = installSdkFetchFence(contract.fake.url);
     try {
       const sdk = await loggedIn();
-      fake.faults.add({ route: 'list', kind: 'status', status: 403, body: { statusCode: 403, message: 'You do not have permission', error: 'PermissionDenied' } });
+      contract.fake.faults.add({ route: 'list', kind: 'status', status: 403, body: { statusCode: 403, message: 'You do not have permission', error: 'PermissionDenied' } });
       const outcome = await runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), fenced());
       expect(outcome, format).toEqual({ ok: false, requests: 1, failure: { kind: 'http', status: 403, serverMessage: 'You do not have permission', retryAfterMs: undefined } });
     } finally {
@@ -99,7 +83,7 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
   });
 
   it('hands out the access token of its login through auth().getAccessToken()', async () => {
-    fake.faults.add({ route: 'list', kind: 'echoCredential', status: 403, message: 'token {credential}' });
+    contract.fake.faults.add({ route: 'list', kind: 'echoCredential', status: 403, message: 'token {credential}' });
     const sdk = await loggedIn();
     const echoed = await listFolder(sdk, DEMO_APPLICATION_PATH).then(
       () => undefined,
@@ -112,15 +96,15 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
   });
 
   it('still reads the body of a 404 the fence copied, so the server message survives the envelope check', async () => {
-    const removeFence = installSdkFetchFence(fake.url);
+    const removeFence = installSdkFetchFence(contract.fake.url);
     try {
-      const unknownRoute = await runWithDeadline(() => new InfisicalSDK({ siteUrl: `${fake.url}/wrong` }).auth().universalAuth.login(credentials), fenced());
+      const unknownRoute = await runWithDeadline(() => new InfisicalSDK({ siteUrl: `${contract.fake.url}/wrong` }).auth().universalAuth.login(CREDENTIALS), fenced());
       expect(unknownRoute).toEqual({
         ok: false,
         requests: 1,
         failure: { kind: 'http', status: 404, serverMessage: `Route POST:/wrong${LOGIN_PATH} not found`, retryAfterMs: undefined, infisicalEnvelope: false },
       });
-      fake.faults.add({ route: 'login', kind: 'status', status: 404 });
+      contract.fake.faults.add({ route: 'login', kind: 'status', status: 404 });
       const infisical404 = await runWithDeadline(() => loggedIn(), fenced());
       expect(infisical404).toMatchObject({ ok: false, failure: { kind: 'http', status: 404, serverMessage: 'Not Found', infisicalEnvelope: true } });
     } finally {
@@ -133,15 +117,15 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
 describe('the fence around the real SDK', () => {
   it('holds a login against a reset and a list against a 429 to one request each, through the SDK’s retries', async () => {
     const original = globalThis.fetch;
-    const removeFence = installSdkFetchFence(fake.url);
+    const removeFence = installSdkFetchFence(contract.fake.url);
     // Above the fence, to see the SDK's retries arrive (and the fence turn them away).
     const attempts = recordFetches();
     try {
       const sdk = await loggedIn();
-      fake.clearRequests();
+      contract.fake.clearRequests();
       attempts.seen.length = 0;
-      fake.faults.add({ route: 'login', kind: 'reset' });
-      fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 60 });
+      contract.fake.faults.add({ route: 'login', kind: 'reset' });
+      contract.fake.faults.add({ route: 'list', kind: 'rateLimit', retryAfterSeconds: 60 });
       const [login, list] = await Promise.all([runWithDeadline(() => loggedIn(), fenced()), runWithDeadline(() => listFolder(sdk, DEMO_APPLICATION_PATH), fenced())]);
       // The SDK retries each call after a sleep of about 1 s: both calls ended before either retry.
       expect(attempts.seen, 'both calls end at their first answer, not after the SDK’s sleeps').toHaveLength(2);
@@ -150,7 +134,7 @@ describe('the fence around the real SDK', () => {
 
       // The SDK's own retries come after its sleeps; the fence keeps them off the network.
       await attempts.whenSeen(4);
-      expect(attempts.seen.sort()).toEqual([`GET ${fake.url}${LIST_PATH}`, `GET ${fake.url}${LIST_PATH}`, `POST ${fake.url}${LOGIN_PATH}`, `POST ${fake.url}${LOGIN_PATH}`]);
+      expect(attempts.seen.sort()).toEqual([`GET ${contract.fake.url}${LIST_PATH}`, `GET ${contract.fake.url}${LIST_PATH}`, `POST ${contract.fake.url}${LOGIN_PATH}`, `POST ${contract.fake.url}${LOGIN_PATH}`]);
       expect(requestsTo(LOGIN_PATH)).toEqual(['POST 0']);
       expect(requestsTo(LIST_PATH)).toEqual(['GET 429']);
     } finally {

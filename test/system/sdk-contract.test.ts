@@ -4,39 +4,20 @@
  * Node's timers, inside node_modules where no test clock reaches; on a loaded machine a slow answer can
  * cost one more retry, so this belongs with the other wall-clock tests.
  */
-import { InfisicalSDK } from '@infisical/sdk';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DEMO_APPLICATION_PATH, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_DATABASE_PATH, DEMO_ENVIRONMENT, DEMO_PROJECT_ID } from '../fake-infisical/seed.js';
-import { startFakeInfisical, type FakeInfisical } from '../fake-infisical/server.js';
+import { describe, expect, it } from 'vitest';
+import { DEMO_APPLICATION_PATH, DEMO_DATABASE_PATH } from '../fake-infisical/seed.js';
+import { LIST_PATH, LOGIN_PATH, sdkAgainstFileFake } from '../helpers/sdk.js';
 
-const LOGIN_PATH = '/api/v1/auth/universal-auth/login';
-const LIST_PATH = '/api/v3/secrets/raw';
-const credentials = { clientId: DEMO_CLIENT_ID, clientSecret: DEMO_CLIENT_SECRET };
-
-let fake: FakeInfisical;
-beforeAll(async () => {
-  fake = await startFakeInfisical();
-});
-afterAll(() => fake.close());
-beforeEach(() => fake.reset());
-
-function listFolder(sdk: InfisicalSDK, secretPath: string) {
-  return sdk.secrets().listSecrets({ projectId: DEMO_PROJECT_ID, environment: DEMO_ENVIRONMENT, secretPath });
-}
-
-async function loggedIn(): Promise<InfisicalSDK> {
-  return new InfisicalSDK({ siteUrl: fake.url }).auth().universalAuth.login(credentials);
-}
-
-const requestsTo = (path: string) => fake.requests.filter((r) => r.path === path).map((r) => `${r.method} ${r.status}`);
+const contract = sdkAgainstFileFake();
+const { loggedIn, listFolder, requestsTo } = contract;
 
 describe('@infisical/sdk, as the fetch fence relies on it', () => {
   it('retries a reset and a 429 on its own, ignoring retry-after (so the one-request budget matters), and does not retry a 500', async () => {
     const sdk = await loggedIn();
-    fake.clearRequests();
-    fake.faults.add({ route: 'login', kind: 'reset', times: 1 });
-    fake.faults.add({ route: 'list', path: DEMO_APPLICATION_PATH, kind: 'rateLimit', retryAfterSeconds: 60, times: 1 });
-    fake.faults.add({ route: 'list', path: DEMO_DATABASE_PATH, kind: 'status', status: 500, times: 1 });
+    contract.fake.clearRequests();
+    contract.fake.faults.add({ route: 'login', kind: 'reset', times: 1 });
+    contract.fake.faults.add({ route: 'list', path: DEMO_APPLICATION_PATH, kind: 'rateLimit', retryAfterSeconds: 60, times: 1 });
+    contract.fake.faults.add({ route: 'list', path: DEMO_DATABASE_PATH, kind: 'status', status: 500, times: 1 });
 
     // Unfenced, the SDK sleeps about 1 s (±20 %) before its first retry.
     const [login, rateLimited, failed] = await Promise.allSettled([loggedIn(), listFolder(sdk, DEMO_APPLICATION_PATH), listFolder(sdk, DEMO_DATABASE_PATH)]);
@@ -45,7 +26,7 @@ describe('@infisical/sdk, as the fetch fence relies on it', () => {
     expect(rateLimited.status, retries).toBe('fulfilled');
     expect(failed, retries).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/\[StatusCode=500\]/) } });
     expect(requestsTo(LOGIN_PATH), retries).toEqual(['POST 0', 'POST 200']);
-    expect(fake.requests.filter((r) => r.path === LIST_PATH).map((r) => `${r.query['secretPath']} ${r.status}`), retries).toEqual([
+    expect(contract.fake.requests.filter((r) => r.path === LIST_PATH).map((r) => `${r.query['secretPath']} ${r.status}`), retries).toEqual([
       `${DEMO_APPLICATION_PATH} 429`,
       `${DEMO_DATABASE_PATH} 500`,
       `${DEMO_APPLICATION_PATH} 200`,
