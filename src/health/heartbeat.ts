@@ -16,7 +16,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { formatDuration, requestFailureReason, trimEndOf } from '../text.js';
+import { requestFailureReason, trimEndOf } from '../text.js';
 import { systemClock, timeoutSignal, type Clock } from '../timers.js';
 import type { HealthReport, HealthState, HealthStatus } from './state.js';
 

@@ -5,6 +5,7 @@
  */
 
 import { DEFAULT_OUTPUT_PATHS } from '../config/outputs.js';
+import { replaceChars } from '../text.js';
 import { isEnvName, sortedEntries } from './keys.js';
 import type { RenderedContent, SkipReason, SkippedKey, Snapshot } from './types.js';
 
@@ -35,26 +36,7 @@ export function wouldBeInterpolated(value: string): boolean {
 /** Writes `value` as a dotenv value: `'value'` when possible, otherwise `"…"` with 4 escapes. */
 export function quoteDotenvValue(value: string): string {
   if (!needsDoubleQuotes(value)) return `'${value}'`;
-  return `"${escapeDoubleQuoted(value)}"`;
-}
-
-/**
- * The four escapes, by runs of plain characters: a global replace calls its function once per
- * escaped character, which for a 1 MiB value of line breaks held the event loop for most of a second.
- */
-function escapeDoubleQuoted(value: string): string {
-  const parts: string[] = [];
-  let runStart = 0;
-  for (let i = 0; i < value.length; i++) {
-    const escape = DOUBLE_QUOTE_ESCAPES[value[i]!];
-    if (escape === undefined) continue;
-    if (i > runStart) parts.push(value.slice(runStart, i));
-    parts.push(escape);
-    runStart = i + 1;
-  }
-  if (runStart === 0) return value;
-  if (runStart < value.length) parts.push(value.slice(runStart));
-  return parts.join('');
+  return `"${replaceChars(value, DOUBLE_QUOTE_ESCAPES)}"`;
 }
 
 /** Why a key cannot go into the dotenv file, or undefined when it can. */
